@@ -1,0 +1,371 @@
+"""The Document actor: one pycrdt Doc in memory, its connections, its update log.
+
+Per update: apply to the doc, queue it for broadcast and for the log. When the
+mailbox empties, everything queued goes out as one merged update per
+connection (encoded once), and the log rows go to the group committer; a
+sender's own updates are echoed back only after their commit (the durable ack).
+A timer-driven compaction folds the log into a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, merge_updates
+
+from collab.actors.awareness import AwarenessTable
+from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage
+from collab.errors import CloseCode, InvalidPayload, RemoteProtocolError, close_code_for
+from collab.protocol import ywire
+from collab.protocol.wsframe import binary_frame
+from collab.runtime.actor import Actor, TimerFired
+from collab.runtime.peer import Peer
+from collab.storage.base import AppendUpdate, ReplaceSnapshot
+
+log = logging.getLogger(__name__)
+
+COMPACT_TIMER = "compact"
+#: Seconds between a log passing its threshold and the compaction that folds it,
+#: so a burst of typing triggers one compaction rather than many.
+COMPACT_DELAY = 1.0
+
+
+# -- messages -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A parsed y-websocket message from a connected peer."""
+
+    peer: Peer
+    message: ywire.Message
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyUpdate:
+    """An update from the HTTP API; `reply` gets the log seq once committed."""
+
+    update: bytes
+    reply: asyncio.Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Run `fn(doc)` inside the actor and send its result to `reply`."""
+
+    fn: Callable[[Doc], Any]
+    reply: asyncio.Future[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    echoes: list[tuple[Peer, bytes]]
+    replies: list[tuple[asyncio.Future[int], int]]
+    rows: int
+    size: int
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    upto_seq: int
+    folded: tuple[int, int]  # (rows, bytes) removed from the log
+    error: BaseException | None
+
+
+@dataclass(slots=True)
+class _Outbox:
+    """Work accumulated during one mailbox drain, flushed by `after_drain`."""
+
+    broadcast: list[tuple[Peer | None, bytes]] = field(default_factory=list)
+    writes: list[AppendUpdate] = field(default_factory=list)
+    replies: list[tuple[asyncio.Future[int], int]] = field(default_factory=list)
+
+
+class Document(Actor):
+    kind = "doc"
+
+    def __init__(self, key, system, predecessor=None) -> None:
+        super().__init__(key, system, predecessor)
+        self.doc = Doc()
+        self.peers: set[Peer] = set()
+        self.awareness = AwarenessTable()
+        self.seq = 0  # last log sequence number handed out
+        self.log_rows = 0  # committed rows since the snapshot
+        self.log_bytes = 0
+        self._outbox = _Outbox()
+        self._in_flight = 0  # commits not yet acknowledged
+        self._compacting = False
+        self._compaction: asyncio.Future[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def load(self) -> None:
+        stored = await self.system.store.load_document(self.key)
+        self.doc = doc_from_storage(stored)
+        self.seq = stored.last_seq
+        self.log_rows = len(stored.updates)
+        self.log_bytes = stored.log_bytes
+        self._maybe_schedule_compaction()
+
+    def can_hibernate(self) -> bool:
+        return not self.peers and not self._in_flight and not self._compacting
+
+    async def save(self, reason: str) -> None:
+        if self._compaction is not None:
+            await asyncio.wait([self._compaction])  # its Compacted message is moot now
+            self._compacting = False
+        await self.system.committer.flush()
+        if self.log_rows:
+            await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
+
+    def reject(self, message: Any, error: BaseException) -> None:
+        if isinstance(message, Join):
+            message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
+        elif isinstance(message, ApplyUpdate | Read) and not message.reply.done():
+            message.reply.set_exception(error)
+
+    # -- messages -------------------------------------------------------------
+
+    def handle(self, message: Any) -> None:
+        kind = type(message)
+        if kind is Inbound:
+            self._inbound(message.peer, message.message)
+        elif kind is Join:
+            self._join(message.peer)
+        elif kind is Leave:
+            self._leave(message.peer)
+        elif kind is Committed:
+            self._committed(message)
+        elif kind is ApplyUpdate:
+            self._apply_http(message)
+        elif kind is Read:
+            self._read(message)
+        elif kind is Compacted:
+            self._compacted(message)
+        elif kind is TimerFired and message.name == COMPACT_TIMER:
+            self._start_compaction()
+        else:
+            log.warning("doc %r: unexpected message %r", self.key, message)
+
+    def _join(self, peer: Peer) -> None:
+        if peer.closed:
+            return
+        self.peers.add(peer)
+        self.cancel_timer("idle")
+        # As y-websocket's server does: our state vector first, then who is here.
+        peer.send_frame(binary_frame(ywire.serialize(ywire.SyncStep1(self.doc.get_state()))))
+        states = self.awareness.encode_all()
+        if states is not None:
+            peer.send_frame(binary_frame(ywire.serialize(ywire.AwarenessMessage(states))))
+
+    def _leave(self, peer: Peer) -> None:
+        if peer not in self.peers:
+            return
+        self.peers.discard(peer)
+        removals = self.awareness.remove_owner(peer)
+        if removals:
+            frame = binary_frame(ywire.serialize(
+                ywire.AwarenessMessage(ywire.encode_awareness(removals))))
+            for other in self.peers:
+                other.send_frame(frame)
+        self.maybe_arm_idle()
+
+    def _inbound(self, peer: Peer, message: ywire.Message) -> None:
+        if peer not in self.peers:
+            return  # closed by us earlier in this drain; ignore its backlog
+        try:
+            if type(message) is ywire.SyncUpdate or type(message) is ywire.SyncStep2:
+                self._apply(peer, message.update)
+            elif type(message) is ywire.SyncStep1:
+                self._answer_step1(peer, message.state_vector)
+            elif type(message) is ywire.AwarenessMessage:
+                self._awareness(peer, message.payload)
+            elif type(message) is ywire.QueryAwareness:
+                states = self.awareness.encode_all() or ywire.encode_awareness([])
+                peer.send_frame(binary_frame(ywire.serialize(ywire.AwarenessMessage(states))))
+        except RemoteProtocolError as exc:
+            log.info("doc %r: closing %s: %s", self.key, peer.id, exc)
+            self._drop(peer, close_code_for(exc), exc.message)
+
+    def _drop(self, peer: Peer, code: int, reason: str) -> None:
+        peer.close(code, reason)
+        self._leave(peer)
+
+    def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        try:
+            diff = self.doc.get_update(state_vector)
+        except ValueError as exc:
+            raise InvalidPayload(f"bad state vector: {exc}") from exc
+        peer.send_frame(binary_frame(ywire.serialize(ywire.SyncStep2(diff))))
+
+    def _apply(self, sender: Peer | None, update: bytes) -> int | None:
+        """Apply one update; queue its broadcast and log row. Returns its seq,
+        or None for an empty update (nothing to store or send)."""
+        if update == EMPTY_UPDATE:
+            return None
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise InvalidPayload(f"update rejected: {exc}") from exc
+        self.seq += 1
+        self._outbox.broadcast.append((sender, update))
+        self._outbox.writes.append(AppendUpdate(self.key, self.seq, update))
+        return self.seq
+
+    def _awareness(self, peer: Peer, payload: bytes) -> None:
+        accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer)
+        if not accepted:
+            return
+        frame = binary_frame(ywire.serialize(ywire.AwarenessMessage(payload)))
+        for other in self.peers:
+            if other is not peer:
+                other.send_frame(frame)
+
+    def _apply_http(self, message: ApplyUpdate) -> None:
+        try:
+            seq = self._apply(None, message.update)
+        except RemoteProtocolError as exc:
+            message.reply.set_exception(exc)
+            return
+        if seq is None:
+            message.reply.set_result(self.seq)
+        else:
+            self._outbox.replies.append((message.reply, seq))
+
+    def _read(self, message: Read) -> None:
+        try:
+            result = message.fn(self.doc)
+        except Exception as exc:
+            message.reply.set_exception(exc)
+        else:
+            message.reply.set_result(result)
+
+    # -- flushing: broadcast now, log and echo after commit --------------------
+
+    def after_drain(self) -> None:
+        outbox = self._outbox
+        if not outbox.writes:
+            return
+        self._outbox = _Outbox()
+        self._broadcast(outbox.broadcast)
+        echoes = [(peer, update) for peer, update in outbox.broadcast if peer is not None]
+        future = self.system.committer.submit(outbox.writes)
+        self._in_flight += 1
+        rows = len(outbox.writes)
+        size = sum(len(op.data) for op in outbox.writes)
+        replies = outbox.replies
+
+        def done(fut: asyncio.Future[None]) -> None:
+            self.post(Committed(echoes, replies, rows, size, fut.exception()))
+
+        future.add_done_callback(done)
+
+    def _broadcast(self, batch: list[tuple[Peer | None, bytes]]) -> None:
+        """Send every update in `batch` to every peer except its own sender,
+        as one merged update message per peer, encoding each distinct message once."""
+        updates = [update for _, update in batch]
+        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        frame = binary_frame(ywire.encode_update(merged))
+        senders = {peer for peer, _ in batch if peer is not None}
+        for peer in self.peers:
+            if peer not in senders:
+                peer.send_frame(frame)
+        if len(senders) > 1:
+            for sender in senders:
+                if sender not in self.peers:
+                    continue
+                others = [update for peer, update in batch if peer is not sender]
+                merged_others = others[0] if len(others) == 1 else merge_updates(*others)
+                sender.send_frame(binary_frame(ywire.encode_update(merged_others)))
+
+    def _committed(self, message: Committed) -> None:
+        self._in_flight -= 1
+        if message.error is not None:
+            log.error("doc %r: %d updates not committed: %s", self.key, message.rows,
+                      message.error)
+            for future, _ in message.replies:
+                if not future.done():
+                    future.set_exception(message.error)
+            for peer in {peer for peer, _ in message.echoes}:
+                # No ack possible: make the client reconnect and resend via sync.
+                self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
+            self.maybe_arm_idle()
+            return
+        self.log_rows += message.rows
+        self.log_bytes += message.size
+        own: dict[Peer, list[bytes]] = {}
+        for peer, update in message.echoes:
+            own.setdefault(peer, []).append(update)
+        for peer, updates in own.items():
+            if peer in self.peers:
+                echo = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                peer.send_frame(binary_frame(ywire.encode_update(echo)))
+        for future, seq in message.replies:
+            if not future.done():
+                future.set_result(seq)
+        self._maybe_schedule_compaction()
+        self.maybe_arm_idle()
+
+    # -- compaction -----------------------------------------------------------
+
+    def _maybe_schedule_compaction(self) -> None:
+        settings = self.system.settings
+        over = self.log_rows >= settings.compact_rows or self.log_bytes >= settings.compact_bytes
+        if over and not self._compacting and not self.has_timer(COMPACT_TIMER):
+            self.set_timer(COMPACT_TIMER, COMPACT_DELAY)
+
+    def _start_compaction(self) -> None:
+        if self._compacting or not self.log_rows:
+            return
+        self._compacting = True
+        upto = self.seq
+        # Captured now, in the mailbox, so the snapshot matches `upto` exactly.
+        gc_update, doc_state = self.doc.get_update(), self.doc.get_state()
+
+        async def run() -> None:
+            error, folded = None, (0, 0)
+            try:
+                folded = await self._compact(upto, gc_update, doc_state)
+            except Exception as exc:
+                error = exc
+            self.post(Compacted(upto, folded, error))
+
+        self._compaction = asyncio.ensure_future(run())
+
+    async def _compact(self, upto: int, gc_update: bytes, doc_state: bytes) -> tuple[int, int]:
+        """Fold every log row <= `upto` into a new snapshot, in one transaction.
+        Returns (rows, bytes) folded."""
+        await self.system.committer.flush()  # rows <= upto are all submitted: wait for them
+        stored = await self.system.store.load_document(self.key)
+        rows = [data for seq, data in stored.updates if seq <= upto]
+        if not rows:
+            return 0, 0
+        snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows)
+        await self.system.committer.submit([ReplaceSnapshot(self.key, upto, snapshot)])
+        log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
+        return len(rows), sum(len(row) for row in rows)
+
+    def _compacted(self, message: Compacted) -> None:
+        self._compacting = False
+        self._compaction = None
+        self.log_rows = max(0, self.log_rows - message.folded[0])
+        self.log_bytes = max(0, self.log_bytes - message.folded[1])
+        if message.error is not None:
+            log.error("doc %r: compaction failed: %s", self.key, message.error)
+        self._maybe_schedule_compaction()
+        self.maybe_arm_idle()

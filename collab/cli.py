@@ -1,0 +1,58 @@
+"""The `collab` command: `serve` runs the server, `migrate` brings the schema up to date."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from collab import __version__
+from collab.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"collab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="interface to bind (env HOST; default 127.0.0.1, "
+                                      "or 0.0.0.0 when PORT is set)")
+    serve.add_argument("--port", type=int, help="port to bind, 0 for any (env PORT; default 1234)")
+    serve.add_argument("--database-url", help="store URL (env DATABASE_URL; "
+                                              "default sqlite:///./collab.db)")
+    migrate = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
+    migrate.add_argument("--database-url", help="store URL (env DATABASE_URL)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            database_url=args.database_url,
+        )
+    except ConfigError as exc:
+        print(f"collab: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    from collab.gateway.serve import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from collab.storage import open_store
+
+    store = open_store(settings)
+    await store.open()  # open() migrates
+    version = await store.migrate()
+    await store.close()
+    print(f"collab: schema at version {version} ({settings.database_url})")
+    return 0

@@ -1,0 +1,119 @@
+"""One settings object, read from environment variables and overridden by CLI flags.
+
+Every limit and default lives here as a named constant with its unit and the
+reason for its value; README.md's configuration table mirrors this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+DEFAULT_HOST = "127.0.0.1"
+#: When PORT is set (Heroku and friends) and no host is given, listen on every interface.
+PUBLIC_HOST = "0.0.0.0"
+#: The port y-websocket's own server uses, so examples carry over.
+DEFAULT_PORT = 1234
+DEFAULT_DATABASE_URL = "sqlite:///./collab.db"
+
+#: Seconds without connections before a document is compacted and unloaded.
+DEFAULT_IDLE_TIMEOUT = 30.0
+#: Largest WebSocket message or HTTP update accepted (bytes). 8 MiB fits a pasted
+#: chapter with images inlined as base64, while one bad client can pin at most
+#: this much memory per read.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Seconds between server pings. y-websocket clients drop a connection that is
+#: silent for 30 s, so we ping well inside that; a peer that does not answer
+#: within half the interval is dropped.
+DEFAULT_PING_INTERVAL = 20.0
+#: Compact a document's log once it holds this many rows or bytes since the last snapshot.
+DEFAULT_COMPACT_ROWS = 500
+DEFAULT_COMPACT_BYTES = 1024 * 1024
+#: Bytes a connection may have waiting in its socket buffer before it is treated
+#: as a slow consumer and dropped (it resyncs on reconnect). Bounds memory per peer.
+DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
+#: SQLite `synchronous`: NORMAL survives a process crash in WAL mode; FULL also a power loss.
+DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
+SQLITE_SYNCHRONOUS_CHOICES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Seconds a graceful shutdown may spend flushing before it gives up.
+DEFAULT_SHUTDOWN_TIMEOUT = 20.0
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database_url: str = DEFAULT_DATABASE_URL
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    compact_rows: int = DEFAULT_COMPACT_ROWS
+    compact_bytes: int = DEFAULT_COMPACT_BYTES
+    max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES
+    sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
+        """Build settings from `env` (default os.environ); non-None `flags` win over env."""
+        env = dict(os.environ if env is None else env)
+        port_env = env.get("PORT")
+        values = {
+            "host": env.get("HOST") or (PUBLIC_HOST if port_env else DEFAULT_HOST),
+            "port": _int(env, "PORT", DEFAULT_PORT),
+            "database_url": env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "idle_timeout": _float(env, "COLLAB_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
+            "max_message_bytes": _int(env, "COLLAB_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
+            "ping_interval": _float(env, "COLLAB_PING_INTERVAL", DEFAULT_PING_INTERVAL),
+            "compact_rows": _int(env, "COLLAB_COMPACT_ROWS", DEFAULT_COMPACT_ROWS),
+            "compact_bytes": _int(env, "COLLAB_COMPACT_BYTES", DEFAULT_COMPACT_BYTES),
+            "max_outbound_bytes": _int(env, "COLLAB_MAX_OUTBOUND_BYTES",
+                                       DEFAULT_MAX_OUTBOUND_BYTES),
+            "sqlite_synchronous": env.get("COLLAB_SQLITE_SYNCHRONOUS",
+                                          DEFAULT_SQLITE_SYNCHRONOUS).upper(),
+            "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
+            "log_level": env.get("COLLAB_LOG_LEVEL", "INFO").upper(),
+        }
+        values.update({k: v for k, v in flags.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"PORT must be 0-65535, got {self.port}")
+        if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS_CHOICES:
+            raise ConfigError(
+                f"COLLAB_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_CHOICES}")
+        for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
+                     "compact_bytes", "max_outbound_bytes", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None

@@ -1,0 +1,87 @@
+"""Every error collab reports to a peer, each with a stable code and an owner.
+
+Protocol errors are the remote peer's fault; they map to a WebSocket close code
+here and nowhere else. HTTP errors map to a status and a JSON body in one place.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes collab sends (RFC 6455 section 7.4.1)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+
+
+class CollabError(Exception):
+    """Base class: `code` is a stable machine-readable string."""
+
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RemoteProtocolError(CollabError):
+    """The peer sent bytes that do not follow the protocol (its fault, not ours)."""
+
+    code = "protocol_error"
+    close_code = CloseCode.PROTOCOL_ERROR
+
+
+class UnsupportedMessage(RemoteProtocolError):
+    """Well-formed framing, but a message type or frame kind we do not accept."""
+
+    code = "unsupported_message"
+    close_code = CloseCode.UNSUPPORTED_DATA
+
+
+class InvalidPayload(RemoteProtocolError):
+    """The framing is fine but the payload is not valid (a rejected Yjs update, bad JSON)."""
+
+    code = "invalid_payload"
+    close_code = CloseCode.INVALID_PAYLOAD
+
+
+class MessageTooBig(RemoteProtocolError):
+    code = "message_too_big"
+    close_code = CloseCode.MESSAGE_TOO_BIG
+
+
+class BadRequest(CollabError):
+    """An HTTP request we refuse: maps to 400 unless `status` says otherwise."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class StoreUnavailable(CollabError):
+    """The store could not commit or load; nothing was acknowledged."""
+
+    code = "store_unavailable"
+
+
+def close_code_for(exc: BaseException) -> CloseCode:
+    """The one mapping from an exception to the WebSocket close code sent for it."""
+    if isinstance(exc, RemoteProtocolError):
+        return exc.close_code
+    return CloseCode.INTERNAL_ERROR

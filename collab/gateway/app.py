@@ -1,0 +1,78 @@
+"""Assemble the aiohttp application: routes, middleware, and the runtime's lifetime.
+
+Startup opens the store, starts group commit and the actor system. Shutdown
+closes every WebSocket with 1012 (clients reconnect elsewhere or later), then
+stops every actor (each flushes and compacts), then drains group commit and
+closes the store: nothing acknowledged or pending is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from collab import __version__
+from collab.config import Settings
+from collab.errors import CloseCode
+from collab.gateway import docs_api
+from collab.gateway.http_errors import json_errors
+from collab.gateway.keys import CONNECTIONS, DRAINING, SETTINGS, SYSTEM
+from collab.gateway.yjs import yjs_socket
+from collab.runtime.system import ActorSystem
+from collab.storage import open_store
+from collab.storage.commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    system = request.app[SYSTEM]
+    return web.json_response({
+        "status": "ok",
+        "version": __version__,
+        "connections": len(request.app[CONNECTIONS]),
+        "actors": system.loaded_count,
+        "commits": system.committer.stats.batches,
+    })
+
+
+async def runtime_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = open_store(settings)
+    await store.open()
+    committer = GroupCommitter(store)
+    committer.start()
+    app[SYSTEM] = ActorSystem(settings, store, committer)
+    try:
+        yield
+    finally:
+        await app[SYSTEM].stop_all("shutdown")
+        await committer.close()
+        await store.close()
+
+
+async def close_connections(app: web.Application) -> None:
+    app[DRAINING][0] = True
+    connections = list(app[CONNECTIONS])
+    if connections:
+        log.info("closing %d connections (1012 service restart)", len(connections))
+        await asyncio.gather(
+            *(conn.aclose(CloseCode.SERVICE_RESTART, "server restarting") for conn in connections),
+            return_exceptions=True)
+
+
+def build_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_message_bytes)
+    app[SETTINGS] = settings
+    app[CONNECTIONS] = set()
+    app[DRAINING] = [False]
+    app.cleanup_ctx.append(runtime_context)
+    app.on_shutdown.append(close_connections)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/yjs/{name:.+}", yjs_socket)
+    app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
+    app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
+    return app

@@ -1,0 +1,68 @@
+"""A client's WebSocket as seen by actors: write pre-encoded frames, or close.
+
+Frames are written straight to the transport (the same bytes for every peer of
+a broadcast), so an actor never awaits a socket. The transport's buffer is the
+connection's bounded outbound queue: past `max_outbound_bytes` the peer is a
+slow consumer and is dropped; it resyncs when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from aiohttp import web
+
+from collab.errors import CloseCode
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+class Connection:
+    __slots__ = ("_closing", "_transport", "id", "max_outbound_bytes", "remote", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request,
+                 max_outbound_bytes: int) -> None:
+        self.ws = ws
+        self.id = f"c{next(_ids)}"
+        self.remote = request.remote or "?"
+        self._transport = request.transport
+        self.max_outbound_bytes = max_outbound_bytes
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.remote}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self.ws.closed or self._transport is None \
+            or self._transport.is_closing()
+
+    def send_frame(self, frame: bytes) -> None:
+        transport = self._transport
+        if self._closing or transport is None or transport.is_closing():
+            return
+        transport.write(frame)
+        if transport.get_write_buffer_size() > self.max_outbound_bytes:
+            log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id,
+                        transport.get_write_buffer_size())
+            self._closing = True
+            transport.abort()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        asyncio.ensure_future(self.aclose(code, reason))
+
+    async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Send a close frame with `code` and wait (bounded) for the handshake."""
+        self._closing = True
+        try:
+            await self.ws.close(code=code, message=reason.encode()[:120])
+        except Exception:  # the peer may already be gone; nothing to tell it
+            if self._transport is not None:
+                self._transport.abort()

@@ -1,0 +1,37 @@
+"""The one mapper from exceptions to HTTP JSON errors: {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from collab.errors import BadRequest, CollabError, RemoteProtocolError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except RemoteProtocolError as exc:
+        return error_response(400, exc.code, exc.message)
+    except StoreUnavailable as exc:
+        return error_response(503, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.empty_body:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except CollabError as exc:
+        log.exception("error handling %s %s", request.method, request.path)
+        return error_response(500, exc.code, exc.message)
+    except Exception:
+        log.exception("error handling %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal server error")

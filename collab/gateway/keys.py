@@ -1,0 +1,14 @@
+"""Typed application state shared by the gateway's handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collab.config import Settings
+from collab.gateway.connection import Connection
+from collab.runtime.system import ActorSystem
+
+SETTINGS = web.AppKey("settings", Settings)
+SYSTEM = web.AppKey("system", ActorSystem)
+CONNECTIONS = web.AppKey("connections", set[Connection])
+DRAINING = web.AppKey("draining", list[bool])

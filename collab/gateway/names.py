@@ -1,0 +1,29 @@
+"""Document names: the one pattern every endpoint accepts, checked before any upgrade.
+
+A name is 1-128 characters of `A-Z a-z 0-9 . _ ~ -`, optionally in `/`-separated
+segments (`team/notes`); no empty, `.` or `..` segment. Names are only ever
+used as database keys, never as file paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+from collab.errors import BadRequest
+
+MAX_NAME_LENGTH = 128
+_SEGMENT = r"[A-Za-z0-9._~-]+"
+_NAME = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+NAME_PATTERN = r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$ (1-128 chars, no '.' or '..' segment)"
+
+
+def parse_doc_name(raw: str) -> str:
+    """Return `raw` if it is a valid document name, else raise BadRequest (400)."""
+    if (
+        not 0 < len(raw) <= MAX_NAME_LENGTH
+        or _NAME.fullmatch(raw) is None
+        or any(segment in (".", "..") for segment in raw.split("/"))
+    ):
+        raise BadRequest(f"invalid document name; names match {NAME_PATTERN}",
+                         code="invalid_name")
+    return raw

@@ -1,0 +1,59 @@
+"""Run the application until SIGTERM or SIGINT, then shut down gracefully.
+
+Prints `collab serving on http://HOST:PORT` once listening (with the real port
+when 0 was asked for): scripts and tests wait for that line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from collab.config import Settings
+from collab.gateway.app import build_app
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> None:
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    host, port = _bound_address(site, settings)
+    print(f"collab serving on http://{host}:{port} (store: {_redact(settings.database_url)})",
+          flush=True)
+    try:
+        await stop.wait()
+        log.info("shutting down: closing sockets, flushing writes")
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def _bound_address(site: web.TCPSite, settings: Settings) -> tuple[str, int]:
+    server = site._server  # aiohttp keeps the asyncio Server here; it has the real port
+    sockets = getattr(server, "sockets", None) or []
+    for sock in sockets:
+        addr = sock.getsockname()
+        return settings.host, addr[1]
+    return settings.host, settings.port
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

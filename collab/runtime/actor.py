@@ -1,0 +1,193 @@
+"""The actor base class: a mailbox handled one message at a time, timers, hibernation.
+
+Subclasses implement `load`, `handle`, and optionally `after_drain` (runs when
+the mailbox empties: the place to flush coalesced work), `can_hibernate` and
+`save`. Timers and stop requests arrive as mailbox messages too, so actor code
+never needs a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from collab.runtime.lifecycle import ActorState, check_transition
+
+if TYPE_CHECKING:
+    from collab.runtime.system import ActorSystem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Save and unload. `reason` is "idle" (hibernation) or "shutdown"."""
+
+    reason: str
+
+
+IDLE_TIMER = "idle"
+
+
+class Actor:
+    """One live instance of (kind, key). Created and owned by an ActorSystem."""
+
+    kind: ClassVar[str] = "actor"
+
+    def __init__(self, key: str, system: ActorSystem, predecessor: Actor | None = None) -> None:
+        self.key = key
+        self.system = system
+        self.state = ActorState.LOADING
+        self.stopped = asyncio.Event()
+        self._predecessor = predecessor
+        self._mailbox: deque[Any] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key!r} {self.state.value}>"
+
+    # -- subclass hooks -------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read state from the store. Messages posted meanwhile wait."""
+
+    def handle(self, message: Any) -> Awaitable[None] | None:
+        """Handle one message; may return an awaitable, awaited before the next message."""
+        raise NotImplementedError
+
+    def after_drain(self) -> None:
+        """Called whenever the mailbox has just been emptied."""
+
+    def can_hibernate(self) -> bool:
+        """True when nothing needs this actor in memory (no clients, no work in flight)."""
+        return False
+
+    async def save(self, reason: str) -> None:
+        """Persist everything before unloading; runs in the mailbox."""
+
+    def reject(self, message: Any, error: BaseException) -> None:
+        """Answer a message that can never be handled (the load failed)."""
+
+    # -- the mailbox ----------------------------------------------------------
+
+    def post(self, message: Any) -> bool:
+        """Queue a message. Returns False once the actor is draining or stopped:
+        the caller must ask the system for the live instance instead."""
+        if self.state is ActorState.DRAINING or self.state is ActorState.STOPPED:
+            return False
+        self._mailbox.append(message)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        return True
+
+    @property
+    def mailbox_size(self) -> int:
+        return len(self._mailbox)
+
+    def _move(self, target: ActorState) -> None:
+        self.state = check_transition(f"{self.kind}:{self.key}", self.state, target)
+
+    async def _run(self) -> None:
+        if self._predecessor is not None:
+            # Its last writes must be committed before we read the store.
+            await self._predecessor.stopped.wait()
+            self._predecessor = None
+        try:
+            await self.load()
+        except Exception as exc:
+            log.exception("%s %r failed to load", self.kind, self.key)
+            self._move(ActorState.STOPPED)
+            self.system.forget(self)
+            while self._mailbox:
+                self.reject(self._mailbox.popleft(), exc)
+            self.stopped.set()
+            return
+        self._move(ActorState.LIVE)
+        self.maybe_arm_idle()
+        loop = asyncio.get_running_loop()
+        mailbox = self._mailbox
+        while True:
+            while mailbox:
+                message = mailbox.popleft()
+                try:
+                    if type(message) is Stop:
+                        if await self._stop(message):
+                            return
+                        continue
+                    if type(message) is TimerFired and message.name == IDLE_TIMER:
+                        self._timers.pop(IDLE_TIMER, None)
+                        if self.can_hibernate() and not mailbox:
+                            await self._stop(Stop("idle"))
+                            return
+                        continue
+                    result = self.handle(message)
+                    if result is not None:
+                        await result
+                except Exception:
+                    log.exception("%s %r: handler failed for %s", self.kind, self.key,
+                                  type(message).__name__)
+            self.after_drain()
+            if mailbox:
+                continue
+            self._wakeup = loop.create_future()
+            await self._wakeup
+            self._wakeup = None
+
+    async def _stop(self, message: Stop) -> bool:
+        self._move(ActorState.DRAINING)
+        self.system.forget(self)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        try:
+            self.after_drain()
+            await self.save(message.reason)
+        except Exception:
+            log.exception("%s %r: save failed while stopping", self.kind, self.key)
+        self._move(ActorState.STOPPED)
+        self.stopped.set()
+        leftovers = list(self._mailbox)
+        self._mailbox.clear()
+        for leftover in leftovers:  # arrived after we were forgotten: hand to the successor
+            if not isinstance(leftover, Stop | TimerFired):
+                self.system.post(type(self), self.key, leftover)
+        return True
+
+    # -- timers ---------------------------------------------------------------
+
+    def set_timer(self, name: str, delay: float) -> None:
+        """(Re)arm timer `name`: after `delay` seconds a TimerFired(name) is posted."""
+        self.cancel_timer(name)
+        self._timers[name] = asyncio.get_running_loop().call_later(
+            delay, self._fire_timer, name)
+
+    def cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def has_timer(self, name: str) -> bool:
+        return name in self._timers
+
+    def _fire_timer(self, name: str) -> None:
+        self.post(TimerFired(name))
+
+    def maybe_arm_idle(self) -> None:
+        """Arm the hibernation timer if nothing needs us; cancel it otherwise."""
+        if self.can_hibernate():
+            if IDLE_TIMER not in self._timers:
+                self.set_timer(IDLE_TIMER, self.system.settings.idle_timeout)
+        else:
+            self.cancel_timer(IDLE_TIMER)

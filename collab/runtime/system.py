@@ -1,0 +1,73 @@
+"""The actor system: get-or-create by (kind, key), single-flight loading, stop-all.
+
+At most one live instance exists per (kind, key) in this process. A new
+instance created while its predecessor is still saving waits for it, so a
+wake-up never reads the store before the last sleep has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+from collab.config import Settings
+from collab.runtime.actor import Actor, Stop
+from collab.storage.base import Store
+from collab.storage.commit import GroupCommitter
+
+A = TypeVar("A", bound=Actor)
+
+
+class ActorSystem:
+    def __init__(self, settings: Settings, store: Store, committer: GroupCommitter) -> None:
+        self.settings = settings
+        self.store = store
+        self.committer = committer
+        self._live: dict[tuple[type[Actor], str], Actor] = {}
+        self._stopping: dict[tuple[type[Actor], str], Actor] = {}
+        self.loads = 0
+
+    def get(self, kind: type[A], key: str) -> A:
+        """The live instance of (kind, key), created (and loading) if absent."""
+        ident = (kind, key)
+        actor = self._live.get(ident)
+        if actor is None:
+            actor = kind(key, self, predecessor=self._stopping.get(ident))
+            self._live[ident] = actor
+            self.loads += 1
+        return actor  # type: ignore[return-value]
+
+    def post(self, kind: type[A], key: str, message: Any) -> A:
+        """Deliver `message` to the live instance, creating it if needed; returns it."""
+        while True:
+            actor = self.get(kind, key)
+            if actor.post(message):
+                return actor
+
+    def forget(self, actor: Actor) -> None:
+        """Called by an actor that starts draining: new requests get a fresh instance."""
+        ident = (type(actor), actor.key)
+        if self._live.get(ident) is actor:
+            del self._live[ident]
+        self._stopping[ident] = actor
+        asyncio.ensure_future(self._reap(ident, actor))
+
+    async def _reap(self, ident: tuple[type[Actor], str], actor: Actor) -> None:
+        await actor.stopped.wait()
+        if self._stopping.get(ident) is actor:
+            del self._stopping[ident]
+
+    def live_count(self, kind: type[Actor] | None = None) -> int:
+        return sum(1 for k, _ in self._live if kind is None or k is kind)
+
+    @property
+    def loaded_count(self) -> int:
+        """Instances in memory: live ones plus those still saving."""
+        return len(self._live) + len(self._stopping)
+
+    async def stop_all(self, reason: str = "shutdown") -> None:
+        """Ask every actor to save and unload; returns when all have stopped."""
+        actors = list(self._live.values()) + list(self._stopping.values())
+        for actor in actors:
+            actor.post(Stop(reason))
+        await asyncio.gather(*(actor.stopped.wait() for actor in actors))

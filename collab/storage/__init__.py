@@ -1,0 +1,17 @@
+"""Persistence: one Store interface, chosen by DATABASE_URL, plus group commit."""
+
+from __future__ import annotations
+
+from collab.config import Settings
+from collab.storage.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """Pick the back end for `settings.database_url` (not yet opened)."""
+    url = settings.database_url
+    if url.startswith("sqlite:"):
+        from collab.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(url, synchronous=settings.sqlite_synchronous)
+    raise ValueError(
+        f"unsupported DATABASE_URL {url.split(':', 1)[0]}:... (supported: sqlite:///path.db)")

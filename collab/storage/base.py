@@ -1,0 +1,84 @@
+"""The one storage interface every back end implements, and the write operations it takes.
+
+A store keeps, per document, an append-only update log keyed by a per-document
+sequence number and at most one snapshot that covers every log row up to its
+`seq`. Writes arrive as a list of operations that commit in one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class AppendUpdate:
+    """Append one Yjs update to a document's log at sequence number `seq`."""
+
+    doc: str
+    seq: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceSnapshot:
+    """Store `data` as the document's snapshot covering log rows <= `seq`, and
+    delete those rows, in the same transaction."""
+
+    doc: str
+    seq: int
+    data: bytes
+
+
+WriteOp = AppendUpdate | ReplaceSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """What a store holds for one document: a snapshot plus the log after it."""
+
+    snapshot: bytes | None = None
+    snapshot_seq: int = 0
+    updates: list[tuple[int, bytes]] = field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        return self.updates[-1][0] if self.updates else self.snapshot_seq
+
+    @property
+    def log_bytes(self) -> int:
+        return sum(len(data) for _, data in self.updates)
+
+
+class Store(ABC):
+    """A persistence back end. Implementations must pass tests/test_store.py."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; pending writes must have been awaited by the caller."""
+
+    @abstractmethod
+    async def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version now in place."""
+
+    @abstractmethod
+    async def load_document(self, doc: str) -> StoredDocument:
+        """Read a document's snapshot and the log rows after it, in sequence order."""
+
+    @abstractmethod
+    async def write(self, ops: Sequence[WriteOp]) -> None:
+        """Apply every op in one transaction: all of them or none.
+
+        Appends are applied before snapshot replacements, so a snapshot in the
+        same batch may cover appends of that batch. Raises on failure; the
+        caller must not acknowledge any op of a failed batch.
+        """
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot answer a trivial query."""

@@ -1,0 +1,94 @@
+"""Run a real `collab serve` process on port 0 for tests, and stop or kill it.
+
+The server prints `collab serving on http://HOST:PORT ...` once it listens; that
+line is how tests learn the port. Everything else it prints goes to a log file
+next to the database so a failing test can show it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: One wait budget for every "until" loop in the tests (seconds).
+TIMEOUT = 20.0
+
+_READY = re.compile(r"collab serving on http://([^:\s]+):(\d+)")
+
+
+class ServerProcess:
+    """A `python -m collab serve` child process bound to 127.0.0.1:0."""
+
+    def __init__(self, db_path: Path, env: dict[str, str] | None = None, args: tuple = ()):
+        self.db_path = Path(db_path)
+        self.env = dict(os.environ)
+        self.env.pop("PORT", None)
+        self.env.pop("DATABASE_URL", None)
+        self.env.update(env or {})
+        self.args = tuple(args)
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path = self.db_path.with_suffix(".log")
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Base URL for y-websocket clients: `new WebsocketProvider(ws_url, name, doc)`."""
+        return f"ws://127.0.0.1:{self.port}/yjs"
+
+    def start(self) -> ServerProcess:
+        cmd = [
+            sys.executable, "-m", "collab", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--database-url", f"sqlite:///{self.db_path}", *self.args,
+        ]
+        log = open(self.log_path, "a")  # noqa: SIM115 - owned by the child's lifetime
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, text=True, bufsize=1
+        )
+        deadline = time.monotonic() + TIMEOUT
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server exited before listening; log:\n{self.log()}")
+            log.write(line)
+            match = _READY.search(line)
+            if match:
+                self.port = int(match.group(2))
+                return self
+        raise RuntimeError(f"server did not listen within {TIMEOUT}s; log:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send `sig` and wait for the exit; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no flush; what was committed must survive."""
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
