@@ -22,7 +22,8 @@ _ids = itertools.count(1)
 
 
 class Connection:
-    __slots__ = ("_closing", "_transport", "id", "max_outbound_bytes", "remote", "ws")
+    __slots__ = (
+        "_close_task", "_closing", "_transport", "id", "max_outbound_bytes", "remote", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int) -> None:
@@ -32,6 +33,7 @@ class Connection:
         self._transport = request.transport
         self.max_outbound_bytes = max_outbound_bytes
         self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.remote}>"
@@ -56,7 +58,7 @@ class Connection:
         if self._closing:
             return
         self._closing = True
-        asyncio.ensure_future(self.aclose(code, reason))
+        self._close_task = asyncio.ensure_future(self.aclose(code, reason))
 
     async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Send a close frame with `code` and wait (bounded) for the handshake."""

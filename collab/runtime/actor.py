@@ -113,6 +113,7 @@ class Actor:
             while self._mailbox:
                 self.reject(self._mailbox.popleft(), exc)
             self.stopped.set()
+            self.system.reap(self)
             return
         self._move(ActorState.LIVE)
         self.maybe_arm_idle()
@@ -158,6 +159,7 @@ class Actor:
             log.exception("%s %r: save failed while stopping", self.kind, self.key)
         self._move(ActorState.STOPPED)
         self.stopped.set()
+        self.system.reap(self)
         leftovers = list(self._mailbox)
         self._mailbox.clear()
         for leftover in leftovers:  # arrived after we were forgotten: hand to the successor

@@ -50,10 +50,10 @@ class ActorSystem:
         if self._live.get(ident) is actor:
             del self._live[ident]
         self._stopping[ident] = actor
-        asyncio.ensure_future(self._reap(ident, actor))
 
-    async def _reap(self, ident: tuple[type[Actor], str], actor: Actor) -> None:
-        await actor.stopped.wait()
+    def reap(self, actor: Actor) -> None:
+        """Called by an actor once it has stopped: it no longer holds memory."""
+        ident = (type(actor), actor.key)
         if self._stopping.get(ident) is actor:
             del self._stopping[ident]
 

@@ -61,7 +61,8 @@ class SQLiteStore(Store):
         assert conn is not None, "open() first"
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            await conn.execute("CREATE TABLE IF NOT EXISTS collab_schema (version INTEGER NOT NULL)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS collab_schema (version INTEGER NOT NULL)")
             async with conn.execute("SELECT MAX(version) FROM collab_schema") as cur:
                 row = await cur.fetchone()
             current = row[0] or 0
