@@ -8,9 +8,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text, XmlFragment, get_state, merge_updates
+from pycrdt import Array, Doc, Map, Text, XmlFragment, get_update, merge_updates
 
-from collab.protocol.ywire import decode_state_vector
 from collab.storage.base import StoredDocument
 
 #: The empty Yjs v1 update: no structs, no deletions.
@@ -34,19 +33,19 @@ def compacted_snapshot(
     """The snapshot that replaces `snapshot` + `rows`.
 
     `gc_update` and `doc_state` are the in-memory doc's full update and state
-    vector taken at the same moment the covered log position was fixed. The doc's
-    own encoding is preferred (deleted content garbage-collected), but it omits
-    updates still waiting for missing dependencies; if the stored parts know
-    more than the doc has integrated, their plain merge is kept instead so that
-    nothing is ever dropped.
+    vector, taken at the moment the covered log position was fixed. The doc's
+    own encoding is compact (deleted content garbage-collected) but omits what
+    the doc has not integrated: structs still waiting for a missing dependency
+    and deletions of items it never saw. Those are exactly the stored parts'
+    difference against the doc's state vector, so the snapshot is the doc's
+    encoding merged with that difference: compact, and nothing dropped.
     """
     parts = ([snapshot] if snapshot else []) + list(rows)
     if not parts:
         return gc_update
     merged = parts[0] if len(parts) == 1 else merge_updates(*parts)
-    if decode_state_vector(get_state(merged)) == decode_state_vector(doc_state):
-        return gc_update
-    return merged
+    missing = get_update(merged, doc_state)
+    return merge_updates(gc_update, missing)
 
 
 SHARED_TYPES: dict[str, type] = {"text": Text, "map": Map, "array": Array, "xml": XmlFragment}
