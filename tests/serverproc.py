@@ -49,7 +49,7 @@ class ServerProcess:
             sys.executable, "-m", "collab", "serve", "--host", "127.0.0.1", "--port", "0",
             "--database-url", f"sqlite:///{self.db_path}", *self.args,
         ]
-        log = open(self.log_path, "a")  # noqa: SIM115 - owned by the child's lifetime
+        log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, text=True, bufsize=1
         )
