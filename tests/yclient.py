@@ -28,8 +28,8 @@ class YClient:
     async def send(self, message: ywire.Message) -> None:
         await self.ws.send_bytes(ywire.serialize(message))
 
-    async def recv(self, timeout: float = TIMEOUT) -> ywire.Message:
-        msg = await self.ws.receive(timeout=timeout)
+    async def recv(self) -> ywire.Message:
+        msg = await self.ws.receive(timeout=TIMEOUT)
         if msg.type is not aiohttp.WSMsgType.BINARY:
             raise ConnectionError(f"expected a binary frame, got {msg.type!r} {msg.data!r}")
         return ywire.parse(msg.data)
