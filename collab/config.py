@@ -29,6 +29,9 @@ DEFAULT_PING_INTERVAL = 20.0
 #: Compact a document's log once it holds this many rows or bytes since the last snapshot.
 DEFAULT_COMPACT_ROWS = 500
 DEFAULT_COMPACT_BYTES = 1024 * 1024
+#: Seconds between a log passing its threshold and the compaction that folds it,
+#: so a burst of typing causes one compaction rather than many.
+DEFAULT_COMPACT_DELAY = 1.0
 #: Bytes a connection may have waiting in its socket buffer before it is treated
 #: as a slow consumer and dropped (it resyncs on reconnect). Bounds memory per peer.
 DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
@@ -53,6 +56,7 @@ class Settings:
     ping_interval: float = DEFAULT_PING_INTERVAL
     compact_rows: int = DEFAULT_COMPACT_ROWS
     compact_bytes: int = DEFAULT_COMPACT_BYTES
+    compact_delay: float = DEFAULT_COMPACT_DELAY
     max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
@@ -72,6 +76,7 @@ class Settings:
             "ping_interval": _float(env, "COLLAB_PING_INTERVAL", DEFAULT_PING_INTERVAL),
             "compact_rows": _int(env, "COLLAB_COMPACT_ROWS", DEFAULT_COMPACT_ROWS),
             "compact_bytes": _int(env, "COLLAB_COMPACT_BYTES", DEFAULT_COMPACT_BYTES),
+            "compact_delay": _float(env, "COLLAB_COMPACT_DELAY", DEFAULT_COMPACT_DELAY),
             "max_outbound_bytes": _int(env, "COLLAB_MAX_OUTBOUND_BYTES",
                                        DEFAULT_MAX_OUTBOUND_BYTES),
             "sqlite_synchronous": env.get("COLLAB_SQLITE_SYNCHRONOUS",

@@ -6,6 +6,7 @@ when its store lands.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -85,3 +86,9 @@ async def test_sqlite_pragmas(tmp_path):
     await store.close()
     with sqlite3.connect(tmp_path / "p.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_concurrent_loads(store):
+    await store.write([AppendUpdate(f"d{i}", 1, b"x") for i in range(50)])
+    loaded = await asyncio.gather(*(store.load_document(f"d{i}") for i in range(50)))
+    assert all(doc.updates == [(1, b"x")] for doc in loaded)

@@ -29,9 +29,6 @@ from collab.storage.base import AppendUpdate, ReplaceSnapshot
 log = logging.getLogger(__name__)
 
 COMPACT_TIMER = "compact"
-#: Seconds between a log passing its threshold and the compaction that folds it,
-#: so a burst of typing triggers one compaction rather than many.
-COMPACT_DELAY = 1.0
 
 
 # -- messages -----------------------------------------------------------------
@@ -327,7 +324,7 @@ class Document(Actor):
         settings = self.system.settings
         over = self.log_rows >= settings.compact_rows or self.log_bytes >= settings.compact_bytes
         if over and not self._compacting and not self.has_timer(COMPACT_TIMER):
-            self.set_timer(COMPACT_TIMER, COMPACT_DELAY)
+            self.set_timer(COMPACT_TIMER, settings.compact_delay)
 
     def _start_compaction(self) -> None:
         if self._compacting or not self.log_rows:

@@ -29,6 +29,15 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix):]
 
 
+_LOAD_DOCUMENT = """
+    SELECT 0, seq, data FROM doc_snapshots WHERE doc = ?
+    UNION ALL
+    SELECT 1, seq, data FROM doc_updates
+     WHERE doc = ? AND seq > COALESCE((SELECT seq FROM doc_snapshots WHERE doc = ?), 0)
+    ORDER BY 1, 2
+"""
+
+
 class SQLiteStore(Store):
     def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
         self.path = sqlite_path(url)
@@ -82,21 +91,16 @@ class SQLiteStore(Store):
     async def load_document(self, doc: str) -> StoredDocument:
         conn = self._reader
         assert conn is not None, "open() first"
-        # One read transaction, so the snapshot and the log are from the same moment.
-        await conn.execute("BEGIN")
-        try:
-            async with conn.execute(
-                "SELECT seq, data FROM doc_snapshots WHERE doc = ?", (doc,)
-            ) as cur:
-                row = await cur.fetchone()
-            snapshot_seq, snapshot = (row[0], bytes(row[1])) if row else (0, None)
-            async with conn.execute(
-                "SELECT seq, data FROM doc_updates WHERE doc = ? AND seq > ? ORDER BY seq",
-                (doc, snapshot_seq),
-            ) as cur:
-                updates = [(seq, bytes(data)) for seq, data in await cur.fetchall()]
-        finally:
-            await conn.execute("COMMIT")
+        # One statement is one consistent read: the snapshot and the log rows
+        # after it come from the same moment, with no transaction to interleave.
+        async with conn.execute(_LOAD_DOCUMENT, (doc, doc, doc)) as cur:
+            rows = await cur.fetchall()
+        snapshot, snapshot_seq, updates = None, 0, []
+        for is_log, seq, data in rows:
+            if is_log:
+                updates.append((seq, bytes(data)))
+            else:
+                snapshot, snapshot_seq = bytes(data), seq
         return StoredDocument(snapshot, snapshot_seq, updates)
 
     async def write(self, ops: Sequence[WriteOp]) -> None:
