@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                                               "default sqlite:///./collab.db)")
     migrate = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     migrate.add_argument("--database-url", help="store URL (env DATABASE_URL)")
+    migrate.set_defaults(host=None, port=None)
     return parser
 
 
@@ -30,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(
-            host=getattr(args, "host", None),
-            port=getattr(args, "port", None),
+            host=args.host,
+            port=args.port,
             database_url=args.database_url,
         )
     except ConfigError as exc:

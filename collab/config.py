@@ -15,6 +15,7 @@ PUBLIC_HOST = "0.0.0.0"
 #: The port y-websocket's own server uses, so examples carry over.
 DEFAULT_PORT = 1234
 DEFAULT_DATABASE_URL = "sqlite:///./collab.db"
+SUPPORTED_DATABASE_URLS = ("sqlite:///",)
 
 #: Seconds without connections before a document is compacted and unloaded.
 DEFAULT_IDLE_TIMEOUT = 30.0
@@ -90,6 +91,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if not self.database_url.startswith(SUPPORTED_DATABASE_URLS):
+            scheme = self.database_url.split(":", 1)[0]
+            raise ConfigError(f"unsupported DATABASE_URL scheme {scheme!r}; "
+                              f"use one of {', '.join(SUPPORTED_DATABASE_URLS)}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"PORT must be 0-65535, got {self.port}")
         if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS_CHOICES:

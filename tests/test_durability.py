@@ -140,7 +140,7 @@ async def test_hibernation_unloads_every_idle_document(tmp_path):
 
             peak = (await health())["actors"]
             async with asyncio.timeout(TIMEOUT):
-                while (await health())["actors"] != 0:
+                while (await health())["actors"] != 0:  # noqa: ASYNC110 - another process
                     await asyncio.sleep(0.05)
             assert peak > 0
             # The next request loads a document again, with its content.

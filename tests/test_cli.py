@@ -1,0 +1,90 @@
+"""The `collab` command: address selection, flags over env, migrate, config errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from collab.config import ConfigError, Settings
+from collab.storage.schema import LATEST_VERSION
+from tests.serverproc import TIMEOUT, ServerProcess
+
+
+def run_collab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST", "DATABASE_URL")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "collab", *args], capture_output=True,
+                          text=True, env=full_env, timeout=TIMEOUT)
+
+
+def test_settings_defaults_and_heroku_port():
+    assert Settings.from_env({}).host == "127.0.0.1"
+    assert Settings.from_env({}).port == 1234
+    heroku = Settings.from_env({"PORT": "5000"})
+    assert (heroku.host, heroku.port) == ("0.0.0.0", 5000)
+    assert Settings.from_env({"PORT": "5000", "HOST": "::1"}).host == "::1"
+    assert Settings.from_env({"PORT": "5000"}, port=7000, host="127.0.0.2").port == 7000
+    assert Settings.from_env({"DATABASE_URL": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"PORT": "http"}, {"COLLAB_IDLE_TIMEOUT": "-1"}, {"COLLAB_SQLITE_SYNCHRONOUS": "SOMETIMES"}],
+)
+def test_bad_settings_are_named(env):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert list(env)[0].removeprefix("COLLAB_").lower().split("_")[0] in str(info.value).lower()
+
+
+def test_serve_with_port_env_binds_every_interface(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collab", "serve", "--database-url", f"sqlite:///{tmp_path}/p.db"],
+        env={**__import__("os").environ, "PORT": "0"}, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("collab serving on http://0.0.0.0:")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=TIMEOUT)
+
+
+def test_flag_wins_over_env(tmp_path):
+    srv = ServerProcess(tmp_path / "f.db", env={"DATABASE_URL": "sqlite:////nonexistent/x.db",
+                                                "HOST": "0.0.0.0"}).start()
+    try:
+        assert (tmp_path / "f.db").exists()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_migrate_creates_versioned_schema(tmp_path):
+    db = tmp_path / "m.db"
+    result = run_collab("migrate", "--database-url", f"sqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    assert f"version {LATEST_VERSION}" in result.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT MAX(version) FROM collab_schema").fetchone()[0] \
+            == LATEST_VERSION
+    again = run_collab("migrate", env={"DATABASE_URL": f"sqlite:///{db}"})
+    assert again.returncode == 0 and f"version {LATEST_VERSION}" in again.stdout
+
+
+def test_config_error_exit_code():
+    result = run_collab("serve", env={"PORT": "not-a-port"})
+    assert result.returncode == 2 and "PORT" in result.stderr
+
+
+def test_unsupported_database_url():
+    result = run_collab("migrate", "--database-url", "mysql://x")
+    assert result.returncode == 2 and "unsupported DATABASE_URL" in result.stderr
+
+
+def test_sigint_stops_cleanly(tmp_path):
+    srv = ServerProcess(tmp_path / "i.db").start()
+    assert srv.stop(sig=2) == 0
