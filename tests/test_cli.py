@@ -39,7 +39,7 @@ def test_settings_defaults_and_heroku_port():
 def test_bad_settings_are_named(env):
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
-    assert list(env)[0].removeprefix("COLLAB_").lower().split("_")[0] in str(info.value).lower()
+    assert next(iter(env)).removeprefix("COLLAB_").lower().split("_")[0] in str(info.value).lower()
 
 
 def test_serve_with_port_env_binds_every_interface(tmp_path):

@@ -35,6 +35,7 @@ async def healthz(request: web.Request) -> web.Response:
         "version": __version__,
         "connections": len(request.app[CONNECTIONS]),
         "actors": system.loaded_count,
+        "loads": system.loads,
         "commits": system.committer.stats.batches,
     })
 
