@@ -67,9 +67,10 @@ async def test_updates_in_one_turn_reach_everyone_and_converge(tmp_path):
             clients = [await YClient.connect(session, srv.http_url, "fan") for _ in range(8)]
             await asyncio.gather(*(c.recv() for c in clients))
             editors = [Editor() for _ in clients]
+            pairs = list(zip(clients, editors, strict=True))
             for round_ in range(10):
                 await asyncio.gather(*(c.send(SyncUpdate(e.type(f"<{i}.{round_}>")))
-                                       for i, (c, e) in enumerate(zip(clients, editors, strict=True))))
+                                       for i, (c, e) in enumerate(pairs)))
             wanted = {f"<{i}.{r}>".encode() for i in range(8) for r in range(10)}
 
             async def collect(client: YClient, editor: Editor) -> None:
