@@ -21,6 +21,10 @@ from collab.protocol import ywire
 
 log = logging.getLogger(__name__)
 
+#: Seconds to wait for a peer's answer to our close frame before dropping the
+#: TCP connection; bounds how long a shutdown can be held up by silent peers.
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+
 
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
@@ -28,6 +32,7 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         max_msg_size=settings.max_message_bytes,
         heartbeat=settings.ping_interval,
+        timeout=CLOSE_HANDSHAKE_TIMEOUT,
         compress=False,  # frames are pre-encoded once and shared by every peer
     )
     await ws.prepare(request)
