@@ -139,7 +139,10 @@ class Actor:
                 except Exception:
                     log.exception("%s %r: handler failed for %s", self.kind, self.key,
                                   type(message).__name__)
-            self.after_drain()
+            try:
+                self.after_drain()
+            except Exception:
+                log.exception("%s %r: flush after drain failed", self.kind, self.key)
             if mailbox:
                 continue
             self._wakeup = loop.create_future()
