@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-#: One wait budget for every "until" loop in the tests (seconds).
-TIMEOUT = 20.0
+from tests.waits import TIMEOUT
 
 _READY = re.compile(r"collab serving on http://([^:\s]+):(\d+)")
 

@@ -14,6 +14,7 @@ import pytest
 
 from collab.protocol.ywire import SyncStep2, SyncUpdate
 from tests.serverproc import TIMEOUT, ServerProcess
+from tests.waits import until
 from tests.yclient import Editor, YClient
 
 MARKER = re.compile(rb"<(\d+)>")
@@ -139,9 +140,10 @@ async def test_hibernation_unloads_every_idle_document(tmp_path):
                 return await (await session.get(f"{srv.http_url}/healthz")).json()
 
             peak = (await health())["actors"]
-            async with asyncio.timeout(TIMEOUT):
-                while (await health())["actors"] != 0:  # noqa: ASYNC110 - another process
-                    await asyncio.sleep(0.05)
+            async def all_unloaded() -> bool:
+                return (await health())["actors"] == 0
+
+            await until(all_unloaded)
             assert peak > 0
             # The next request loads a document again, with its content.
             assert await doc_text(srv.http_url, "doc-990") == "content 990"

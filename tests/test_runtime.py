@@ -1,0 +1,102 @@
+"""The actor runtime without a server: mailbox order, lifecycle table, hibernation,
+and a successor that waits for its predecessor's save."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collab.config import Settings
+from collab.runtime.actor import Actor, Stop
+from collab.runtime.lifecycle import ActorState, IllegalTransition, check_transition
+from collab.runtime.system import ActorSystem
+from collab.storage import open_store
+from collab.storage.commit import GroupCommitter
+from tests.waits import until
+
+
+class Recorder(Actor):
+    kind = "recorder"
+    events: list[tuple[str, str]] = []
+
+    async def load(self) -> None:
+        self.events.append(("load", self.key))
+        await asyncio.sleep(0.01)
+        self.busy = False
+
+    def handle(self, message):
+        if message == "slow":
+            async def work():
+                self.events.append(("slow-start", self.key))
+                await asyncio.sleep(0.02)
+                self.events.append(("slow-end", self.key))
+            return work()
+        self.events.append((message, self.key))
+        return None
+
+    def can_hibernate(self) -> bool:
+        return True
+
+    async def save(self, reason: str) -> None:
+        self.events.append((f"save:{reason}", self.key))
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def system(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/rt.db", idle_timeout=0.1)
+    store = open_store(settings)
+    await store.open()
+    committer = GroupCommitter(store)
+    committer.start()
+    Recorder.events = []
+    yield ActorSystem(settings, store, committer)
+    await committer.close()
+    await store.close()
+
+
+def test_lifecycle_table():
+    assert check_transition("a", ActorState.LOADING, ActorState.LIVE) is ActorState.LIVE
+    with pytest.raises(IllegalTransition, match="a: cannot go from stopped to live"):
+        check_transition("a", ActorState.STOPPED, ActorState.LIVE)
+    with pytest.raises(IllegalTransition):
+        check_transition("a", ActorState.LIVE, ActorState.LOADING)
+
+
+async def test_messages_wait_for_load_and_run_one_at_a_time(system):
+    actor = system.get(Recorder, "k")
+    for message in ["a", "slow", "b"]:
+        system.post(Recorder, "k", message)
+    assert system.get(Recorder, "k") is actor and system.loads == 1
+    await until(lambda: ("b", "k") in Recorder.events)
+    assert [e for e, _ in Recorder.events] == ["load", "a", "slow-start", "slow-end", "b"]
+
+
+async def test_idle_actor_hibernates_and_successor_waits_for_save(system):
+    first = system.get(Recorder, "k")
+    await until(lambda: first.state is ActorState.DRAINING)
+    # A request during the save gets a new instance, which loads only after the save.
+    second = system.post(Recorder, "k", "hello")
+    assert second is not first
+    await until(lambda: ("hello", "k") in Recorder.events)
+    names = [e for e, _ in Recorder.events]
+    assert names == ["load", "save:idle", "load", "hello"]
+    assert first.state is ActorState.STOPPED
+    await system.stop_all()
+    assert system.loaded_count == 0
+
+
+async def test_stop_all_saves_everyone(system):
+    for key in "abc":
+        system.post(Recorder, key, "x")
+    await system.stop_all()
+    assert sorted(k for e, k in Recorder.events if e == "save:shutdown") == ["a", "b", "c"]
+    assert system.loaded_count == 0
+
+
+async def test_post_to_stopped_actor_is_refused(system):
+    actor = system.get(Recorder, "k")
+    actor.post(Stop("shutdown"))
+    await actor.stopped.wait()
+    assert actor.post("late") is False
