@@ -10,8 +10,11 @@ def test_newer_clock_wins_and_owner_removal():
     table.apply([AwarenessEntry(2, 1, '{"b":1}')], owner="c2")
     assert len(table) == 2
     removals = table.remove_owner("c1")
-    assert removals == [AwarenessEntry(1, 3, "null")]
-    assert table.states() == {2: '{"b":1}'}
+    assert removals == [AwarenessEntry(1, 2, "null")]
+    # The same client reconnects at its old clock; its next change wins.
+    assert table.apply([AwarenessEntry(1, 3, '{"a":4}')], owner="c3")
+    assert table.states() == {1: '{"a":4}', 2: '{"b":1}'}
+    table.remove_owner("c3")
     assert decode_awareness(table.encode_all()) == [AwarenessEntry(2, 1, '{"b":1}')]
 
 

@@ -77,7 +77,7 @@ async def test_awareness_relay_query_and_removal_on_close(srv, session):
     assert ywire.decode_awareness(answer.payload) == [state]
     await a.ws.close()  # no explicit removal from the client: the server must do it
     removal = await b.recv_until(lambda m: isinstance(m, AwarenessMessage))
-    assert ywire.decode_awareness(removal.payload) == [AwarenessEntry(42, 2, "null")]
+    assert ywire.decode_awareness(removal.payload) == [AwarenessEntry(42, 1, "null")]
 
 
 BAD_FRAMES = [

@@ -41,13 +41,17 @@ class AwarenessTable:
         return accepted
 
     def remove_owner(self, owner: Hashable) -> list[AwarenessEntry]:
-        """Mark every live state announced by `owner` as removed (clock + 1, as
-        y-protocols does); returns the removal entries to broadcast."""
+        """Mark every live state announced by `owner` as removed; returns the
+        removal entries to broadcast.
+
+        The clock stays the same: y-protocols bumps it only when a client removes
+        its own state. A reconnecting client resumes at its old clock, and its
+        next change (clock + 1) must beat this removal."""
         removals = []
         for client_id in [cid for cid, who in self._owners.items() if who == owner]:
             del self._owners[client_id]
             current = self._entries[client_id]
-            removal = AwarenessEntry(client_id, current.clock + 1, NULL_STATE)
+            removal = AwarenessEntry(client_id, current.clock, NULL_STATE)
             self._entries[client_id] = removal
             removals.append(removal)
         return removals
