@@ -87,3 +87,4 @@ async def test_updates_in_one_turn_reach_everyone_and_converge(tmp_path):
             assert len(texts) == 1
     finally:
         srv.stop()
+

@@ -129,3 +129,18 @@ async def test_sqlite_wal_is_checkpointed(tmp_path):
     # SQLite reuses it from the start and it stays near 1000 commits' worth.
     assert (tmp_path / "wal.db-wal").stat().st_size < 2500 * 2 * 4120 * 0.6
     await store.close()
+
+
+async def test_sqlite_checkpoint_leaves_no_statement_open(tmp_path):
+    """A checkpoint's result row must be consumed: an open statement on the writer
+    makes the next COMMIT fail ("SQL statements in progress")."""
+    from collab.storage.sqlite import _checkpoint
+
+    store = open_store(Settings(database_url=f"sqlite:///{tmp_path}/ck.db"))
+    await store.open()
+    await store.write([AppendUpdate("a", 1, b"x")])
+    kept = await store.in_writer(_checkpoint)  # whatever it returns stays referenced
+    await store.write([AppendUpdate("a", 2, b"y")])
+    assert kept is None
+    assert len((await store.load_document("a")).updates) == 2
+    await store.close()

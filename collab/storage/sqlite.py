@@ -145,7 +145,7 @@ class SQLiteStore(Store):
             # On the writer thread, between two batches: nothing is appended while
             # it runs, so it backfills the whole WAL and the next commit restarts it.
             # Commits wait meanwhile (and group up); the event loop does not.
-            await self.in_writer(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            await self.in_writer(_checkpoint)
 
     async def ping(self) -> None:
         conn = self._reader
@@ -212,3 +212,9 @@ def _write_patiently(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
         _write(conn, ops)
     finally:
         conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # The pragma returns a row; an unread cursor would keep a statement open and
+    # make the next COMMIT fail with "SQL statements in progress".
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
