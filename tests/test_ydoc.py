@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
-from collab.actors.ydoc import compacted_snapshot, doc_from_storage, json_view
+from collab.actors.ydoc import (
+    MERGE_FAN_IN,
+    compacted_snapshot,
+    doc_from_storage,
+    json_view,
+    merge_many,
+)
 from collab.storage.base import StoredDocument
 
 
@@ -84,3 +90,15 @@ def test_json_view():
     doc.get("meta", type=Map)["n"] = 1
     view = json_view(doc, {"text": ["body"], "map": ["meta"], "array": ["none"]})
     assert view == {"text": {"body": "hi"}, "map": {"meta": {"n": 1.0}}, "array": {"none": []}}
+
+
+def test_merge_many_equals_one_merge():
+    updates = make_updates([(i % 3, "insert", "ab") for i in range(MERGE_FAN_IN * 3 + 5)])
+    merged = Doc()
+    merged.apply_update(merge_many(updates))
+    reference = Doc()
+    for update in updates:
+        reference.apply_update(update)
+    assert content(merged) == content(reference)
+    assert merge_many([updates[0]]) == updates[0]
+    assert merge_many([]) == b"\x00\x00"

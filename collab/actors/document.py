@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
-from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage
+from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage, merge_many
 from collab.errors import CloseCode, InvalidPayload, RemoteProtocolError, close_code_for
 from collab.protocol import ywire
 from collab.protocol.wsframe import binary_frame
@@ -70,7 +70,8 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    echoes: list[tuple[Peer, bytes]]
+    frame: bytes  # the batch's broadcast frame, held back from its senders until now
+    senders: set[Peer]
     replies: list[tuple[asyncio.Future[int], int]]
     rows: int
     size: int
@@ -255,12 +256,21 @@ class Document(Actor):
     # -- flushing: broadcast now, log and echo after commit --------------------
 
     def after_drain(self) -> None:
+        """Broadcast what this drain applied, as one frame, to every peer that sent
+        none of it; hand the log rows to group commit. The batch's senders get the
+        same frame once it has committed: it carries their own updates (the durable
+        ack) and everyone else's, so no per-sender merge is ever needed."""
         outbox = self._outbox
         if not outbox.writes:
             return
         self._outbox = _Outbox()
-        self._broadcast(outbox.broadcast)
-        echoes = [(peer, update) for peer, update in outbox.broadcast if peer is not None]
+        batch = outbox.broadcast
+        frame = binary_frame(ywire.encode_update(
+            batch[0][1] if len(batch) == 1 else merge_many([update for _, update in batch])))
+        senders = {peer for peer, _ in batch if peer is not None}
+        for peer in self.peers:
+            if peer not in senders:
+                peer.send_frame(frame)
         future = self.system.committer.submit(outbox.writes)
         self._in_flight += 1
         rows = len(outbox.writes)
@@ -268,27 +278,9 @@ class Document(Actor):
         replies = outbox.replies
 
         def done(fut: asyncio.Future[None]) -> None:
-            self.post(Committed(echoes, replies, rows, size, fut.exception()))
+            self.post(Committed(frame, senders, replies, rows, size, fut.exception()))
 
         future.add_done_callback(done)
-
-    def _broadcast(self, batch: list[tuple[Peer | None, bytes]]) -> None:
-        """Send every update in `batch` to every peer except its own sender,
-        as one merged update message per peer, encoding each distinct message once."""
-        updates = [update for _, update in batch]
-        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-        frame = binary_frame(ywire.encode_update(merged))
-        senders = {peer for peer, _ in batch if peer is not None}
-        for peer in self.peers:
-            if peer not in senders:
-                peer.send_frame(frame)
-        if len(senders) > 1:
-            for sender in senders:
-                if sender not in self.peers:
-                    continue
-                others = [update for peer, update in batch if peer is not sender]
-                merged_others = others[0] if len(others) == 1 else merge_updates(*others)
-                sender.send_frame(binary_frame(ywire.encode_update(merged_others)))
 
     def _committed(self, message: Committed) -> None:
         self._in_flight -= 1
@@ -298,20 +290,16 @@ class Document(Actor):
             for future, _ in message.replies:
                 if not future.done():
                     future.set_exception(message.error)
-            for peer in {peer for peer, _ in message.echoes}:
+            for peer in message.senders:
                 # No ack possible: make the client reconnect and resend via sync.
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
             self.maybe_arm_idle()
             return
         self.log_rows += message.rows
         self.log_bytes += message.size
-        own: dict[Peer, list[bytes]] = {}
-        for peer, update in message.echoes:
-            own.setdefault(peer, []).append(update)
-        for peer, updates in own.items():
+        for peer in message.senders:
             if peer in self.peers:
-                echo = updates[0] if len(updates) == 1 else merge_updates(*updates)
-                peer.send_frame(binary_frame(ywire.encode_update(echo)))
+                peer.send_frame(message.frame)
         for future, seq in message.replies:
             if not future.done():
                 future.set_result(seq)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from collab import __version__
+from collab.actors.ydoc import warm_up
 from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway import docs_api
@@ -42,6 +43,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    warm_up()
     store = open_store(settings)
     await store.open()
     committer = GroupCommitter(store)
