@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import aiohttp
 
 from collab.protocol.ywire import SyncStep1, SyncUpdate, decode_state_vector
 from tests.serverproc import TIMEOUT, ServerProcess
+from tests.waits import until
 from tests.yclient import Editor, YClient
 
 
@@ -88,3 +90,50 @@ async def test_updates_in_one_turn_reach_everyone_and_converge(tmp_path):
     finally:
         srv.stop()
 
+
+
+async def open_raw_websocket(port: int, path: str) -> tuple[socket.socket, asyncio.StreamWriter]:
+    """A WebSocket client that completes the handshake and then never reads, with a
+    small receive buffer so the kernel cannot absorb a backlog for it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    status = await reader.readline()
+    assert b" 101 " in status, status
+    await reader.readuntil(b"\r\n\r\n")
+    return sock, writer
+
+
+async def test_slow_consumer_is_dropped_and_the_rest_carry_on(tmp_path):
+    """A client that never reads fills its socket buffer; past COLLAB_MAX_OUTBOUND_BYTES
+    the server drops it instead of buffering without bound, and the writer and a
+    reading client are unaffected."""
+    srv = ServerProcess(tmp_path / "slow.db",
+                        env={"COLLAB_MAX_OUTBOUND_BYTES": str(256 * 1024)}).start()
+    try:
+        _, slow = await open_raw_websocket(srv.port, "/yjs/slow")
+        async with aiohttp.ClientSession() as session:
+            writer = await YClient.connect(session, srv.http_url, "slow")
+            reader = await YClient.connect(session, srv.http_url, "slow")
+            await writer.recv(), await reader.recv()
+            editor = Editor()
+            chunk = "x" * 16 * 1024
+            for i in range(200):  # 3.2 MiB in all, far past the slow peer's allowance
+                await writer.send(SyncUpdate(editor.type(f"<{i}>{chunk}")))
+            await reader.recv_until(lambda m: isinstance(m, SyncUpdate)
+                                    and b"<199>" in m.update)
+            await until(lambda: "slow consumer" in srv.log())
+
+            async def only_the_readers_left() -> bool:
+                health = await (await session.get(f"{srv.http_url}/healthz")).json()
+                return health["connections"] == 2  # writer and reader, not the slow one
+
+            await until(only_the_readers_left)
+        slow.close()
+    finally:
+        srv.stop()
