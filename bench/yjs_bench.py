@@ -81,6 +81,8 @@ from pathlib import Path
 import aiohttp
 from pycrdt import Doc, Text
 
+from collab.protocol import ywire
+
 MARKER = re.compile(rb"~@(\d+)\.(\d+)\.(\d+)@~")
 OBSERVER = -1  # sender id of clients that never write
 TEXT = "text"  # name of the shared Y.Text
@@ -91,32 +93,12 @@ def now_us() -> int:
     return time.perf_counter_ns() // 1000
 
 
-# -- y-websocket framing (lib0 varUint + y-protocols sync messages) ------------
-
-
-def var_uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
+# -- y-websocket framing: collab's own codec (pure functions over bytes) ------------
 
 
 def sync_message(sub: int, payload: bytes) -> bytes:
     """y-protocols sync message: 0 = step 1 (state vector), 1 = step 2, 2 = update."""
-    return bytes((0, sub)) + var_uint(len(payload)) + payload
+    return bytes((0, sub)) + ywire.write_var_bytes(payload)
 
 
 # -- server process ------------------------------------------------------------
@@ -303,8 +285,7 @@ class Client:
             if len(data) < 2 or data[0] != 0:
                 continue  # awareness and other message types are ignored
             sub = data[1]
-            length, pos = read_var_uint(data, 2)
-            payload = data[pos:pos + length]
+            payload, _ = ywire.read_var_bytes(data, 2)
             if sub == 0:  # the server's step 1: answer with what we have
                 await ws.send_bytes(sync_message(1, self.doc.get_update(payload)))
                 continue
