@@ -1,0 +1,1 @@
+"""Built-in actors (the Yjs Document) and their pure, loop-free helpers."""

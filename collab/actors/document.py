@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc
 
@@ -25,6 +25,9 @@ from collab.protocol.wsframe import binary_frame
 from collab.runtime.actor import Actor, TimerFired
 from collab.runtime.peer import Peer
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
+
+if TYPE_CHECKING:
+    from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class _Outbox:
 class Document(Actor):
     kind = "doc"
 
-    def __init__(self, key, system, predecessor=None) -> None:
+    def __init__(self, key: str, system: ActorSystem, predecessor: Actor | None = None) -> None:
         super().__init__(key, system, predecessor)
         self.doc = Doc()
         self.peers: set[Peer] = set()

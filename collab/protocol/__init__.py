@@ -1,0 +1,1 @@
+"""Wire formats as pure functions over bytes: no sockets, no asyncio, fuzzable."""
