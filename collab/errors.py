@@ -74,6 +74,12 @@ class BadRequest(CollabError):
             self.status = status
 
 
+class ShuttingDown(CollabError):
+    """The server is draining: the request was not handled; retry on another or later."""
+
+    code = "shutting_down"
+
+
 class StoreUnavailable(CollabError):
     """The store could not commit or load; nothing was acknowledged."""
 

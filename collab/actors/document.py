@@ -19,7 +19,13 @@ from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
 from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage, merge_many
-from collab.errors import CloseCode, InvalidPayload, RemoteProtocolError, close_code_for
+from collab.errors import (
+    CloseCode,
+    InvalidPayload,
+    RemoteProtocolError,
+    ShuttingDown,
+    close_code_for,
+)
 from collab.protocol import ywire
 from collab.protocol.wsframe import binary_frame
 from collab.runtime.actor import Actor, TimerFired
@@ -106,6 +112,7 @@ class Document(Actor):
         self.peers: set[Peer] = set()
         self.awareness = AwarenessTable()
         self.seq = 0  # last log sequence number handed out
+        self.snapshot_seq = 0  # the stored snapshot covers log rows up to here
         self.log_rows = 0  # committed rows since the snapshot
         self.log_bytes = 0
         self._outbox = _Outbox()
@@ -119,6 +126,7 @@ class Document(Actor):
         stored = await self.system.store.load_document(self.key)
         self.doc = doc_from_storage(stored)
         self.seq = stored.last_seq
+        self.snapshot_seq = stored.snapshot_seq
         self.log_rows = len(stored.updates)
         self.log_bytes = stored.log_bytes
         self._maybe_schedule_compaction()
@@ -131,12 +139,19 @@ class Document(Actor):
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
         await self.system.committer.flush()
-        if self.log_rows:
+        # Not `log_rows`: commits whose Committed message we will never read count too.
+        if self.seq > self.snapshot_seq:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
+
+    def is_request(self, message: Any) -> bool:
+        return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read)
 
     def reject(self, message: Any, error: BaseException) -> None:
         if isinstance(message, Join):
-            message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
+            if isinstance(error, ShuttingDown):
+                message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
+            else:
+                message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
         elif isinstance(message, ApplyUpdate | Read) and not message.reply.done():
             message.reply.set_exception(error)
 
@@ -167,7 +182,7 @@ class Document(Actor):
         if peer.closed:
             return
         self.peers.add(peer)
-        self.cancel_timer("idle")
+        self.maybe_arm_idle()  # cancels hibernation: someone is here
         # As y-websocket's server does: our state vector first, then who is here.
         peer.send_frame(binary_frame(ywire.serialize(ywire.SyncStep1(self.doc.get_state()))))
         states = self.awareness.encode_all()
@@ -281,7 +296,10 @@ class Document(Actor):
         replies = outbox.replies
 
         def done(fut: asyncio.Future[None]) -> None:
-            self.post(Committed(frame, senders, replies, rows, size, fut.exception()))
+            message = Committed(frame, senders, replies, rows, size, fut.exception())
+            if not self.post(message):
+                # Draining: the mailbox is closed, but HTTP callers still wait.
+                _settle_replies(message)
 
         future.add_done_callback(done)
 
@@ -290,9 +308,7 @@ class Document(Actor):
         if message.error is not None:
             log.error("doc %r: %d updates not committed: %s", self.key, message.rows,
                       message.error)
-            for future, _ in message.replies:
-                if not future.done():
-                    future.set_exception(message.error)
+            _settle_replies(message)
             for peer in message.senders:
                 # No ack possible: make the client reconnect and resend via sync.
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
@@ -303,9 +319,7 @@ class Document(Actor):
         for peer in message.senders:
             if peer in self.peers:
                 peer.send_frame(message.frame)
-        for future, seq in message.replies:
-            if not future.done():
-                future.set_result(seq)
+        _settle_replies(message)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
 
@@ -351,9 +365,22 @@ class Document(Actor):
     def _compacted(self, message: Compacted) -> None:
         self._compacting = False
         self._compaction = None
+        if message.error is None and message.folded[0]:
+            self.snapshot_seq = max(self.snapshot_seq, message.upto_seq)
         self.log_rows = max(0, self.log_rows - message.folded[0])
         self.log_bytes = max(0, self.log_bytes - message.folded[1])
         if message.error is not None:
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+
+def _settle_replies(message: Committed) -> None:
+    """Answer the HTTP callers waiting on a commit: their seq, or the store's error."""
+    for future, seq in message.replies:
+        if future.done():
+            continue
+        if message.error is not None:
+            future.set_exception(message.error)
+        else:
+            future.set_result(seq)

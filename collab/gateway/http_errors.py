@@ -6,7 +6,13 @@ import logging
 
 from aiohttp import web
 
-from collab.errors import BadRequest, CollabError, RemoteProtocolError, StoreUnavailable
+from collab.errors import (
+    BadRequest,
+    CollabError,
+    RemoteProtocolError,
+    ShuttingDown,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +29,7 @@ async def json_errors(request: web.Request, handler):
         return error_response(exc.status, exc.code, exc.message)
     except RemoteProtocolError as exc:
         return error_response(400, exc.code, exc.message)
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, ShuttingDown) as exc:
         return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:

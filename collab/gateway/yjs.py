@@ -13,7 +13,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Inbound, Join, Leave
-from collab.errors import CloseCode, RemoteProtocolError, close_code_for
+from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
 from collab.gateway.connection import Connection
 from collab.gateway.keys import CONNECTIONS, SETTINGS, SYSTEM
 from collab.gateway.names import parse_doc_name
@@ -29,6 +29,8 @@ CLOSE_HANDSHAKE_TIMEOUT = 5.0
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
     settings = request.app[SETTINGS]
+    if request.app[SYSTEM].closing:
+        raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
     ws = web.WebSocketResponse(
         max_msg_size=settings.max_message_bytes,
         heartbeat=settings.ping_interval,

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from collab.errors import ShuttingDown
 from collab.runtime.lifecycle import ActorState, check_transition
 
 if TYPE_CHECKING:
@@ -77,7 +78,12 @@ class Actor:
         """Persist everything before unloading; runs in the mailbox."""
 
     def reject(self, message: Any, error: BaseException) -> None:
-        """Answer a message that can never be handled (the load failed)."""
+        """Answer a message that can never be handled (the load failed, or shutdown)."""
+
+    def is_request(self, message: Any) -> bool:
+        """True for messages from outside (clients, callers) that a successor
+        instance should handle; False for this instance's own timers and completions."""
+        return not isinstance(message, Stop | TimerFired)
 
     # -- the mailbox ----------------------------------------------------------
 
@@ -165,8 +171,12 @@ class Actor:
         self.system.reap(self)
         leftovers = list(self._mailbox)
         self._mailbox.clear()
-        for leftover in leftovers:  # arrived after we were forgotten: hand to the successor
-            if not isinstance(leftover, Stop | TimerFired):
+        for leftover in leftovers:  # arrived after we were forgotten
+            if not self.is_request(leftover):
+                continue  # our own timers and completions mean nothing to a successor
+            if self.system.closing:
+                self.reject(leftover, ShuttingDown("the server is shutting down"))
+            else:
                 self.system.post(type(self), self.key, leftover)
         return True
 

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any, TypeVar
 
 from collab.config import Settings
+from collab.errors import ShuttingDown
 from collab.runtime.actor import Actor, Stop
 from collab.storage.base import Store
 from collab.storage.commit import GroupCommitter
@@ -26,12 +27,16 @@ class ActorSystem:
         self._live: dict[tuple[type[Actor], str], Actor] = {}
         self._stopping: dict[tuple[type[Actor], str], Actor] = {}
         self.loads = 0
+        self.closing = False
 
     def get(self, kind: type[A], key: str) -> A:
-        """The live instance of (kind, key), created (and loading) if absent."""
+        """The live instance of (kind, key), created (and loading) if absent.
+        Raises ShuttingDown once `stop_all` has begun."""
         ident = (kind, key)
         actor = self._live.get(ident)
         if actor is None:
+            if self.closing:
+                raise ShuttingDown("the server is shutting down")
             actor = kind(key, self, predecessor=self._stopping.get(ident))
             self._live[ident] = actor
             self.loads += 1
@@ -66,7 +71,9 @@ class ActorSystem:
         return len(self._live) + len(self._stopping)
 
     async def stop_all(self, reason: str = "shutdown") -> None:
-        """Ask every actor to save and unload; returns when all have stopped."""
+        """Ask every actor to save and unload; returns when all have stopped.
+        No actor is created after this starts."""
+        self.closing = True
         actors = list(self._live.values()) + list(self._stopping.values())
         for actor in actors:
             actor.post(Stop(reason))

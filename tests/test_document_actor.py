@@ -1,0 +1,53 @@
+"""The Document actor in-process, on a real SQLite store: what shutdown owes callers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collab.actors.document import ApplyUpdate, Document, Read
+from collab.config import Settings
+from collab.errors import ShuttingDown
+from collab.runtime.system import ActorSystem
+from collab.storage import open_store
+from collab.storage.commit import GroupCommitter
+from tests.waits import TIMEOUT
+from tests.yclient import Editor
+
+
+@pytest.fixture
+async def system(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/doc.db")
+    store = open_store(settings)
+    await store.open()
+    committer = GroupCommitter(store)
+    committer.start()
+    yield ActorSystem(settings, store, committer)
+    await committer.close()
+    await store.close()
+
+
+def ask(system: ActorSystem, make) -> asyncio.Future:
+    reply = asyncio.get_running_loop().create_future()
+    system.post(Document, "d", make(reply))
+    return reply
+
+
+async def test_updates_in_flight_at_shutdown_are_answered(system):
+    """A commit that completes while the actor is draining still answers its caller."""
+    editor = Editor()
+    updates = [editor.type(f"<{i}>") for i in range(20)]
+    replies = [ask(system, lambda r, u=update: ApplyUpdate(u, r)) for update in updates]
+    await asyncio.sleep(0)  # let the actor load and apply, but not see the commits
+    await system.stop_all()
+    seqs = await asyncio.wait_for(asyncio.gather(*replies), TIMEOUT)
+    assert sorted(seqs) == list(range(1, 21))
+    stored = await system.store.load_document("d")
+    assert stored.snapshot is not None  # saved (compacted) on the way out
+
+
+async def test_no_actor_is_created_after_shutdown_begins(system):
+    await system.stop_all()
+    with pytest.raises(ShuttingDown):
+        ask(system, lambda r: Read(lambda doc: None, r))
