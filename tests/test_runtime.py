@@ -75,14 +75,14 @@ async def test_messages_wait_for_load_and_run_one_at_a_time(system):
 
 async def test_idle_actor_hibernates_and_successor_waits_for_save(system):
     first = system.get(Recorder, "k")
-    await until(lambda: first.state is ActorState.DRAINING)
+    await until(lambda: first.lifecycle is ActorState.DRAINING)
     # A request during the save gets a new instance, which loads only after the save.
     second = system.post(Recorder, "k", "hello")
     assert second is not first
     await until(lambda: ("hello", "k") in Recorder.events)
     names = [e for e, _ in Recorder.events]
     assert names == ["load", "save:idle", "load", "hello"]
-    assert first.state is ActorState.STOPPED
+    assert first.lifecycle is ActorState.STOPPED
     await system.stop_all()
     assert system.loaded_count == 0
 

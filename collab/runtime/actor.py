@@ -47,7 +47,7 @@ class Actor:
     def __init__(self, key: str, system: ActorSystem, predecessor: Actor | None = None) -> None:
         self.key = key
         self.system = system
-        self.state = ActorState.LOADING
+        self.lifecycle = ActorState.LOADING
         self.stopped = asyncio.Event()
         self._predecessor = predecessor
         self._mailbox: deque[Any] = deque()
@@ -56,7 +56,7 @@ class Actor:
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key!r} {self.state.value}>"
+        return f"<{type(self).__name__} {self.key!r} {self.lifecycle.value}>"
 
     # -- subclass hooks -------------------------------------------------------
 
@@ -90,7 +90,7 @@ class Actor:
     def post(self, message: Any) -> bool:
         """Queue a message. Returns False once the actor is draining or stopped:
         the caller must ask the system for the live instance instead."""
-        if self.state is ActorState.DRAINING or self.state is ActorState.STOPPED:
+        if self.lifecycle is ActorState.DRAINING or self.lifecycle is ActorState.STOPPED:
             return False
         self._mailbox.append(message)
         wakeup = self._wakeup
@@ -103,7 +103,7 @@ class Actor:
         return len(self._mailbox)
 
     def _move(self, target: ActorState) -> None:
-        self.state = check_transition(f"{self.kind}:{self.key}", self.state, target)
+        self.lifecycle = check_transition(f"{self.kind}:{self.key}", self.lifecycle, target)
 
     async def _run(self) -> None:
         if self._predecessor is not None:
