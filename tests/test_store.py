@@ -13,7 +13,7 @@ import pytest
 
 from collab.config import Settings
 from collab.storage import open_store
-from collab.storage.base import AppendUpdate, ReplaceSnapshot, StoredDocument
+from collab.storage.base import AppendUpdate, PutActorState, ReplaceSnapshot, StoredDocument
 from collab.storage.schema import LATEST_VERSION
 
 BACKENDS = {
@@ -144,3 +144,12 @@ async def test_sqlite_checkpoint_leaves_no_statement_open(tmp_path):
     assert kept is None
     assert len((await store.load_document("a")).updates) == 2
     await store.close()
+
+
+async def test_actor_state_last_write_wins(store):
+    assert await store.load_actor_state("counter", "a") is None
+    await store.write([PutActorState("counter", "a", b"1"), PutActorState("counter", "b", b"x"),
+                       PutActorState("counter", "a", b"2")])
+    assert await store.load_actor_state("counter", "a") == b"2"
+    assert await store.load_actor_state("counter", "b") == b"x"
+    assert await store.load_actor_state("other", "a") is None

@@ -2,7 +2,8 @@
 
 A store keeps, per document, an append-only update log keyed by a per-document
 sequence number and at most one snapshot that covers every log row up to its
-`seq`. Writes arrive as a list of operations that commit in one transaction.
+`seq`; and per application actor, its durable state. Writes arrive as a list
+of operations that commit in one transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ class ReplaceSnapshot:
     data: bytes
 
 
-WriteOp = AppendUpdate | ReplaceSnapshot
+@dataclass(frozen=True, slots=True)
+class PutActorState:
+    """Replace the durable state of actor (kind, key) with `data` (msgpack bytes)."""
+
+    kind: str
+    key: str
+    data: bytes
+
+
+WriteOp = AppendUpdate | ReplaceSnapshot | PutActorState
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,10 @@ class Store(ABC):
     @abstractmethod
     async def load_document(self, doc: str) -> StoredDocument:
         """Read a document's snapshot and the log rows after it, in sequence order."""
+
+    @abstractmethod
+    async def load_actor_state(self, kind: str, key: str) -> bytes | None:
+        """The state last written for (kind, key), or None if it never was."""
 
     @abstractmethod
     async def write(self, ops: Sequence[WriteOp]) -> None:

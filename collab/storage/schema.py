@@ -21,6 +21,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                data BLOB NOT NULL,
                updated_at DOUBLE PRECISION NOT NULL)""",
     ]),
+    (2, [
+        # The durable state of an application actor, msgpack-encoded.
+        """CREATE TABLE actor_state (
+               kind TEXT NOT NULL,
+               key TEXT NOT NULL,
+               state BLOB NOT NULL,
+               updated_at DOUBLE PRECISION NOT NULL,
+               PRIMARY KEY (kind, key))""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

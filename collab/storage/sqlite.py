@@ -24,7 +24,14 @@ from typing import TypeVar
 
 import aiosqlite
 
-from collab.storage.base import AppendUpdate, ReplaceSnapshot, Store, StoredDocument, WriteOp
+from collab.storage.base import (
+    AppendUpdate,
+    PutActorState,
+    ReplaceSnapshot,
+    Store,
+    StoredDocument,
+    WriteOp,
+)
 from collab.storage.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -128,6 +135,15 @@ class SQLiteStore(Store):
                 snapshot, snapshot_seq = bytes(data), seq
         return StoredDocument(snapshot, snapshot_seq, updates)
 
+    async def load_actor_state(self, kind: str, key: str) -> bytes | None:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute(
+            "SELECT state FROM actor_state WHERE kind = ? AND key = ?", (kind, key)
+        ) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
     async def write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
@@ -184,6 +200,7 @@ def _migrate(conn: sqlite3.Connection) -> int:
 def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     appends = [(op.doc, op.seq, op.data) for op in ops if isinstance(op, AppendUpdate)]
     snapshots = [op for op in ops if isinstance(op, ReplaceSnapshot)]
+    states = [op for op in ops if isinstance(op, PutActorState)]
 
     def body() -> None:
         if appends:
@@ -196,6 +213,13 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 "updated_at = excluded.updated_at WHERE excluded.seq >= doc_snapshots.seq",
                 (snap.doc, snap.seq, snap.data, now))
             conn.execute("DELETE FROM doc_updates WHERE doc = ? AND seq <= ?", (snap.doc, snap.seq))
+        if states:
+            # In submission order, so the last state written for an actor wins.
+            conn.executemany(
+                "INSERT INTO actor_state (kind, key, state, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, key) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                [(op.kind, op.key, op.data, now) for op in states])
 
     _transaction(conn, body)
 
