@@ -1,7 +1,13 @@
 """collab: a real-time collaboration server where every document is an actor.
 
-Documents speak the y-websocket protocol at `/yjs/<doc>`, live in memory as pycrdt
-docs, and are persisted to an update log that is compacted into snapshots.
+Documents speak the y-websocket protocol at `/yjs/<doc>`; application actors
+subclass `collab.Actor`, declare `@collab.action` methods and are served with
+`collab serve --app module:registry`.
 """
 
+from collab.runtime.actions import ActionError, action
+from collab.runtime.durable import Actor, ActorRef
+from collab.runtime.registry import Registry
+
 __version__ = "0.1.0"
+__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from collab import __version__
@@ -21,9 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind, 0 for any (env PORT; default 1234)")
     serve.add_argument("--database-url", help="store URL (env DATABASE_URL; "
                                               "default sqlite:///./collab.db)")
+    serve.add_argument("--app", help="your actors: 'package.module:registry', a collab.Registry "
+                                     "(env COLLAB_APP)")
     migrate = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     migrate.add_argument("--database-url", help="store URL (env DATABASE_URL)")
-    migrate.set_defaults(host=None, port=None)
+    migrate.set_defaults(host=None, port=None, app=None)
     return parser
 
 
@@ -43,8 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     from collab.gateway.serve import serve
+    from collab.runtime.registry import load_registry
 
-    asyncio.run(serve(settings))
+    registry = None
+    app_spec = args.app or os.environ.get("COLLAB_APP")
+    if app_spec:
+        sys.path.insert(0, os.getcwd())  # `collab serve --app myapp:registry` from a project dir
+        try:
+            registry = load_registry(app_spec)
+        except ValueError as exc:
+            print(f"collab: {exc}", file=sys.stderr)
+            return 2
+    asyncio.run(serve(settings, registry))
     return 0
 
 

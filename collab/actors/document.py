@@ -28,7 +28,8 @@ from collab.errors import (
 )
 from collab.protocol import ywire
 from collab.protocol.wsframe import binary_frame
-from collab.runtime.actor import Actor, TimerFired
+from collab.runtime.actor import ActorBase, TimerFired
+from collab.runtime.durable import Actor
 from collab.runtime.peer import Peer
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
 
@@ -104,9 +105,11 @@ class _Outbox:
 
 
 class Document(Actor):
+    """A Yjs document. Its durable state is the update log and snapshot, not `state`."""
+
     kind = "doc"
 
-    def __init__(self, key: str, system: ActorSystem, predecessor: Actor | None = None) -> None:
+    def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         super().__init__(key, system, predecessor)
         self.doc = Doc()
         self.peers: set[Peer] = set()
@@ -131,6 +134,9 @@ class Document(Actor):
         self.log_bytes = stored.log_bytes
         self._maybe_schedule_compaction()
 
+    def may_sleep(self) -> bool:
+        return not self.peers
+
     def can_hibernate(self) -> bool:
         return not self.peers and not self._in_flight and not self._compacting
 
@@ -144,7 +150,8 @@ class Document(Actor):
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read)
+        return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read) \
+            or super().is_request(message)
 
     def reject(self, message: Any, error: BaseException) -> None:
         if isinstance(message, Join):
@@ -154,10 +161,12 @@ class Document(Actor):
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
         elif isinstance(message, ApplyUpdate | Read) and not message.reply.done():
             message.reply.set_exception(error)
+        else:
+            super().reject(message, error)
 
     # -- messages -------------------------------------------------------------
 
-    def handle(self, message: Any) -> None:
+    def handle(self, message: Any) -> Any:
         kind = type(message)
         if kind is Inbound:
             self._inbound(message.peer, message.message)
@@ -176,7 +185,8 @@ class Document(Actor):
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
         else:
-            log.warning("doc %r: unexpected message %r", self.key, message)
+            return super().handle(message)  # actions, if a subclass declares any
+        return None
 
     def _join(self, peer: Peer) -> None:
         if peer.closed:

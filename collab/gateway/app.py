@@ -15,18 +15,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from collab import __version__
+from collab.actors.document import Document
 from collab.actors.ydoc import warm_up
 from collab.config import Settings
 from collab.errors import CloseCode
-from collab.gateway import docs_api
+from collab.gateway import actors_api, docs_api
 from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import CONNECTIONS, DRAINING, SETTINGS, SYSTEM
+from collab.gateway.keys import CONNECTIONS, DRAINING, REGISTRY, SETTINGS, SYSTEM
 from collab.gateway.yjs import yjs_socket
+from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
 from collab.storage.commit import GroupCommitter
 
 log = logging.getLogger(__name__)
+
+#: Actor types every server runs.
+BUILTIN_ACTORS = Registry(Document)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -48,7 +53,7 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     committer = GroupCommitter(store)
     committer.start()
-    app[SYSTEM] = ActorSystem(settings, store, committer)
+    app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
     try:
         yield
     finally:
@@ -67,9 +72,11 @@ async def close_connections(app: web.Application) -> None:
             return_exceptions=True)
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
+    """The server for `settings`, running the built-in actors and those of `registry`."""
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
+    app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[DRAINING] = [False]
     app.cleanup_ctx.append(runtime_context)
@@ -78,4 +85,5 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
+    app.router.add_post("/api/actors/{kind}/{key:.+}/actions/{action}", actors_api.call_action)
     return app

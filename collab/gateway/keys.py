@@ -6,9 +6,11 @@ from aiohttp import web
 
 from collab.config import Settings
 from collab.gateway.connection import Connection
+from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 
 SETTINGS = web.AppKey("settings", Settings)
 SYSTEM = web.AppKey("system", ActorSystem)
+REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[Connection])
 DRAINING = web.AppKey("draining", list[bool])

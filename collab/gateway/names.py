@@ -1,4 +1,5 @@
-"""Document names: the one pattern every endpoint accepts, checked before any upgrade.
+"""Names of documents and actor keys: the one pattern every endpoint accepts, checked
+before any upgrade.
 
 A name is 1-128 characters of `A-Z a-z 0-9 . _ ~ -`, optionally in `/`-separated
 segments (`team/notes`); no empty, `.` or `..` segment. Names are only ever
@@ -19,11 +20,16 @@ NAME_PATTERN = r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$ (1-128 chars, no '.' or 
 
 def parse_doc_name(raw: str) -> str:
     """Return `raw` if it is a valid document name, else raise BadRequest (400)."""
+    return parse_key(raw, what="document name")
+
+
+def parse_key(raw: str, *, what: str) -> str:
+    """Return `raw` if it follows the name pattern (documents, actor keys), else raise
+    BadRequest (400) saying which `what` was wrong."""
     if (
         not 0 < len(raw) <= MAX_NAME_LENGTH
         or _NAME.fullmatch(raw) is None
         or any(segment in (".", "..") for segment in raw.split("/"))
     ):
-        raise BadRequest(f"invalid document name; names match {NAME_PATTERN}",
-                         code="invalid_name")
+        raise BadRequest(f"invalid {what}; names match {NAME_PATTERN}", code="invalid_name")
     return raw

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from collab.config import Settings
 from collab.gateway.app import build_app
+from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings) -> None:
-    app = build_app(settings)
+async def serve(settings: Settings, registry: Registry | None = None) -> None:
+    app = build_app(settings, registry)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()

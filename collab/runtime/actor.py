@@ -1,9 +1,9 @@
-"""The actor base class: a mailbox handled one message at a time, timers, hibernation.
+"""The core of every actor: a mailbox handled one message at a time, timers, hibernation.
 
 Subclasses implement `load`, `handle`, and optionally `after_drain` (runs when
 the mailbox empties: the place to flush coalesced work), `can_hibernate` and
 `save`. Timers and stop requests arrive as mailbox messages too, so actor code
-never needs a lock.
+never needs a lock. Application actors build on this through `durable.Actor`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ class Stop:
 IDLE_TIMER = "idle"
 
 
-class Actor:
+class ActorBase:
     """One live instance of (kind, key). Created and owned by an ActorSystem."""
 
     kind: ClassVar[str] = "actor"
 
-    def __init__(self, key: str, system: ActorSystem, predecessor: Actor | None = None) -> None:
+    def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         self.key = key
         self.system = system
         self.lifecycle = ActorState.LOADING
@@ -53,6 +53,7 @@ class Actor:
         self._mailbox: deque[Any] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_active = 0.0  # loop time of the last message handled
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
@@ -70,8 +71,13 @@ class Actor:
     def after_drain(self) -> None:
         """Called whenever the mailbox has just been emptied."""
 
+    def may_sleep(self) -> bool:
+        """True when no client holds this actor open, so the idle timer should run."""
+        return self.can_hibernate()
+
     def can_hibernate(self) -> bool:
-        """True when nothing needs this actor in memory (no clients, no work in flight)."""
+        """True when nothing needs this actor in memory right now (no clients, no
+        work in flight); checked when the idle timer fires."""
         return False
 
     async def save(self, reason: str) -> None:
@@ -135,10 +141,15 @@ class Actor:
                         continue
                     if type(message) is TimerFired and message.name == IDLE_TIMER:
                         self._timers.pop(IDLE_TIMER, None)
-                        if self.can_hibernate() and not mailbox:
+                        timeout = self.system.settings.idle_timeout
+                        idle_for = loop.time() - self._last_active
+                        if idle_for >= timeout and self.can_hibernate() and not mailbox:
                             await self._stop(Stop("idle"))
                             return
+                        if self.may_sleep():  # not yet: look again when it could be time
+                            self.set_timer(IDLE_TIMER, max(timeout - idle_for, timeout / 4))
                         continue
+                    self._last_active = loop.time()
                     result = self.handle(message)
                     if result is not None:
                         await result
@@ -200,8 +211,8 @@ class Actor:
         self.post(TimerFired(name))
 
     def maybe_arm_idle(self) -> None:
-        """Arm the hibernation timer if nothing needs us; cancel it otherwise."""
-        if self.can_hibernate():
+        """Arm the hibernation timer if no client holds us open; cancel it otherwise."""
+        if self.may_sleep():
             if IDLE_TIMER not in self._timers:
                 self.set_timer(IDLE_TIMER, self.system.settings.idle_timeout)
         else:

@@ -12,20 +12,23 @@ from typing import Any, TypeVar
 
 from collab.config import Settings
 from collab.errors import ShuttingDown
-from collab.runtime.actor import Actor, Stop
+from collab.runtime.actor import ActorBase, Stop
+from collab.runtime.registry import Registry
 from collab.storage.base import Store
 from collab.storage.commit import GroupCommitter
 
-A = TypeVar("A", bound=Actor)
+A = TypeVar("A", bound=ActorBase)
 
 
 class ActorSystem:
-    def __init__(self, settings: Settings, store: Store, committer: GroupCommitter) -> None:
+    def __init__(self, settings: Settings, store: Store, committer: GroupCommitter,
+                 registry: Registry | None = None) -> None:
         self.settings = settings
+        self.registry = registry or Registry()
         self.store = store
         self.committer = committer
-        self._live: dict[tuple[type[Actor], str], Actor] = {}
-        self._stopping: dict[tuple[type[Actor], str], Actor] = {}
+        self._live: dict[tuple[type[ActorBase], str], ActorBase] = {}
+        self._stopping: dict[tuple[type[ActorBase], str], ActorBase] = {}
         self.loads = 0
         self.closing = False
 
@@ -49,20 +52,20 @@ class ActorSystem:
             if actor.post(message):
                 return actor
 
-    def forget(self, actor: Actor) -> None:
+    def forget(self, actor: ActorBase) -> None:
         """Called by an actor that starts draining: new requests get a fresh instance."""
         ident = (type(actor), actor.key)
         if self._live.get(ident) is actor:
             del self._live[ident]
         self._stopping[ident] = actor
 
-    def reap(self, actor: Actor) -> None:
+    def reap(self, actor: ActorBase) -> None:
         """Called by an actor once it has stopped: it no longer holds memory."""
         ident = (type(actor), actor.key)
         if self._stopping.get(ident) is actor:
             del self._stopping[ident]
 
-    def live_count(self, kind: type[Actor] | None = None) -> int:
+    def live_count(self, kind: type[ActorBase] | None = None) -> int:
         return sum(1 for k, _ in self._live if kind is None or k is kind)
 
     @property

@@ -1,0 +1,95 @@
+"""Actions: the RPC methods an actor class declares with `@action`, and how a call
+is bound to one. Pure bookkeeping: no I/O, no mailbox.
+
+A call names an action and carries positional and keyword arguments that came
+off the wire (JSON or msgpack), so arguments are bound against the method's
+signature before it runs: a bad call is the caller's error, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from collab.errors import CollabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds an actor-to-actor or HTTP call waits for its reply. A cycle of calls
+#: (A awaits B while B awaits A) cannot finish, since each actor handles one
+#: message at a time; the timeout turns that deadlock into an error.
+DEFAULT_CALL_TIMEOUT = 30.0
+
+
+def action(method: F) -> F:
+    """Mark an actor method as an action callable by clients and other actors.
+
+    The method may be sync or async; its arguments and result must be
+    msgpack/JSON serializable. Raise `ActionError` to return an error the
+    caller may show; any other exception is reported as an internal error.
+    """
+    method.__collab_action__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def actions_of(cls: type) -> dict[str, Callable[..., Any]]:
+    """Every `@action` method of `cls` and its bases, by name."""
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, member in vars(klass).items():
+            if getattr(member, "__collab_action__", False):
+                found[name] = member
+    return found
+
+
+class ActionError(CollabError):
+    """Raised by an action to refuse a call with a stable `code` the caller sees.
+
+    State changes made by the failing call are rolled back.
+    """
+
+    code = "action_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class UnknownAction(ActionError):
+    code = "unknown_action"
+
+
+class InvalidArguments(ActionError):
+    code = "invalid_arguments"
+
+
+class CallTimeout(ActionError):
+    code = "call_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """Run action `name` with these arguments; the result (or error) goes to `reply`."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    reply: asyncio.Future[Any] = field(repr=False)
+
+
+@functools.cache
+def _signature(method: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(method)
+
+
+def bind(method: Callable[..., Any], instance: Any, name: str, args: tuple, kwargs: dict):
+    """Check a call's arguments against `method`; raises InvalidArguments naming the problem."""
+    try:
+        _signature(method).bind(instance, *args, **kwargs)
+    except TypeError as exc:
+        raise InvalidArguments(f"{name}: {exc}") from None

@@ -1,0 +1,69 @@
+"""The registry: which actor types a server runs, by the `kind` name clients use.
+
+An application hands one to `collab serve --app module:attribute`; the server
+adds its built-in types (the Yjs `doc`) next to the application's.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from collab.errors import CollabError
+
+if TYPE_CHECKING:
+    from collab.runtime.durable import Actor
+
+
+class UnknownActorType(CollabError):
+    code = "unknown_actor_type"
+
+
+class Registry:
+    """A set of actor classes addressed by their `kind`."""
+
+    def __init__(self, *actor_types: type[Actor]) -> None:
+        self._types: dict[str, type[Actor]] = {}
+        for cls in actor_types:
+            self.register(cls)
+
+    def register(self, cls: type[Actor]) -> type[Actor]:
+        """Add `cls` (usable as a class decorator). Two types may not share a kind."""
+        existing = self._types.get(cls.kind)
+        if existing is not None and existing is not cls:
+            raise ValueError(f"two actor types named {cls.kind!r}: "
+                             f"{existing.__qualname__} and {cls.__qualname__}")
+        self._types[cls.kind] = cls
+        return cls
+
+    def resolve(self, kind: str) -> type[Actor]:
+        cls = self._types.get(kind)
+        if cls is None:
+            raise UnknownActorType(f"no actor type {kind!r}; this server has "
+                                   f"{', '.join(sorted(self._types)) or 'none'}")
+        return cls
+
+    def merged(self, other: Registry) -> Registry:
+        return Registry(*self, *other)
+
+    def __iter__(self) -> Iterator[type[Actor]]:
+        return iter(self._types.values())
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._types
+
+
+def load_registry(spec: str) -> Registry:
+    """Import `module:attribute` (a Registry). Raises ValueError with a readable reason."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"--app must look like 'package.module:registry', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--app {spec}: cannot import {module_name!r}: {exc}") from exc
+    registry = getattr(module, attribute, None)
+    if not isinstance(registry, Registry):
+        raise ValueError(f"--app {spec}: {attribute!r} is not a collab.Registry")
+    return registry

@@ -1,0 +1,66 @@
+"""Application actors used by the tests (served with `--app tests.apps.counter:registry`)."""
+
+from __future__ import annotations
+
+import collab
+
+
+class Counter(collab.Actor):
+    def initial_state(self) -> dict:
+        return {"count": 0, "created": 0, "wakes": 0, "sleeps": 0}
+
+    async def on_create(self) -> None:
+        self.state["created"] += 1
+
+    async def on_wake(self) -> None:
+        self.state["wakes"] += 1
+
+    async def on_sleep(self) -> None:
+        self.state["sleeps"] += 1
+
+    @collab.action
+    def increment(self, by: int = 1) -> int:
+        self.state["count"] += by
+        return self.state["count"]
+
+    @collab.action
+    async def get(self) -> dict:
+        return self.state
+
+    @collab.action
+    def fail_after_change(self) -> None:
+        self.state["count"] += 1000
+        raise collab.ActionError("refused on purpose", code="refused")
+
+    @collab.action
+    def crash(self) -> None:
+        self.state["count"] += 1000
+        raise ZeroDivisionError("a bug in the actor")
+
+    @collab.action
+    def store_unserializable(self) -> None:
+        self.state["bad"] = object()
+
+    @collab.action
+    async def call_myself(self) -> None:
+        await self.actor(Counter, self.key).call("get")
+
+    def not_an_action(self) -> None:
+        raise AssertionError("must not be callable")
+
+
+class Tally(collab.Actor):
+    """Calls other actors: the total of several counters."""
+
+    kind = "tally"
+
+    @collab.action
+    async def add_to(self, keys: list[str], by: int) -> int:
+        total = 0
+        for key in keys:
+            total += await self.actor(Counter, key).call("increment", by)
+        self.state["last_total"] = total
+        return total
+
+
+registry = collab.Registry(Counter, Tally)

@@ -1,0 +1,121 @@
+"""Application actors in-process on a real SQLite store: durable state, hooks,
+actions and their errors, hibernation, restart, and actor-to-actor calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab.config import Settings
+from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
+from collab.runtime.actor import ActorBase
+from collab.runtime.durable import ActorRef, InternalActionError, StateNotSerializable, unpack
+from collab.runtime.system import ActorSystem
+from collab.storage import open_store
+from collab.storage.commit import GroupCommitter
+from tests.apps.counter import Counter, Tally, registry
+from tests.waits import until
+
+
+class Runtime:
+    """An actor system on a SQLite file that can be stopped and started again."""
+
+    def __init__(self, path, idle_timeout: float = 30.0) -> None:
+        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout)
+
+    async def start(self) -> ActorSystem:
+        self.store = open_store(self.settings)
+        await self.store.open()
+        self.committer = GroupCommitter(self.store)
+        self.committer.start()
+        self.system = ActorSystem(self.settings, self.store, self.committer, registry)
+        return self.system
+
+    async def stop(self) -> None:
+        await self.system.stop_all()
+        await self.committer.close()
+        await self.store.close()
+
+
+@pytest.fixture
+async def runtime(tmp_path):
+    rt = Runtime(tmp_path / "actors.db", idle_timeout=0.2)
+    await rt.start()
+    yield rt
+    await rt.stop()
+
+
+def counter(rt: Runtime, key: str = "c") -> ActorRef:
+    return ActorRef(rt.system, Counter, key)
+
+
+async def test_state_is_committed_before_the_result(runtime):
+    assert await counter(runtime).call("increment", 5) == 5
+    stored = unpack(await runtime.store.load_actor_state("counter", "c"))
+    assert stored["count"] == 5  # already durable when the caller saw 5
+
+
+async def test_hooks_and_state_survive_hibernation_and_restart(tmp_path):
+    rt = Runtime(tmp_path / "h.db", idle_timeout=0.1)
+    system = await rt.start()
+    await counter(rt).call("increment")
+    await until(lambda: system.loaded_count == 0)  # hibernated
+    assert await counter(rt).call("increment", 2) == 3
+    await rt.stop()
+    await rt.start()
+    state = await counter(rt).call("get")
+    assert state["count"] == 3
+    assert state["created"] == 1  # on_create ran once in the actor's life
+    assert state["wakes"] == 3  # first load, after hibernation, after restart
+    assert state["sleeps"] == 2  # hibernation and shutdown
+    await rt.stop()
+
+
+async def test_failed_actions_change_nothing(runtime):
+    ref = counter(runtime)
+    await ref.call("increment")
+    with pytest.raises(ActionError) as refused:
+        await ref.call("fail_after_change")
+    assert refused.value.code == "refused"
+    with pytest.raises(InternalActionError):
+        await ref.call("crash")
+    with pytest.raises(StateNotSerializable):
+        await ref.call("store_unserializable")
+    state = await ref.call("get")
+    assert state["count"] == 1 and "bad" not in state
+
+
+@pytest.mark.parametrize(
+    ("action", "args", "kwargs", "error"),
+    [
+        ("nope", (), {}, UnknownAction),
+        ("not_an_action", (), {}, UnknownAction),
+        ("_persist", (), {}, UnknownAction),
+        ("increment", (1, 2), {}, InvalidArguments),
+        ("increment", (), {"step": 1}, InvalidArguments),
+    ],
+)
+async def test_bad_calls_are_the_callers_error(runtime, action, args, kwargs, error):
+    with pytest.raises(error):
+        await counter(runtime).call(action, *args, **kwargs)
+    assert await counter(runtime).call("increment") == 1  # the actor keeps working
+
+
+async def test_actor_to_actor_calls(runtime):
+    tally = ActorRef(runtime.system, Tally, "t")
+    assert await tally.call("add_to", ["a", "b"], 3) == 6
+    assert await counter(runtime, "a").call("increment") == 4
+    ref_by_name = ActorRef(runtime.system, "counter", "b")
+    assert (await ref_by_name.call("get"))["count"] == 3
+
+
+async def test_calling_yourself_through_a_reference_is_refused(runtime):
+    with pytest.raises(ActionError) as info:
+        await counter(runtime).call("call_myself")
+    assert info.value.code == "self_call"
+
+
+async def test_kind_names():
+    assert Counter.kind == "counter" and Tally.kind == "tally"
+    with pytest.raises(ValueError):
+        type("Bad", (Counter,), {"kind": "Has Spaces"})
+    assert issubclass(Counter, ActorBase)
