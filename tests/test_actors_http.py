@@ -1,0 +1,109 @@
+"""The HTTP actor API against a real server running `--app tests.apps.counter:registry`:
+JSON and msgpack calls, every error with its status and code, and state that
+survives kill -9 once a result was acknowledged."""
+
+from __future__ import annotations
+
+import aiohttp
+import msgpack
+import pytest
+
+from tests.serverproc import ServerProcess
+
+APP = ("--app", "tests.apps.counter:registry")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    proc = ServerProcess(tmp_path_factory.mktemp("actors") / "collab.db", args=APP).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def action_url(srv: ServerProcess, kind: str, key: str, action: str) -> str:
+    return f"{srv.http_url}/api/actors/{kind}/{key}/actions/{action}"
+
+
+async def test_json_call(srv, session):
+    url = action_url(srv, "counter", "json", "increment")
+    resp = await session.post(url, json={"args": [2]})
+    assert resp.status == 200 and await resp.json() == {"result": 2}
+    resp = await session.post(url, json={"kwargs": {"by": 3}})
+    assert (await resp.json())["result"] == 5
+    resp = await session.post(url)  # no body: no arguments
+    assert (await resp.json())["result"] == 6
+
+
+async def test_msgpack_call(srv, session):
+    resp = await session.post(action_url(srv, "counter", "mp", "increment"),
+                              data=msgpack.packb({"args": [7]}),
+                              headers={"Content-Type": "application/msgpack"})
+    assert resp.content_type == "application/msgpack"
+    assert msgpack.unpackb(await resp.read()) == {"result": 7}
+
+
+async def test_actor_to_actor_over_http(srv, session):
+    resp = await session.post(action_url(srv, "tally", "t", "add_to"),
+                              json={"args": [["x", "y"], 4]})
+    assert (await resp.json())["result"] == 8
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "action", "body", "status", "code"),
+    [
+        ("nosuch", "k", "increment", {}, 404, "unknown_actor_type"),
+        ("counter", "k", "nosuch", {}, 404, "unknown_action"),
+        ("counter", "k", "increment", {"args": [1, 2, 3]}, 400, "invalid_arguments"),
+        ("counter", "k", "increment", {"kwargs": {"step": 1}}, 400, "invalid_arguments"),
+        ("counter", "k", "increment", {"args": "1"}, 400, "invalid_body"),
+        ("counter", "k", "increment", {"extra": 1}, 400, "invalid_body"),
+        ("counter", "k", "fail_after_change", {}, 400, "refused"),
+        ("counter", "k", "crash", {}, 500, "internal"),
+        ("counter", "k", "store_unserializable", {}, 400, "state_not_serializable"),
+        ("counter", "bad key", "get", {}, 400, "invalid_name"),
+    ],
+)
+async def test_errors(srv, session, kind, key, action, body, status, code):
+    resp = await session.post(action_url(srv, kind, key, action), json=body)
+    assert resp.status == status
+    assert (await resp.json())["error"]["code"] == code
+    # The actor keeps working after any of these.
+    resp = await session.post(action_url(srv, "counter", "k", "get"))
+    assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [(b"{not json", "application/json"), (b"\xc1", "application/msgpack"),
+     (b"[1, 2]", "application/json")],
+)
+async def test_malformed_bodies(srv, session, data, content_type):
+    resp = await session.post(action_url(srv, "counter", "k", "get"), data=data,
+                              headers={"Content-Type": content_type})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_body"
+
+
+async def test_acknowledged_state_survives_kill_9(tmp_path):
+    db = tmp_path / "kill.db"
+    srv = ServerProcess(db, args=APP).start()
+    async with aiohttp.ClientSession() as session:
+        for i in range(1, 51):
+            resp = await session.post(action_url(srv, "counter", "k9", "increment"))
+            assert (await resp.json())["result"] == i
+        srv.kill()
+        srv = ServerProcess(db, args=APP).start()
+        resp = await session.post(action_url(srv, "counter", "k9", "get"))
+        state = (await resp.json())["result"]
+    srv.stop()
+    assert state["count"] == 50 and state["created"] == 1
+
+
+def test_bad_app_spec_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="cannot import"):
+        ServerProcess(tmp_path / "x.db", args=("--app", "no.such.module:registry")).start()
