@@ -13,7 +13,15 @@ import pytest
 
 from collab.config import Settings
 from collab.storage import open_store
-from collab.storage.base import AppendUpdate, PutActorState, ReplaceSnapshot, StoredDocument
+from collab.storage.base import (
+    AppendUpdate,
+    DeleteTimer,
+    PutActorState,
+    PutTimer,
+    ReplaceSnapshot,
+    StoredDocument,
+    TimerRecord,
+)
 from collab.storage.schema import LATEST_VERSION
 
 BACKENDS = {
@@ -153,3 +161,19 @@ async def test_actor_state_last_write_wins(store):
     assert await store.load_actor_state("counter", "a") == b"2"
     assert await store.load_actor_state("counter", "b") == b"x"
     assert await store.load_actor_state("other", "a") is None
+
+
+async def test_timers(store):
+    assert await store.next_timer_due() is None
+    early = TimerRecord("c", "a", "t1", 100.0, "tick", b"\x90")
+    late = TimerRecord("c", "a", "t2", 300.0, "tick", b"\x90", cron="* * * * *", tz="UTC")
+    other = TimerRecord("c", "b", "t1", 200.0, "tock", b"\x90")
+    await store.write([PutTimer(late), PutTimer(other), PutTimer(early)])
+    assert await store.load_timers("c", "a") == [early, late]
+    assert await store.next_timer_due() == 100.0
+    assert await store.actors_with_timers_due(250.0, 10) == [("c", "a"), ("c", "b")]
+    assert await store.actors_with_timers_due(150.0, 10) == [("c", "a")]
+    moved = TimerRecord("c", "a", "t1", 400.0, "tick", b"\x90", attempts=1)
+    await store.write([PutTimer(moved), DeleteTimer("c", "b", "t1")])
+    assert await store.load_timers("c", "a") == [late, moved]
+    assert await store.actors_with_timers_due(250.0, 10) == []

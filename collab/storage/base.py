@@ -41,7 +41,36 @@ class PutActorState:
     data: bytes
 
 
-WriteOp = AppendUpdate | ReplaceSnapshot | PutActorState
+@dataclass(frozen=True, slots=True)
+class TimerRecord:
+    """A durable timer of actor (kind, key); `cron` is set for recurring entries."""
+
+    kind: str
+    key: str
+    id: str
+    due: float  # Unix time, seconds
+    method: str
+    args: bytes  # msgpack-encoded list
+    cron: str | None = None
+    tz: str | None = None
+    attempts: int = 0  # failed fires so far (for backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class PutTimer:
+    """Insert or replace a timer (same kind, key and id)."""
+
+    timer: TimerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTimer:
+    kind: str
+    key: str
+    id: str
+
+
+WriteOp = AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +112,18 @@ class Store(ABC):
     @abstractmethod
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
         """The state last written for (kind, key), or None if it never was."""
+
+    @abstractmethod
+    async def load_timers(self, kind: str, key: str) -> list[TimerRecord]:
+        """Every timer of actor (kind, key), soonest first."""
+
+    @abstractmethod
+    async def next_timer_due(self) -> float | None:
+        """The earliest `due` of any timer in the store, or None if there is none."""
+
+    @abstractmethod
+    async def actors_with_timers_due(self, before: float, limit: int) -> list[tuple[str, str]]:
+        """Distinct (kind, key) pairs with a timer due before `before`, soonest first."""
 
     @abstractmethod
     async def write(self, ops: Sequence[WriteOp]) -> None:

@@ -30,6 +30,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                updated_at DOUBLE PRECISION NOT NULL,
                PRIMARY KEY (kind, key))""",
     ]),
+    (3, [
+        # Durable timers and cron entries of application actors. `due` is a Unix
+        # time in seconds; a cron entry is rescheduled after each fire.
+        """CREATE TABLE actor_timers (
+               kind TEXT NOT NULL,
+               key TEXT NOT NULL,
+               id TEXT NOT NULL,
+               due DOUBLE PRECISION NOT NULL,
+               method TEXT NOT NULL,
+               args BLOB NOT NULL,
+               cron TEXT,
+               tz TEXT,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               PRIMARY KEY (kind, key, id))""",
+        "CREATE INDEX actor_timers_due ON actor_timers (due)",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -26,10 +26,13 @@ import aiosqlite
 
 from collab.storage.base import (
     AppendUpdate,
+    DeleteTimer,
     PutActorState,
+    PutTimer,
     ReplaceSnapshot,
     Store,
     StoredDocument,
+    TimerRecord,
     WriteOp,
 )
 from collab.storage.schema import MIGRATIONS
@@ -144,6 +147,33 @@ class SQLiteStore(Store):
             row = await cur.fetchone()
         return bytes(row[0]) if row else None
 
+    async def load_timers(self, kind: str, key: str) -> list[TimerRecord]:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute(
+            "SELECT kind, key, id, due, method, args, cron, tz, attempts FROM actor_timers "
+            "WHERE kind = ? AND key = ? ORDER BY due", (kind, key)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [TimerRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], r[7], r[8])
+                for r in rows]
+
+    async def next_timer_due(self) -> float | None:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute("SELECT MIN(due) FROM actor_timers") as cur:
+            row = await cur.fetchone()
+        return row[0]
+
+    async def actors_with_timers_due(self, before: float, limit: int) -> list[tuple[str, str]]:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute(
+            "SELECT kind, key, MIN(due) AS first FROM actor_timers WHERE due <= ? "
+            "GROUP BY kind, key ORDER BY first LIMIT ?", (before, limit)
+        ) as cur:
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
     async def write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
@@ -201,6 +231,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     appends = [(op.doc, op.seq, op.data) for op in ops if isinstance(op, AppendUpdate)]
     snapshots = [op for op in ops if isinstance(op, ReplaceSnapshot)]
     states = [op for op in ops if isinstance(op, PutActorState)]
+    timer_ops = [op for op in ops if isinstance(op, PutTimer | DeleteTimer)]
 
     def body() -> None:
         if appends:
@@ -220,6 +251,19 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 "ON CONFLICT (kind, key) DO UPDATE SET state = excluded.state, "
                 "updated_at = excluded.updated_at",
                 [(op.kind, op.key, op.data, now) for op in states])
+        for op in timer_ops:  # in submission order: a put then a delete of one id deletes it
+            if isinstance(op, PutTimer):
+                t = op.timer
+                conn.execute(
+                    "INSERT INTO actor_timers (kind, key, id, due, method, args, cron, tz, "
+                    "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key, id) "
+                    "DO UPDATE SET due = excluded.due, method = excluded.method, "
+                    "args = excluded.args, cron = excluded.cron, tz = excluded.tz, "
+                    "attempts = excluded.attempts",
+                    (t.kind, t.key, t.id, t.due, t.method, t.args, t.cron, t.tz, t.attempts))
+            else:
+                conn.execute("DELETE FROM actor_timers WHERE kind = ? AND key = ? AND id = ?",
+                             (op.kind, op.key, op.id))
 
     _transaction(conn, body)
 
