@@ -28,6 +28,7 @@ class Runtime:
         self.committer = GroupCommitter(self.store)
         self.committer.start()
         self.system = ActorSystem(self.settings, self.store, self.committer, registry)
+        self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:

@@ -107,3 +107,30 @@ async def test_acknowledged_state_survives_kill_9(tmp_path):
 def test_bad_app_spec_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="cannot import"):
         ServerProcess(tmp_path / "x.db", args=("--app", "no.such.module:registry")).start()
+
+
+async def test_timer_survives_kill_9(tmp_path):
+    """A timer acknowledged before kill -9 fires after the restart, exactly as stored."""
+    from tests.waits import until
+
+    db = tmp_path / "timer.db"
+    srv = ServerProcess(db, args=APP).start()
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(action_url(srv, "reminder", "k9", "remind_in"),
+                                  json={"args": [0.5, "after the crash"]})
+        timer_id = (await resp.json())["result"]
+        srv.kill()
+        srv = ServerProcess(db, args=APP).start()
+
+        async def woken_by_its_timer() -> bool:  # nobody calls it: the waker loads it
+            health = await (await session.get(f"{srv.http_url}/healthz")).json()
+            return health["loads"] >= 1
+
+        await until(woken_by_its_timer)
+
+        async def rang() -> bool:
+            resp = await session.post(action_url(srv, "reminder", "k9", "fired"))
+            return (await resp.json())["result"] == [["after the crash", timer_id]]
+
+        await until(rang)
+    srv.stop()

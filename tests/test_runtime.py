@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from collab.config import Settings
-from collab.runtime.actor import Actor, Stop
+from collab.runtime.actor import ActorBase, Stop
 from collab.runtime.lifecycle import ActorState, IllegalTransition, check_transition
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -16,7 +16,7 @@ from collab.storage.commit import GroupCommitter
 from tests.waits import until
 
 
-class Recorder(Actor):
+class Recorder(ActorBase):
     kind = "recorder"
     events: list[tuple[str, str]] = []
 

@@ -54,6 +54,7 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     committer = GroupCommitter(store)
     committer.start()
     app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
+    app[SYSTEM].timer_waker.start()
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
@@ -26,8 +27,10 @@ from collab.runtime.actions import (
     actions_of,
     bind,
 )
-from collab.runtime.actor import ActorBase
-from collab.storage.base import PutActorState
+from collab.runtime.actor import ActorBase, TimerFired
+from collab.runtime.schedule import TIMER_PREFIX, Schedule
+from collab.runtime.waker import TimersDue
+from collab.storage.base import PutActorState, TimerRecord
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -83,6 +86,8 @@ class Actor(ActorBase):
         self.state: Any = None
         self._saved: bytes | None = None  # the state as last committed (or being committed)
         self._last_commit: asyncio.Future[None] | None = None
+        #: Durable timers and cron entries: `await self.schedule.after(5, "method", ...)`.
+        self.schedule = Schedule(self)
         super().__init__(key, system, predecessor)
 
     # -- hooks for subclasses ---------------------------------------------------
@@ -118,6 +123,8 @@ class Actor(ActorBase):
             self._saved = raw
         await self.on_wake()
         self._persist()
+        for record in await self.system.store.load_timers(self.kind, self.key):
+            self.schedule.track(record)  # a missed fire is due at once: it runs once
 
     def may_sleep(self) -> bool:
         return True  # no client connections yet: only activity keeps an actor awake
@@ -135,11 +142,15 @@ class Actor(ActorBase):
     def handle(self, message: Any) -> Any:
         if type(message) is CallAction:
             return self._call(message)
+        if type(message) is TimerFired and message.name.startswith(TIMER_PREFIX):
+            return self._fire_due(message.name[len(TIMER_PREFIX):])
+        if type(message) is TimersDue:
+            return self._fire_due(None)
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, CallAction)
+        return isinstance(message, CallAction | TimersDue)
 
     def reject(self, message: Any, error: BaseException) -> None:
         if isinstance(message, CallAction) and not message.reply.done():
@@ -173,6 +184,36 @@ class Actor(ActorBase):
             _settle(reply, result, commit)
         else:
             commit.add_done_callback(lambda fut: _settle(reply, result, fut))
+
+    async def _fire_due(self, only: str | None) -> None:
+        """Run the due timers (just `only`, if given), one at a time, in due order."""
+        now = time.time()
+        due = [t for t in sorted(self.schedule.timers.values(), key=lambda t: t.due)
+               if t.due <= now and (only is None or t.id == only)]
+        for record in due:
+            if self.schedule.timers.get(record.id) is not record:
+                continue  # cancelled or replaced by an earlier fire
+            await self._fire(record)
+
+    async def _fire(self, record: TimerRecord) -> None:
+        self.schedule.firing = record
+        failed = False
+        try:
+            result = getattr(self, record.method)(*unpack(record.args))
+            if inspect.isawaitable(result):
+                await result
+            self._persist()
+        except Exception:
+            failed = True
+            self._rollback()
+            log.exception("%s %r: timer %s (%s) failed, attempt %d", self.kind, self.key,
+                          record.id, record.method, record.attempts + 1)
+        finally:
+            self.schedule.firing = None
+        # After the state write, so a crash in between fires again rather than never.
+        op = self.schedule.after_fire(record, failed)
+        if op is not None:
+            self._last_commit = self.system.committer.submit([op])
 
     def _persist(self) -> asyncio.Future[None] | None:
         """Submit the state if it changed since the last write; returns that commit."""

@@ -14,6 +14,7 @@ from collab.config import Settings
 from collab.errors import ShuttingDown
 from collab.runtime.actor import ActorBase, Stop
 from collab.runtime.registry import Registry
+from collab.runtime.waker import TimerWaker
 from collab.storage.base import Store
 from collab.storage.commit import GroupCommitter
 
@@ -31,6 +32,7 @@ class ActorSystem:
         self._stopping: dict[tuple[type[ActorBase], str], ActorBase] = {}
         self.loads = 0
         self.closing = False
+        self.timer_waker = TimerWaker(self)
 
     def get(self, kind: type[A], key: str) -> A:
         """The live instance of (kind, key), created (and loading) if absent.
@@ -77,6 +79,7 @@ class ActorSystem:
         """Ask every actor to save and unload; returns when all have stopped.
         No actor is created after this starts."""
         self.closing = True
+        await self.timer_waker.stop()
         actors = list(self._live.values()) + list(self._stopping.values())
         for actor in actors:
             actor.post(Stop(reason))

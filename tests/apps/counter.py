@@ -64,3 +64,47 @@ class Tally(collab.Actor):
 
 
 registry = collab.Registry(Counter, Tally)
+
+
+class Reminder(collab.Actor):
+    """Timers and cron: each fire is recorded in state with its timer id."""
+
+    def initial_state(self) -> dict:
+        return {"fired": []}
+
+    async def on_wake(self) -> None:
+        self.failures_left = 0  # ephemeral: a failed fire rolls back state, not this
+
+    @collab.action
+    async def remind_in(self, seconds: float, note: str) -> str:
+        return await self.schedule.after(seconds, "ring", note)
+
+    @collab.action
+    async def every_second(self, name: str) -> str:
+        return await self.schedule.cron(name, "* * * * * *", "ring", name)
+
+    @collab.action
+    async def cancel(self, timer_id: str) -> bool:
+        return await self.schedule.cancel(timer_id)
+
+    @collab.action
+    def timers(self) -> list:
+        return self.schedule.list()
+
+    @collab.action
+    def fail_next(self, times: int) -> None:
+        self.failures_left = times
+
+    @collab.action
+    def fired(self) -> list:
+        return self.state["fired"]
+
+    def ring(self, note: str) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            self.state["fired"].append("lost")  # rolled back with the failure
+            raise RuntimeError("the bell is broken")
+        self.state["fired"].append([note, self.schedule.firing.id])
+
+
+registry.register(Reminder)

@@ -1,0 +1,137 @@
+"""Durable timers and cron for application actors: `self.schedule`.
+
+Every timer is a row in the store before `after`/`at`/`cron` return, so it
+survives hibernation, restarts and kill -9. A live actor arms an in-memory
+timer for each row; a hibernated one is woken by the system's TimerWaker when
+its earliest row is due. Fires are at-least-once: a timer is deleted (or a cron
+entry moved to its next time) only after its method succeeded, and each fire
+exposes `self.schedule.firing.id` so handlers can be idempotent.
+
+Missed fires (the server was down) run once when the actor next loads; a cron
+entry that missed several ticks fires once and resumes at its next tick after
+now (coalesced).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgpack
+from croniter import croniter
+
+from collab.runtime.actions import ActionError
+from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
+
+if TYPE_CHECKING:
+    from collab.runtime.durable import Actor
+
+#: A failed fire is retried after min(2 ** attempts, MAX_BACKOFF) seconds ...
+MAX_BACKOFF = 300.0
+#: ... and given up (logged, deleted) after this many attempts.
+MAX_ATTEMPTS = 10
+TIMER_PREFIX = "timer:"
+CRON_PREFIX = "cron:"
+
+
+class ScheduleError(ActionError):
+    code = "invalid_schedule"
+
+
+def next_cron_time(expr: str, tz: str, after: float) -> float:
+    """The first tick of cron `expr` in zone `tz` strictly after Unix time `after`."""
+    zone = ZoneInfo(tz)
+    start = datetime.fromtimestamp(after, zone)
+    return croniter(expr, start).get_next(float)
+
+
+class Schedule:
+    """The timers of one actor, as `actor.schedule`."""
+
+    def __init__(self, actor: Actor) -> None:
+        self._actor = actor
+        self.timers: dict[str, TimerRecord] = {}
+        #: The timer whose method is running right now (None outside a fire).
+        self.firing: TimerRecord | None = None
+
+    async def after(self, seconds: float, method: str, *args: Any) -> str:
+        """Run `method(*args)` in `seconds`; returns the timer id."""
+        return await self._put(time.time() + max(0.0, seconds), method, args)
+
+    async def at(self, when: datetime, method: str, *args: Any) -> str:
+        """Run `method(*args)` at `when` (a naive datetime is taken as UTC)."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return await self._put(when.timestamp(), method, args)
+
+    async def cron(self, name: str, expr: str, method: str, *args: Any, tz: str = "UTC") -> str:
+        """Run `method(*args)` on every tick of cron `expr` in zone `tz`. Calling it
+        again with the same `name` replaces the entry. Returns the id `cron:<name>`."""
+        if not croniter.is_valid(expr):
+            raise ScheduleError(f"not a cron expression: {expr!r}")
+        try:
+            due = next_cron_time(expr, tz, time.time())
+        except ZoneInfoNotFoundError:
+            raise ScheduleError(f"unknown time zone {tz!r}") from None
+        return await self._put(due, method, args, timer_id=CRON_PREFIX + name, cron=expr, tz=tz)
+
+    async def cancel(self, timer_id: str) -> bool:
+        """Delete a timer or cron entry; returns False if there was none."""
+        if self.timers.pop(timer_id, None) is None:
+            return False
+        actor = self._actor
+        actor.cancel_timer(TIMER_PREFIX + timer_id)
+        await actor.system.committer.submit([DeleteTimer(actor.kind, actor.key, timer_id)])
+        return True
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every pending timer: id, due (Unix time), method, args, cron, tz."""
+        return [{"id": t.id, "due": t.due, "method": t.method,
+                 "args": msgpack.unpackb(t.args, raw=False), "cron": t.cron, "tz": t.tz}
+                for t in sorted(self.timers.values(), key=lambda t: t.due)]
+
+    async def _put(self, due: float, method: str, args: tuple, *, timer_id: str | None = None,
+                   cron: str | None = None, tz: str | None = None) -> str:
+        actor = self._actor
+        if not callable(getattr(type(actor), method, None)) or method.startswith("_"):
+            raise ScheduleError(f"{actor.kind} has no method {method!r} to schedule")
+        try:
+            packed = msgpack.packb(list(args), use_bin_type=True)
+        except (TypeError, ValueError) as exc:
+            raise ScheduleError(f"timer arguments are not msgpack-serializable: {exc}") from None
+        record = TimerRecord(actor.kind, actor.key, timer_id or uuid.uuid4().hex, due, method,
+                             packed, cron, tz)
+        await actor.system.committer.submit([PutTimer(record)])
+        self.track(record)
+        actor.system.timer_waker.notify(due)
+        return record.id
+
+    def track(self, record: TimerRecord) -> None:
+        """Hold `record` in memory and arm its in-memory timer."""
+        self.timers[record.id] = record
+        self._actor.set_timer(TIMER_PREFIX + record.id, max(0.0, record.due - time.time()))
+
+    def after_fire(self, record: TimerRecord, failed: bool) -> PutTimer | DeleteTimer | None:
+        """What to store once `record` fired: its next time, a retry, or its deletion."""
+        now = time.time()
+        if failed:
+            attempts = record.attempts + 1
+            if attempts >= MAX_ATTEMPTS:
+                self.timers.pop(record.id, None)
+                return DeleteTimer(record.kind, record.key, record.id)
+            retry = TimerRecord(record.kind, record.key, record.id,
+                                now + min(2.0 ** attempts, MAX_BACKOFF), record.method,
+                                record.args, record.cron, record.tz, attempts)
+            self.track(retry)
+            return PutTimer(retry)
+        if record.cron is not None:
+            following = TimerRecord(record.kind, record.key, record.id,
+                                    next_cron_time(record.cron, record.tz or "UTC", now),
+                                    record.method, record.args, record.cron, record.tz)
+            self.track(following)
+            return PutTimer(following)
+        self.timers.pop(record.id, None)
+        return DeleteTimer(record.kind, record.key, record.id)
