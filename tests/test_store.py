@@ -15,9 +15,12 @@ from collab.config import Settings
 from collab.storage import open_store
 from collab.storage.base import (
     AppendUpdate,
+    DeleteQueueMessage,
     DeleteTimer,
     PutActorState,
+    PutQueueMessage,
     PutTimer,
+    QueueRecord,
     ReplaceSnapshot,
     StoredDocument,
     TimerRecord,
@@ -177,3 +180,16 @@ async def test_timers(store):
     await store.write([PutTimer(moved), DeleteTimer("c", "b", "t1")])
     assert await store.load_timers("c", "a") == [late, moved]
     assert await store.actors_with_timers_due(250.0, 10) == []
+
+
+async def test_queues(store):
+    first = QueueRecord("c", "a", "jobs", 1, b"\x01", enqueued_at=1.0)
+    second = QueueRecord("c", "a", "jobs", 2, b"\x02", enqueued_at=2.0)
+    other = QueueRecord("c", "a", "alpha", 1, b"\x03", enqueued_at=3.0)
+    await store.write([PutQueueMessage(second), PutQueueMessage(first), PutQueueMessage(other)])
+    assert await store.load_queues("c", "a") == [other, first, second]
+    dead = QueueRecord("c", "a", "jobs", 2, b"\x02", attempts=5, dead=True, error="boom",
+                       enqueued_at=2.0)
+    await store.write([DeleteQueueMessage("c", "a", "jobs", 1), PutQueueMessage(dead)])
+    assert await store.load_queues("c", "a") == [other, dead]
+    assert await store.load_queues("c", "b") == []

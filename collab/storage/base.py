@@ -70,7 +70,38 @@ class DeleteTimer:
     id: str
 
 
-WriteOp = AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """One message of queue `queue` of actor (kind, key), in `seq` order."""
+
+    kind: str
+    key: str
+    queue: str
+    seq: int
+    body: bytes  # msgpack
+    attempts: int = 0
+    dead: bool = False
+    error: str | None = None
+    enqueued_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutQueueMessage:
+    """Insert or replace a queue message (same kind, key, queue and seq)."""
+
+    message: QueueRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteQueueMessage:
+    kind: str
+    key: str
+    queue: str
+    seq: int
+
+
+WriteOp = (AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
+           | PutQueueMessage | DeleteQueueMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +155,10 @@ class Store(ABC):
     @abstractmethod
     async def actors_with_timers_due(self, before: float, limit: int) -> list[tuple[str, str]]:
         """Distinct (kind, key) pairs with a timer due before `before`, soonest first."""
+
+    @abstractmethod
+    async def load_queues(self, kind: str, key: str) -> list[QueueRecord]:
+        """Every queue message of actor (kind, key), dead letters included, by queue and seq."""
 
     @abstractmethod
     async def write(self, ops: Sequence[WriteOp]) -> None:

@@ -46,6 +46,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                PRIMARY KEY (kind, key, id))""",
         "CREATE INDEX actor_timers_due ON actor_timers (due)",
     ]),
+    (4, [
+        # Durable queues of application actors: consumed in seq order; a message
+        # leaves the table when its handler succeeds; `dead` rows are dead letters.
+        """CREATE TABLE actor_queue (
+               kind TEXT NOT NULL,
+               key TEXT NOT NULL,
+               queue TEXT NOT NULL,
+               seq BIGINT NOT NULL,
+               body BLOB NOT NULL,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               dead INTEGER NOT NULL DEFAULT 0,
+               error TEXT,
+               enqueued_at DOUBLE PRECISION NOT NULL,
+               PRIMARY KEY (kind, key, queue, seq))""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -26,9 +26,12 @@ import aiosqlite
 
 from collab.storage.base import (
     AppendUpdate,
+    DeleteQueueMessage,
     DeleteTimer,
     PutActorState,
+    PutQueueMessage,
     PutTimer,
+    QueueRecord,
     ReplaceSnapshot,
     Store,
     StoredDocument,
@@ -174,6 +177,17 @@ class SQLiteStore(Store):
         ) as cur:
             return [(row[0], row[1]) for row in await cur.fetchall()]
 
+    async def load_queues(self, kind: str, key: str) -> list[QueueRecord]:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute(
+            "SELECT kind, key, queue, seq, body, attempts, dead, error, enqueued_at "
+            "FROM actor_queue WHERE kind = ? AND key = ? ORDER BY queue, seq", (kind, key)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [QueueRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], bool(r[6]), r[7], r[8])
+                for r in rows]
+
     async def write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
@@ -232,6 +246,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     snapshots = [op for op in ops if isinstance(op, ReplaceSnapshot)]
     states = [op for op in ops if isinstance(op, PutActorState)]
     timer_ops = [op for op in ops if isinstance(op, PutTimer | DeleteTimer)]
+    queue_ops = [op for op in ops if isinstance(op, PutQueueMessage | DeleteQueueMessage)]
 
     def body() -> None:
         if appends:
@@ -264,6 +279,19 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
             else:
                 conn.execute("DELETE FROM actor_timers WHERE kind = ? AND key = ? AND id = ?",
                              (op.kind, op.key, op.id))
+        for op in queue_ops:
+            if isinstance(op, PutQueueMessage):
+                m = op.message
+                conn.execute(
+                    "INSERT INTO actor_queue (kind, key, queue, seq, body, attempts, dead, "
+                    "error, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (kind, key, queue, seq) DO UPDATE SET body = excluded.body, "
+                    "attempts = excluded.attempts, dead = excluded.dead, error = excluded.error",
+                    (m.kind, m.key, m.queue, m.seq, m.body, m.attempts, int(m.dead), m.error,
+                     m.enqueued_at))
+            else:
+                conn.execute("DELETE FROM actor_queue WHERE kind = ? AND key = ? AND queue = ? "
+                             "AND seq = ?", (op.kind, op.key, op.queue, op.seq))
 
     _transaction(conn, body)
 
