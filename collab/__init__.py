@@ -7,7 +7,8 @@ subclass `collab.Actor`, declare `@collab.action` methods and are served with
 
 from collab.runtime.actions import ActionError, action
 from collab.runtime.durable import Actor, ActorRef
+from collab.runtime.queues import consumes
 from collab.runtime.registry import Registry
 
 __version__ = "0.1.0"
-__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action", "consumes"]

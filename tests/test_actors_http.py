@@ -134,3 +134,63 @@ async def test_timer_survives_kill_9(tmp_path):
 
         await until(rang)
     srv.stop()
+
+
+def queue_url(srv: ServerProcess, kind: str, key: str, queue: str) -> str:
+    return f"{srv.http_url}/api/actors/{kind}/{key}/queues/{queue}"
+
+
+async def test_queue_over_http(srv, session):
+    from tests.waits import until
+
+    url = queue_url(srv, "worker", "h", "jobs")
+    for n in range(3):
+        resp = await session.post(url, json={"n": n})
+        assert await resp.json() == {"queued": True, "seq": n + 1}
+    resp = await session.post(url, data=msgpack.packb({"n": 3}),
+                              headers={"Content-Type": "application/msgpack"})
+    assert msgpack.unpackb(await resp.read()) == {"queued": True, "seq": 4}
+
+    async def all_done() -> bool:
+        resp = await session.post(action_url(srv, "worker", "h", "done"))
+        return (await resp.json())["result"] == [0, 1, 2, 3]
+
+    await until(all_done)
+    assert await (await session.get(url)).json() == {"pending": 0, "dead": []}
+    resp = await session.post(f"{url}/redrive")
+    assert await resp.json() == {"redriven": 0}
+
+
+@pytest.mark.parametrize(
+    ("queue", "data", "status", "code"),
+    [("nope", b'{"n": 1}', 404, "unknown_queue"), ("jobs", b"", 400, "invalid_body"),
+     ("jobs", b"{bad", 400, "invalid_body"),
+     ("jobs", b'"' + b"x" * 70000 + b'"', 413, "message_too_large")],
+)
+async def test_queue_errors(srv, session, queue, data, status, code):
+    resp = await session.post(queue_url(srv, "worker", "e", queue), data=data,
+                              headers={"Content-Type": "application/json"})
+    assert resp.status == status and (await resp.json())["error"]["code"] == code
+
+
+async def test_queued_messages_survive_kill_9(tmp_path):
+    from tests.waits import until
+
+    db = tmp_path / "queue.db"
+    srv = ServerProcess(db, args=APP).start()
+    async with aiohttp.ClientSession() as session:
+        await session.post(action_url(srv, "patient_worker", "k9", "fail_next"),
+                           json={"args": [1]})
+        for n in range(5):
+            resp = await session.post(queue_url(srv, "patient_worker", "k9", "jobs"),
+                                      json={"n": n})
+            assert resp.status == 200
+        srv.kill()  # the first delivery failed; its retry was 0.5 s away
+        srv = ServerProcess(db, args=APP).start()
+
+        async def all_done() -> bool:
+            resp = await session.post(action_url(srv, "patient_worker", "k9", "done"))
+            return (await resp.json())["result"] == [0, 1, 2, 3, 4]
+
+        await until(all_done)
+    srv.stop()

@@ -1,13 +1,18 @@
-"""HTTP actor API: `POST /api/actors/<kind>/<key>/actions/<name>`.
+"""HTTP actor API.
 
-The body is JSON (or msgpack with `Content-Type: application/msgpack`):
-`{"args": [...], "kwargs": {...}}`, both optional. The answer is `{"result": ...}`
-in the same encoding, sent once the state the result depends on is committed.
+POST /api/actors/<kind>/<key>/actions/<name>   {"args": [...], "kwargs": {...}} -> {"result"}
+POST /api/actors/<kind>/<key>/queues/<name>    the message itself -> {"queued": true, "seq"}
+GET  /api/actors/<kind>/<key>/queues/<name>    {"pending": n, "dead": [...]}
+POST /api/actors/<kind>/<key>/queues/<name>/redrive                 -> {"redriven": n}
+
+Bodies are JSON, or msgpack with `Content-Type: application/msgpack` (answered
+in msgpack). Answers come once what they report is committed.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgpack
 from aiohttp import web
@@ -17,32 +22,61 @@ from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
 from collab.runtime.durable import ActorRef, InternalActionError
+from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 #: HTTP status for each error an action call can end with.
 STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
-          InternalActionError: 500}
+          InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413}
 
 
-async def call_action(request: web.Request) -> web.Response:
-    system = request.app[SYSTEM]
+def _target(request: web.Request) -> ActorRef:
     try:
-        cls = system.registry.resolve(request.match_info["kind"])
+        cls = request.app[SYSTEM].registry.resolve(request.match_info["kind"])
     except UnknownActorType as exc:
         raise BadRequest(exc.message, code=exc.code, status=404) from None
     key = parse_key(request.match_info["key"], what="actor key")
-    binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    return ActorRef(request.app[SYSTEM], cls, key)
+
+
+async def _run(coro: Any) -> Any:
     try:
-        result = await ActorRef(system, cls, key).call(request.match_info["action"],
-                                                       *args, **kwargs)
+        return await coro
     except (ActionError, InternalActionError) as exc:
         # The actor's own ActionErrors carry the code it chose; they are the caller's 400s.
         raise BadRequest(exc.message, code=exc.code,
                          status=STATUS.get(type(exc), 400)) from None
-    return _encode_result(result, binary)
+
+
+async def call_action(request: web.Request) -> web.Response:
+    ref = _target(request)
+    binary = request.content_type in MSGPACK_TYPES
+    args, kwargs = _decode_call(await _read_body(request), binary)
+    result = await _run(ref.call(request.match_info["action"], *args, **kwargs))
+    return _encode({"result": result}, binary)
+
+
+async def send_to_queue(request: web.Request) -> web.Response:
+    queue = _target(request).queue(request.match_info["queue"])
+    binary = request.content_type in MSGPACK_TYPES
+    body = await _read_body(request)
+    if not body:
+        raise BadRequest("empty body; send the message as JSON or msgpack",
+                         code="invalid_body")
+    seq = await _run(queue.send(_decode(body, binary)))
+    return _encode({"queued": True, "seq": seq}, binary)
+
+
+async def inspect_queue(request: web.Request) -> web.Response:
+    queue = _target(request).queue(request.match_info["queue"])
+    return _encode(await _run(queue.inspect()), False)
+
+
+async def redrive_queue(request: web.Request) -> web.Response:
+    queue = _target(request).queue(request.match_info["queue"])
+    return _encode({"redriven": await _run(queue.redrive())}, False)
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -53,14 +87,18 @@ async def _read_body(request: web.Request) -> bytes:
     return body
 
 
-def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:
-    if not body:
-        return [], {}
+def _decode(body: bytes, binary: bool) -> Any:
     try:
-        call = msgpack.unpackb(body, raw=False) if binary else json.loads(body)
+        return msgpack.unpackb(body, raw=False) if binary else json.loads(body)
     except (ValueError, msgpack.UnpackException) as exc:
         kind = "msgpack" if binary else "JSON"
         raise BadRequest(f"body is not valid {kind}: {exc}", code="invalid_body") from None
+
+
+def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:
+    if not body:
+        return [], {}
+    call = _decode(body, binary)
     if not isinstance(call, dict) or set(call) - {"args", "kwargs"}:
         raise BadRequest('body must be an object {"args": [...], "kwargs": {...}}',
                          code="invalid_body")
@@ -71,12 +109,12 @@ def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:
     return args, kwargs
 
 
-def _encode_result(result: object, binary: bool) -> web.Response:
+def _encode(answer: object, binary: bool) -> web.Response:
     try:
         if binary:
-            return web.Response(body=msgpack.packb({"result": result}, use_bin_type=True),
+            return web.Response(body=msgpack.packb(answer, use_bin_type=True),
                                 content_type="application/msgpack")
-        return web.json_response({"result": result})
+        return web.json_response(answer)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"the action's result cannot be encoded: {exc}",
                          code="result_not_serializable", status=500) from None

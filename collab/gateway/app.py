@@ -87,4 +87,8 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
     app.router.add_post("/api/actors/{kind}/{key:.+}/actions/{action}", actors_api.call_action)
+    app.router.add_post("/api/actors/{kind}/{key:.+}/queues/{queue}", actors_api.send_to_queue)
+    app.router.add_get("/api/actors/{kind}/{key:.+}/queues/{queue}", actors_api.inspect_queue)
+    app.router.add_post("/api/actors/{kind}/{key:.+}/queues/{queue}/redrive",
+                        actors_api.redrive_queue)
     return app

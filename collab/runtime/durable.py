@@ -28,14 +28,30 @@ from collab.runtime.actions import (
     bind,
 )
 from collab.runtime.actor import ActorBase, TimerFired
+from collab.runtime.queues import (
+    BATCH_PER_TURN,
+    DRAIN_METHOD,
+    MAX_DELIVERY_ATTEMPTS,
+    MAX_QUEUE_LENGTH,
+    RETRY_BASE,
+    QueueInspect,
+    QueueRedrive,
+    Queues,
+    QueueSend,
+    consumers_of,
+    encode_message,
+)
 from collab.runtime.schedule import TIMER_PREFIX, Schedule
 from collab.runtime.waker import TimersDue
-from collab.storage.base import PutActorState, TimerRecord
+from collab.storage.base import PutActorState, PutTimer, TimerRecord
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
+
+#: Timer ids of queue drains: one per queue, never a user's timer.
+DRAIN_PREFIX = "queue:"
 
 #: Actor type names as they appear in URLs and on the wire.
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -71,7 +87,13 @@ class Actor(ActorBase):
     """
 
     kind: ClassVar[str] = "actor"
+    #: Queue limits, per actor class: messages waiting per queue, deliveries before
+    #: a message becomes a dead letter, and the first retry delay (seconds, doubling).
+    queue_max_length: ClassVar[int] = MAX_QUEUE_LENGTH
+    queue_max_attempts: ClassVar[int] = MAX_DELIVERY_ATTEMPTS
+    queue_retry_base: ClassVar[float] = RETRY_BASE
     _actions: ClassVar[dict[str, Any]] = {}
+    _consumers: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,6 +102,7 @@ class Actor(ActorBase):
         if not KIND_PATTERN.fullmatch(cls.kind):
             raise ValueError(f"actor kind {cls.kind!r} must match {KIND_PATTERN.pattern}")
         cls._actions = actions_of(cls)
+        cls._consumers = consumers_of(cls)
 
     def __init__(self, key: str, system: ActorSystem,
                  predecessor: ActorBase | None = None) -> None:
@@ -88,6 +111,8 @@ class Actor(ActorBase):
         self._last_commit: asyncio.Future[None] | None = None
         #: Durable timers and cron entries: `await self.schedule.after(5, "method", ...)`.
         self.schedule = Schedule(self)
+        #: Durable queues this actor consumes (`@collab.consumes("name")`).
+        self.queues = Queues(self)
         super().__init__(key, system, predecessor)
 
     # -- hooks for subclasses ---------------------------------------------------
@@ -107,6 +132,17 @@ class Actor(ActorBase):
 
     # -- references ---------------------------------------------------------------
 
+    async def enqueue(self, queue: str, message: Any) -> int:
+        """Append `message` to one of this actor's own queues (from its own code, where
+        `self.actor(...).queue(...)` would wait on itself); returns its seq once committed."""
+        record, put = self.queues.enqueue(queue, encode_message(message))
+        ops: list[Any] = [put]
+        if DRAIN_PREFIX + queue not in self.schedule.timers:
+            ops.append(self._drain_soon(queue))
+        self._last_commit = self.system.committer.submit(ops)
+        await self._last_commit
+        return record.seq
+
     def actor(self, kind: type[Actor] | str, key: str) -> ActorRef:
         """A reference to another actor: `await self.actor(Other, "k").call("act", ...)`."""
         return ActorRef(self.system, kind, key, caller=self)
@@ -125,6 +161,12 @@ class Actor(ActorBase):
         self._persist()
         for record in await self.system.store.load_timers(self.kind, self.key):
             self.schedule.track(record)  # a missed fire is due at once: it runs once
+        if self._consumers:
+            self.queues.load(await self.system.store.load_queues(self.kind, self.key))
+            ops = [self._drain_soon(queue) for queue, waiting in self.queues.pending.items()
+                   if waiting and DRAIN_PREFIX + queue not in self.schedule.timers]
+            if ops:
+                self._last_commit = self.system.committer.submit(ops)
 
     def may_sleep(self) -> bool:
         return True  # no client connections yet: only activity keeps an actor awake
@@ -146,15 +188,23 @@ class Actor(ActorBase):
             return self._fire_due(message.name[len(TIMER_PREFIX):])
         if type(message) is TimersDue:
             return self._fire_due(None)
+        if type(message) is QueueSend:
+            return self._queue_send(message)
+        if type(message) is QueueInspect:
+            return _answer(message.reply, lambda: self.queues.inspect(message.queue))
+        if type(message) is QueueRedrive:
+            return self._queue_redrive(message)
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, CallAction | TimersDue)
+        return isinstance(message, CallAction | TimersDue | QueueSend | QueueInspect
+                          | QueueRedrive)
 
     def reject(self, message: Any, error: BaseException) -> None:
-        if isinstance(message, CallAction) and not message.reply.done():
-            message.reply.set_exception(error)
+        reply = getattr(message, "reply", None)
+        if reply is not None and not reply.done():
+            reply.set_exception(error)
 
     def after_drain(self) -> None:
         self.maybe_arm_idle()
@@ -195,7 +245,82 @@ class Actor(ActorBase):
                 continue  # cancelled or replaced by an earlier fire
             await self._fire(record)
 
+    # -- queues -----------------------------------------------------------------
+
+    def _drain_soon(self, queue: str, delay: float = 0.0) -> PutTimer:
+        return self.schedule.internal(DRAIN_PREFIX + queue, time.time() + delay,
+                                      DRAIN_METHOD, queue)
+
+    async def _queue_send(self, message: QueueSend) -> None:
+        try:
+            record, put = self.queues.enqueue(message.queue, message.body)
+        except ActionError as exc:
+            if not message.reply.done():
+                message.reply.set_exception(exc)
+            return
+        ops: list[Any] = [put]
+        if DRAIN_PREFIX + message.queue not in self.schedule.timers:
+            ops.append(self._drain_soon(message.queue))
+        commit = self.system.committer.submit(ops)
+        self._last_commit = commit
+        commit.add_done_callback(lambda fut: _settle(message.reply, record.seq, fut))
+
+    async def _queue_redrive(self, message: QueueRedrive) -> None:
+        ops: list[Any] = self.queues.redrive(message.queue)
+        count = len(ops) // 2
+        if count and DRAIN_PREFIX + message.queue not in self.schedule.timers:
+            ops.append(self._drain_soon(message.queue))
+        commit = self.system.committer.submit(ops) if ops else None
+        if commit is None:
+            _settle(message.reply, 0, None)
+            return
+        self._last_commit = commit
+        commit.add_done_callback(lambda fut: _settle(message.reply, count, fut))
+
+    async def _drain(self, record: TimerRecord) -> None:
+        """Hand the queue's messages to its consumer in order, then decide when (if
+        ever) the queue's timer fires again."""
+        queue = unpack(record.args)[0]
+        handler = self._consumers.get(queue)
+        waiting = self.queues.pending.get(queue)
+        retry_in: float | None = None
+        handled = 0
+        while handler is not None and waiting and handled < BATCH_PER_TURN:
+            head = waiting[0]
+            self.queues.current = head
+            try:
+                result = handler(self, unpack(head.body))
+                if inspect.isawaitable(result):
+                    await result
+                self._persist()
+                ops: list[Any] = [self.queues.delivered(head)]
+            except Exception as exc:
+                self._rollback()
+                log.warning("%s %r: queue %r message %d failed (attempt %d): %r", self.kind,
+                            self.key, queue, head.seq, head.attempts + 1, exc)
+                put, retry_in = self.queues.failed(head, repr(exc))
+                ops = [put]
+            finally:
+                self.queues.current = None
+            self._last_commit = self.system.committer.submit(ops)
+            handled += 1
+            if retry_in is not None:
+                break
+        if retry_in is None and waiting and handled >= BATCH_PER_TURN:
+            retry_in = 0.0  # more to do: let other messages in first
+        if retry_in is None:
+            op: Any = self.schedule.forget(record.id)
+        else:
+            op = self._drain_soon(queue, retry_in)
+        if op is not None:
+            self._last_commit = self.system.committer.submit([op])
+
+    # -- timers -----------------------------------------------------------------
+
     async def _fire(self, record: TimerRecord) -> None:
+        if record.method == DRAIN_METHOD:
+            await self._drain(record)
+            return
         self.schedule.firing = record
         failed = False
         try:
@@ -239,6 +364,17 @@ class Actor(ActorBase):
         self.state = unpack(self._saved) if self._saved is not None else self.initial_state()
 
 
+def _answer(reply: asyncio.Future[Any], compute: Any) -> None:
+    try:
+        result = compute()
+    except Exception as exc:
+        if not reply.done():
+            reply.set_exception(exc)
+    else:
+        if not reply.done():
+            reply.set_result(result)
+
+
 def _settle(reply: asyncio.Future[Any], result: Any, commit: asyncio.Future[None] | None):
     if reply.done():
         return
@@ -260,6 +396,20 @@ class ActorRef:
         self.caller = caller
         self.timeout = timeout
 
+    def queue(self, name: str) -> QueueRef:
+        """The actor's durable queue `name`: `await ref.queue("jobs").send(message)`."""
+        return QueueRef(self, name)
+
+    async def ask(self, make_message: Any, what: str) -> Any:
+        """Post `make_message(reply)` to the actor and wait (bounded) for the reply."""
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.system.post(self.cls, self.key, make_message(reply))
+        try:
+            return await asyncio.wait_for(reply, self.timeout)
+        except TimeoutError:
+            raise CallTimeout(f"{self.cls.kind}:{self.key} did not answer {what} "
+                              f"within {self.timeout} s") from None
+
     async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Run `action` on the actor and return its result once its state is durable.
 
@@ -271,10 +421,28 @@ class ActorRef:
             raise ActionError("an actor cannot call its own actions through a reference "
                               "(it handles one message at a time); call the method directly",
                               code="self_call")
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.system.post(self.cls, self.key, CallAction(action, args, kwargs, reply))
-        try:
-            return await asyncio.wait_for(reply, self.timeout)
-        except TimeoutError:
-            raise CallTimeout(f"{self.cls.kind}:{self.key} did not answer {action!r} "
-                              f"within {self.timeout} s") from None
+        return await self.ask(lambda reply: CallAction(action, args, kwargs, reply),
+                              repr(action))
+
+
+class QueueRef:
+    """One durable queue of one actor."""
+
+    def __init__(self, actor: ActorRef, name: str) -> None:
+        self.actor = actor
+        self.name = name
+
+    async def send(self, message: Any) -> int:
+        """Append `message` (msgpack-serializable, up to 64 KiB); returns its sequence
+        number once it is committed. Raises UnknownQueue, QueueFull, MessageTooLarge."""
+        body = encode_message(message)
+        return await self.actor.ask(lambda reply: QueueSend(self.name, body, reply),
+                                    f"a send to queue {self.name!r}")
+
+    async def inspect(self) -> dict[str, Any]:
+        """{"pending": n, "dead": [{"seq", "message", "attempts", "error", ...}]}"""
+        return await self.actor.ask(lambda reply: QueueInspect(self.name, reply), "inspect")
+
+    async def redrive(self) -> int:
+        """Move the dead letters back to the end of the queue; returns how many."""
+        return await self.actor.ask(lambda reply: QueueRedrive(self.name, reply), "redrive")

@@ -91,7 +91,8 @@ class Schedule:
         """Every pending timer: id, due (Unix time), method, args, cron, tz."""
         return [{"id": t.id, "due": t.due, "method": t.method,
                  "args": msgpack.unpackb(t.args, raw=False), "cron": t.cron, "tz": t.tz}
-                for t in sorted(self.timers.values(), key=lambda t: t.due)]
+                for t in sorted(self.timers.values(), key=lambda t: t.due)
+                if not t.method.startswith("_")]  # the runtime's own (queue retries)
 
     async def _put(self, due: float, method: str, args: tuple, *, timer_id: str | None = None,
                    cron: str | None = None, tz: str | None = None) -> str:
@@ -106,13 +107,29 @@ class Schedule:
                              packed, cron, tz)
         await actor.system.committer.submit([PutTimer(record)])
         self.track(record)
-        actor.system.timer_waker.notify(due)
         return record.id
 
+    def internal(self, timer_id: str, due: float, method: str, *args: Any) -> PutTimer:
+        """Track a runtime-owned timer (e.g. a queue's retry) and return its write, for
+        the caller to commit together with its own ops."""
+        record = TimerRecord(self._actor.kind, self._actor.key, timer_id, due, method,
+                             msgpack.packb(list(args), use_bin_type=True))
+        self.track(record)
+        return PutTimer(record)
+
+    def forget(self, timer_id: str) -> DeleteTimer | None:
+        """Stop tracking a timer; returns its deletion, or None if there was none."""
+        if self.timers.pop(timer_id, None) is None:
+            return None
+        self._actor.cancel_timer(TIMER_PREFIX + timer_id)
+        return DeleteTimer(self._actor.kind, self._actor.key, timer_id)
+
     def track(self, record: TimerRecord) -> None:
-        """Hold `record` in memory and arm its in-memory timer."""
+        """Hold `record` in memory, arm its in-memory timer, and tell the waker (which
+        wakes the actor for it if it hibernates first)."""
         self.timers[record.id] = record
         self._actor.set_timer(TIMER_PREFIX + record.id, max(0.0, record.due - time.time()))
+        self._actor.system.timer_waker.notify(record.due)
 
     def after_fire(self, record: TimerRecord, failed: bool) -> PutTimer | DeleteTimer | None:
         """What to store once `record` fired: its next time, a retry, or its deletion."""

@@ -108,3 +108,52 @@ class Reminder(collab.Actor):
 
 
 registry.register(Reminder)
+
+
+class Worker(collab.Actor):
+    """A durable queue consumer; `fail_next` makes the next deliveries fail."""
+
+    queue_max_length = 50
+    queue_max_attempts = 3
+    queue_retry_base = 0.05
+
+    def initial_state(self) -> dict:
+        return {"done": [], "attempts_seen": []}
+
+    async def on_wake(self) -> None:
+        self.failures_left = 0
+
+    @collab.consumes("jobs")
+    def job(self, message: dict) -> None:
+        self.state["attempts_seen"].append(self.queues.current.attempts)
+        if message.get("poison") or self.failures_left:
+            self.failures_left = max(0, self.failures_left - 1)
+            self.state["done"].append("rolled back")
+            raise RuntimeError("cannot do this job")
+        self.state["done"].append(message["n"])
+
+    @collab.action
+    def fail_next(self, times: int) -> None:
+        self.failures_left = times
+
+    @collab.action
+    async def enqueue_own(self, n: int) -> int:
+        return await self.enqueue("jobs", {"n": n})
+
+    @collab.action
+    def done(self) -> list:
+        return self.state["done"]
+
+
+registry.register(Worker)
+
+
+class PatientWorker(Worker):
+    """A Worker whose retries wait long enough for a test to stop the server first."""
+
+    kind = "patient_worker"
+    queue_retry_base = 0.5
+    queue_max_attempts = 5
+
+
+registry.register(PatientWorker)

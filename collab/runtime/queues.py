@@ -1,0 +1,188 @@
+"""Durable queues of application actors: `ref.queue("jobs").send(msg)` and
+`@collab.consumes("jobs")` handlers.
+
+A message is a store row before `send` returns. The actor hands its queue's
+messages to the consumer one at a time, in send order; a message leaves the
+store only after its handler succeeded (and the state it changed was written).
+A failing handler has its state changes rolled back and is retried after 1, 2,
+4, ... seconds; after MAX_DELIVERY_ATTEMPTS the message becomes a dead letter,
+kept for inspection and re-drive, and the queue moves on. The retry wake-up is
+a durable timer, so a pending queue survives hibernation, restart and kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgpack
+
+from collab.runtime.actions import ActionError
+from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
+
+if TYPE_CHECKING:
+    from collab.runtime.durable import Actor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Messages that may wait in one queue: a full queue refuses sends (`queue_full`)
+#: rather than growing without bound in memory and on disk.
+MAX_QUEUE_LENGTH = 10_000
+#: Largest encoded message (bytes); bigger data belongs in a document or state.
+MAX_MESSAGE_BYTES = 64 * 1024
+#: Deliveries of one message before it becomes a dead letter.
+MAX_DELIVERY_ATTEMPTS = 5
+#: Retry delays: min(RETRY_BASE * 2 ** (attempts - 1), RETRY_CAP) seconds.
+RETRY_BASE = 1.0
+RETRY_CAP = 300.0
+#: Messages handled per turn before the actor lets other messages in.
+BATCH_PER_TURN = 100
+DRAIN_METHOD = "_drain_queue"
+
+
+def consumes(queue: str) -> Callable[[F], F]:
+    """Mark `method(self, message)` as the consumer of queue `queue` (one per queue)."""
+
+    def mark(method: F) -> F:
+        method.__collab_consumes__ = queue  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def consumers_of(cls: type) -> dict[str, Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for member in vars(klass).values():
+            queue = getattr(member, "__collab_consumes__", None)
+            if queue is not None:
+                found[queue] = member
+    return found
+
+
+class UnknownQueue(ActionError):
+    code = "unknown_queue"
+
+
+class QueueFull(ActionError):
+    code = "queue_full"
+
+
+class MessageTooLarge(ActionError):
+    code = "message_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSend:
+    queue: str
+    body: bytes
+    reply: asyncio.Future[int] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInspect:
+    """Reply with the queue's pending count and dead letters."""
+
+    queue: str
+    reply: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRedrive:
+    """Put every dead letter back at the end of the queue; reply with how many."""
+
+    queue: str
+    reply: asyncio.Future[int] = field(repr=False)
+
+
+def encode_message(message: Any) -> bytes:
+    try:
+        body = msgpack.packb(message, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ActionError(f"queue message is not msgpack-serializable: {exc}",
+                          code="invalid_message") from None
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"queue message of {len(body)} bytes; the limit is "
+                              f"{MAX_MESSAGE_BYTES}")
+    return body
+
+
+def retry_delay(attempts: int, base: float = RETRY_BASE) -> float:
+    return min(base * 2 ** (attempts - 1), RETRY_CAP)
+
+
+class Queues:
+    """The queues of one actor (`actor.queues`): pending messages and dead letters."""
+
+    def __init__(self, actor: Actor) -> None:
+        self._actor = actor
+        self.pending: dict[str, deque[QueueRecord]] = {}
+        self.dead: dict[str, list[QueueRecord]] = {}
+        self._next_seq: dict[str, int] = {}
+        #: The message whose consumer is running right now (its seq, attempts, ...).
+        self.current: QueueRecord | None = None
+
+    def load(self, records: list[QueueRecord]) -> None:
+        for record in records:
+            (self.dead.setdefault(record.queue, []) if record.dead
+             else self.pending.setdefault(record.queue, deque())).append(record)
+            self._next_seq[record.queue] = max(self._next_seq.get(record.queue, 1),
+                                               record.seq + 1)
+
+    def has_pending(self) -> bool:
+        return any(self.pending.values())
+
+    def enqueue(self, queue: str, body: bytes) -> tuple[QueueRecord, PutQueueMessage]:
+        """Append a message (validated by the caller); returns it and its write."""
+        if queue not in self._actor._consumers:
+            raise UnknownQueue(f"{self._actor.kind} consumes no queue {queue!r}")
+        waiting = self.pending.setdefault(queue, deque())
+        limit = self._actor.queue_max_length
+        if len(waiting) >= limit:
+            raise QueueFull(f"queue {queue!r} holds {limit} messages; try later")
+        seq = self._next_seq.get(queue, 1)
+        self._next_seq[queue] = seq + 1
+        actor = self._actor
+        record = QueueRecord(actor.kind, actor.key, queue, seq, body, enqueued_at=time.time())
+        waiting.append(record)
+        return record, PutQueueMessage(record)
+
+    def delivered(self, record: QueueRecord) -> DeleteQueueMessage:
+        self.pending[record.queue].popleft()
+        return DeleteQueueMessage(record.kind, record.key, record.queue, record.seq)
+
+    def failed(self, record: QueueRecord, error: str) -> tuple[PutQueueMessage, float | None]:
+        """Count a failed delivery; returns its write and the retry delay, or None
+        when the message just became a dead letter (the queue moves on)."""
+        attempts = record.attempts + 1
+        dead = attempts >= self._actor.queue_max_attempts
+        updated = QueueRecord(record.kind, record.key, record.queue, record.seq, record.body,
+                              attempts, dead, error[:500], record.enqueued_at)
+        waiting = self.pending[record.queue]
+        waiting.popleft()
+        if dead:
+            self.dead.setdefault(record.queue, []).append(updated)
+            return PutQueueMessage(updated), None
+        waiting.appendleft(updated)
+        return PutQueueMessage(updated), retry_delay(attempts, self._actor.queue_retry_base)
+
+    def redrive(self, queue: str) -> list[PutQueueMessage | DeleteQueueMessage]:
+        """Move the dead letters of `queue` to its end with fresh attempts."""
+        ops: list[PutQueueMessage | DeleteQueueMessage] = []
+        for record in self.dead.pop(queue, []):
+            ops.append(DeleteQueueMessage(record.kind, record.key, record.queue, record.seq))
+            _, put = self.enqueue(queue, record.body)
+            ops.append(put)
+        return ops
+
+    def inspect(self, queue: str) -> dict[str, Any]:
+        return {
+            "pending": len(self.pending.get(queue, ())),
+            "dead": [{"seq": r.seq, "message": msgpack.unpackb(r.body, raw=False),
+                      "attempts": r.attempts, "error": r.error, "enqueued_at": r.enqueued_at}
+                     for r in self.dead.get(queue, [])],
+        }
