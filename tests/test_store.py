@@ -20,10 +20,12 @@ from collab.storage.base import (
     PutActorState,
     PutQueueMessage,
     PutTimer,
+    PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
     StoredDocument,
     TimerRecord,
+    WorkflowRecord,
 )
 from collab.storage.schema import LATEST_VERSION
 
@@ -193,3 +195,16 @@ async def test_queues(store):
     await store.write([DeleteQueueMessage("c", "a", "jobs", 1), PutQueueMessage(dead)])
     assert await store.load_queues("c", "a") == [other, dead]
     assert await store.load_queues("c", "b") == []
+
+
+async def test_workflows(store):
+    run = WorkflowRecord("c", "a", "w1", "onboard", b"\x90", "running", b"\x80",
+                         created_at=1.0, updated_at=1.0)
+    await store.write([PutWorkflow(run)])
+    done = WorkflowRecord("c", "a", "w1", "onboard", b"\x90", "done", b"\x81\xa1s\x01",
+                          result=b"\x02", created_at=1.0, updated_at=2.0)
+    later = WorkflowRecord("c", "a", "w2", "other", b"\x90", "failed", b"\x80",
+                           error="boom", created_at=3.0, updated_at=3.0)
+    await store.write([PutWorkflow(done), PutWorkflow(later)])
+    assert await store.load_workflows("c", "a") == [done, later]
+    assert await store.load_workflows("c", "b") == []

@@ -100,8 +100,31 @@ class DeleteQueueMessage:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """One run of workflow `name` of actor (kind, key). `steps` is a msgpack map of
+    step name to recorded result; `status` is running, sleeping, done or failed."""
+
+    kind: str
+    key: str
+    id: str
+    name: str
+    args: bytes
+    status: str
+    steps: bytes
+    result: bytes | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutWorkflow:
+    workflow: WorkflowRecord
+
+
 WriteOp = (AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
-           | PutQueueMessage | DeleteQueueMessage)
+           | PutQueueMessage | DeleteQueueMessage | PutWorkflow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +182,10 @@ class Store(ABC):
     @abstractmethod
     async def load_queues(self, kind: str, key: str) -> list[QueueRecord]:
         """Every queue message of actor (kind, key), dead letters included, by queue and seq."""
+
+    @abstractmethod
+    async def load_workflows(self, kind: str, key: str) -> list[WorkflowRecord]:
+        """Every workflow run of actor (kind, key), oldest first."""
 
     @abstractmethod
     async def write(self, ops: Sequence[WriteOp]) -> None:

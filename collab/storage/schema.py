@@ -61,6 +61,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                enqueued_at DOUBLE PRECISION NOT NULL,
                PRIMARY KEY (kind, key, queue, seq))""",
     ]),
+    (5, [
+        # Workflows of application actors: completed steps' results are recorded
+        # so a resumed run returns them instead of running the steps again.
+        """CREATE TABLE actor_workflows (
+               kind TEXT NOT NULL,
+               key TEXT NOT NULL,
+               id TEXT NOT NULL,
+               name TEXT NOT NULL,
+               args BLOB NOT NULL,
+               status TEXT NOT NULL,
+               steps BLOB NOT NULL,
+               result BLOB,
+               error TEXT,
+               created_at DOUBLE PRECISION NOT NULL,
+               updated_at DOUBLE PRECISION NOT NULL,
+               PRIMARY KEY (kind, key, id))""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -31,11 +31,13 @@ from collab.storage.base import (
     PutActorState,
     PutQueueMessage,
     PutTimer,
+    PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
     Store,
     StoredDocument,
     TimerRecord,
+    WorkflowRecord,
     WriteOp,
 )
 from collab.storage.schema import MIGRATIONS
@@ -188,6 +190,19 @@ class SQLiteStore(Store):
         return [QueueRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], bool(r[6]), r[7], r[8])
                 for r in rows]
 
+    async def load_workflows(self, kind: str, key: str) -> list[WorkflowRecord]:
+        conn = self._reader
+        assert conn is not None, "open() first"
+        async with conn.execute(
+            "SELECT kind, key, id, name, args, status, steps, result, error, created_at, "
+            "updated_at FROM actor_workflows WHERE kind = ? AND key = ? ORDER BY created_at",
+            (kind, key)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [WorkflowRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], bytes(r[6]),
+                               None if r[7] is None else bytes(r[7]), r[8], r[9], r[10])
+                for r in rows]
+
     async def write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
@@ -247,6 +262,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     states = [op for op in ops if isinstance(op, PutActorState)]
     timer_ops = [op for op in ops if isinstance(op, PutTimer | DeleteTimer)]
     queue_ops = [op for op in ops if isinstance(op, PutQueueMessage | DeleteQueueMessage)]
+    workflows = [op.workflow for op in ops if isinstance(op, PutWorkflow)]
 
     def body() -> None:
         if appends:
@@ -292,6 +308,15 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
             else:
                 conn.execute("DELETE FROM actor_queue WHERE kind = ? AND key = ? AND queue = ? "
                              "AND seq = ?", (op.kind, op.key, op.queue, op.seq))
+        for w in workflows:
+            conn.execute(
+                "INSERT INTO actor_workflows (kind, key, id, name, args, status, steps, result, "
+                "error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, key, id) DO UPDATE SET status = excluded.status, "
+                "steps = excluded.steps, result = excluded.result, error = excluded.error, "
+                "updated_at = excluded.updated_at",
+                (w.kind, w.key, w.id, w.name, w.args, w.status, w.steps, w.result, w.error,
+                 w.created_at, w.updated_at))
 
     _transaction(conn, body)
 
