@@ -9,6 +9,7 @@ from collab.runtime.actions import ActionError, action
 from collab.runtime.durable import Actor, ActorRef
 from collab.runtime.queues import consumes
 from collab.runtime.registry import Registry
+from collab.runtime.workflows import workflow
 
 __version__ = "0.1.0"
-__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action", "consumes"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action", "consumes", "workflow"]

@@ -194,3 +194,37 @@ async def test_queued_messages_survive_kill_9(tmp_path):
 
         await until(all_done)
     srv.stop()
+
+
+async def test_workflow_interrupted_by_kill_9_resumes_without_rerunning_steps(tmp_path):
+    from tests.waits import until
+
+    db, log = tmp_path / "wf.db", tmp_path / "tools.log"
+    srv = ServerProcess(db, args=APP).start()
+    base = f"{srv.http_url}/api/actors/agent/k9/workflows"
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(f"{base}/research", json={"args": [str(log), 0.0, 1.0]})
+        run_id = (await resp.json())["id"]
+        await until(lambda: log.exists() and "slow-start" in log.read_text())
+        srv.kill()  # in the middle of the slow step
+        srv = ServerProcess(db, args=APP).start()
+        base = f"{srv.http_url}/api/actors/agent/k9/workflows"
+        # Nobody calls the actor: the run's recovery timer wakes it and it resumes.
+        await until(lambda: "slow-end" in log.read_text())
+
+        async def done() -> bool:
+            resp = await session.get(f"{base}/{run_id}")
+            return (await resp.json())["status"] == "done"
+
+        await until(done)
+        status = await (await session.get(f"{base}/{run_id}")).json()
+        resp = await session.get(f"{base}/no-such-run")
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_workflow"
+        resp = await session.post(f"{base}/nope", json={})
+        assert resp.status == 404
+    srv.stop()
+    assert status["result"] == "done GATHER"
+    steps = log.read_text().split()
+    # Completed steps ran once; only the interrupted one ran again.
+    assert steps.count("gather") == 1 and steps.count("flaky") == 3
+    assert steps.count("slow-start") == 2 and steps.count("slow-end") == 1

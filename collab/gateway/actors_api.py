@@ -4,6 +4,8 @@ POST /api/actors/<kind>/<key>/actions/<name>   {"args": [...], "kwargs": {...}} 
 POST /api/actors/<kind>/<key>/queues/<name>    the message itself -> {"queued": true, "seq"}
 GET  /api/actors/<kind>/<key>/queues/<name>    {"pending": n, "dead": [...]}
 POST /api/actors/<kind>/<key>/queues/<name>/redrive                 -> {"redriven": n}
+POST /api/actors/<kind>/<key>/workflows/<name> {"args": [...]}     -> {"id": run id}
+GET  /api/actors/<kind>/<key>/workflows/<id>   {"id", "name", "status", "steps", "result", "error"}
 
 Bodies are JSON, or msgpack with `Content-Type: application/msgpack` (answered
 in msgpack). Answers come once what they report is committed.
@@ -24,12 +26,14 @@ from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, U
 from collab.runtime.durable import ActorRef, InternalActionError
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
+from collab.runtime.workflows import UnknownWorkflow
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 #: HTTP status for each error an action call can end with.
 STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
-          InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413}
+          InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413,
+          UnknownWorkflow: 404}
 
 
 def _target(request: web.Request) -> ActorRef:
@@ -67,6 +71,21 @@ async def send_to_queue(request: web.Request) -> web.Response:
                          code="invalid_body")
     seq = await _run(queue.send(_decode(body, binary)))
     return _encode({"queued": True, "seq": seq}, binary)
+
+
+async def start_workflow(request: web.Request) -> web.Response:
+    ref = _target(request)
+    binary = request.content_type in MSGPACK_TYPES
+    args, kwargs = _decode_call(await _read_body(request), binary)
+    if kwargs:
+        raise BadRequest("workflows take positional arguments only", code="invalid_body")
+    run_id = await _run(ref.start_workflow(request.match_info["name"], *args))
+    return _encode({"id": run_id}, binary)
+
+
+async def workflow_status(request: web.Request) -> web.Response:
+    ref = _target(request)
+    return _encode(await _run(ref.workflow_status(request.match_info["run"])), False)
 
 
 async def inspect_queue(request: web.Request) -> web.Response:

@@ -91,4 +91,6 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/api/actors/{kind}/{key:.+}/queues/{queue}", actors_api.inspect_queue)
     app.router.add_post("/api/actors/{kind}/{key:.+}/queues/{queue}/redrive",
                         actors_api.redrive_queue)
+    app.router.add_post("/api/actors/{kind}/{key:.+}/workflows/{name}", actors_api.start_workflow)
+    app.router.add_get("/api/actors/{kind}/{key:.+}/workflows/{run}", actors_api.workflow_status)
     return app

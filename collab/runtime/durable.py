@@ -43,6 +43,13 @@ from collab.runtime.queues import (
 )
 from collab.runtime.schedule import TIMER_PREFIX, Schedule
 from collab.runtime.waker import TimersDue
+from collab.runtime.workflows import (
+    RESUME_METHOD,
+    Workflows,
+    WorkflowStart,
+    WorkflowStatus,
+    workflows_of,
+)
 from collab.storage.base import PutActorState, PutTimer, TimerRecord
 
 if TYPE_CHECKING:
@@ -94,6 +101,7 @@ class Actor(ActorBase):
     queue_retry_base: ClassVar[float] = RETRY_BASE
     _actions: ClassVar[dict[str, Any]] = {}
     _consumers: ClassVar[dict[str, Any]] = {}
+    _workflow_methods: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,6 +111,7 @@ class Actor(ActorBase):
             raise ValueError(f"actor kind {cls.kind!r} must match {KIND_PATTERN.pattern}")
         cls._actions = actions_of(cls)
         cls._consumers = consumers_of(cls)
+        cls._workflow_methods = workflows_of(cls)
 
     def __init__(self, key: str, system: ActorSystem,
                  predecessor: ActorBase | None = None) -> None:
@@ -113,6 +122,8 @@ class Actor(ActorBase):
         self.schedule = Schedule(self)
         #: Durable queues this actor consumes (`@collab.consumes("name")`).
         self.queues = Queues(self)
+        #: Workflow runs (`@collab.workflow`): `await self.start_workflow("name", ...)`.
+        self.workflows = Workflows(self)
         super().__init__(key, system, predecessor)
 
     # -- hooks for subclasses ---------------------------------------------------
@@ -131,6 +142,14 @@ class Actor(ActorBase):
         """Runs before the actor is unloaded (hibernation or shutdown)."""
 
     # -- references ---------------------------------------------------------------
+
+    async def start_workflow(self, name: str, *args: Any) -> str:
+        """Start a run of workflow `name`; returns its id once the run is recorded."""
+        run, ops = self.workflows.start(name, args)
+        self._last_commit = self.system.committer.submit(ops)
+        await self._last_commit
+        self.workflows.launch(run)
+        return run.id
 
     async def enqueue(self, queue: str, message: Any) -> int:
         """Append `message` to one of this actor's own queues (from its own code, where
@@ -167,14 +186,18 @@ class Actor(ActorBase):
                    if waiting and DRAIN_PREFIX + queue not in self.schedule.timers]
             if ops:
                 self._last_commit = self.system.committer.submit(ops)
+        if self._workflow_methods:
+            self.workflows.load(await self.system.store.load_workflows(self.kind, self.key))
 
     def may_sleep(self) -> bool:
         return True  # no client connections yet: only activity keeps an actor awake
 
     def can_hibernate(self) -> bool:
-        return self._last_commit is None or self._last_commit.done()
+        return (self._last_commit is None or self._last_commit.done()) \
+            and not self.workflows.busy()
 
     async def save(self, reason: str) -> None:
+        await self.workflows.stop()
         try:
             await self.on_sleep()
         finally:
@@ -194,12 +217,16 @@ class Actor(ActorBase):
             return _answer(message.reply, lambda: self.queues.inspect(message.queue))
         if type(message) is QueueRedrive:
             return self._queue_redrive(message)
+        if type(message) is WorkflowStart:
+            return self._workflow_start(message)
+        if type(message) is WorkflowStatus:
+            return _answer(message.reply, lambda: self.workflows.status(message.id))
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 
     def is_request(self, message: Any) -> bool:
         return isinstance(message, CallAction | TimersDue | QueueSend | QueueInspect
-                          | QueueRedrive)
+                          | QueueRedrive | WorkflowStart | WorkflowStatus)
 
     def reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)
@@ -317,9 +344,32 @@ class Actor(ActorBase):
 
     # -- timers -----------------------------------------------------------------
 
+    async def _workflow_start(self, message: WorkflowStart) -> None:
+        try:
+            run, ops = self.workflows.start(message.name, message.args)
+        except ActionError as exc:
+            if not message.reply.done():
+                message.reply.set_exception(exc)
+            return
+        commit = self.system.committer.submit(ops)
+        self._last_commit = commit
+        self.workflows.launch(run)
+        commit.add_done_callback(lambda fut: _settle(message.reply, run.id, fut))
+
     async def _fire(self, record: TimerRecord) -> None:
         if record.method == DRAIN_METHOD:
             await self._drain(record)
+            return
+        if record.method == RESUME_METHOD:
+            run_id = unpack(record.args)[0]
+            run = self.workflows.runs.get(run_id)
+            if run is not None and run.status in ("sleeping", "running"):
+                if run.status == "sleeping":
+                    self.workflows.launch(run)
+                op: Any = self.workflows.safety_net(run_id)  # until it ends
+            else:
+                op = self.workflows.finished(run_id)
+            self._last_commit = self.system.committer.submit([op])
             return
         self.schedule.firing = record
         failed = False
@@ -395,6 +445,15 @@ class ActorRef:
         self.key = key
         self.caller = caller
         self.timeout = timeout
+
+    async def start_workflow(self, name: str, /, *args: Any) -> str:
+        """Start a run of workflow `name`; returns its id once the run is recorded."""
+        return await self.ask(lambda reply: WorkflowStart(name, args, reply),
+                              f"a start of workflow {name!r}")
+
+    async def workflow_status(self, run_id: str) -> dict[str, Any]:
+        """{"id", "name", "status" (running|sleeping|done|failed), "steps", "result", "error"}"""
+        return await self.ask(lambda reply: WorkflowStatus(run_id, reply), "a status query")
 
     def queue(self, name: str) -> QueueRef:
         """The actor's durable queue `name`: `await ref.queue("jobs").send(message)`."""

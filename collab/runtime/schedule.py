@@ -117,6 +117,11 @@ class Schedule:
         self.track(record)
         return PutTimer(record)
 
+    def untrack(self, timer_id: str) -> None:
+        """Stop holding and arming a timer in memory; its row, if any, is left alone."""
+        self.timers.pop(timer_id, None)
+        self._actor.cancel_timer(TIMER_PREFIX + timer_id)
+
     def forget(self, timer_id: str) -> DeleteTimer | None:
         """Stop tracking a timer; returns its deletion, or None if there was none."""
         if self.timers.pop(timer_id, None) is None:

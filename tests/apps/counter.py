@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import collab
 
 
@@ -157,3 +159,65 @@ class PatientWorker(Worker):
 
 
 registry.register(PatientWorker)
+
+
+def record_side_effect(path: str, label: str) -> str:
+    """A step's "tool": appends to a file, so tests can count how often it ran."""
+    with open(path, "a") as f:
+        f.write(label + "\n")
+    return label.upper()
+
+
+class Agent(collab.Actor):
+    """The AI-agent shape: memory in state, a workflow with a retried step, a durable
+    sleep, and a slow step that a kill -9 can interrupt."""
+
+    def initial_state(self) -> dict:
+        return {"memory": []}
+
+    async def on_wake(self) -> None:
+        self.flaky_failures = 0
+
+    @collab.action
+    def remember(self, fact: str) -> int:
+        self.state["memory"].append(fact)
+        return len(self.state["memory"])
+
+    @collab.action
+    def memory(self) -> list:
+        return self.state["memory"]
+
+    @collab.action
+    async def begin(self, path: str, nap: float, slow: float) -> str:
+        return await self.start_workflow("research", path, nap, slow)
+
+    @collab.workflow
+    async def research(self, ctx, path: str, nap: float, slow: float) -> str:
+        first = await ctx.step("gather", record_side_effect, path, "gather")
+        await ctx.step("flaky", self.flaky, path, retries=3, backoff=0.01)
+        await ctx.sleep("nap", nap)
+        await ctx.step("slow", self.slow_tool, path, slow)
+        await ctx.call("remember", f"researched {first}")
+        return f"done {first}"
+
+    def flaky(self, path: str) -> str:
+        record_side_effect(path, "flaky")
+        self.flaky_failures += 1
+        if self.flaky_failures < 3:
+            raise ConnectionError("the tool timed out")
+        return "ok"
+
+    async def slow_tool(self, path: str, seconds: float) -> str:
+        record_side_effect(path, "slow-start")
+        await asyncio.sleep(seconds)
+        return record_side_effect(path, "slow-end")
+
+    @collab.workflow
+    async def doomed(self, ctx) -> None:
+        await ctx.step("never", self.always_fails, retries=1, backoff=0.01)
+
+    def always_fails(self) -> None:
+        raise ValueError("no")
+
+
+registry.register(Agent)

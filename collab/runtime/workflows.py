@@ -1,0 +1,273 @@
+"""Workflows: `@collab.workflow` methods made of recorded steps, durable sleeps,
+and resumption after hibernation, restart or kill -9.
+
+A workflow runs as its own task next to the actor's mailbox, so a long step
+(an HTTP call, a model call) never blocks the actor's actions. `ctx.step(name,
+fn)` runs `fn` with retries and an optional timeout and commits its result
+before the workflow goes on; when the workflow is resumed, it runs again from
+the top and every recorded step returns its recorded result instead of running.
+So steps must be named uniquely and the code between them must be
+deterministic. `ctx.sleep(name, seconds)` records its wake-up time and ends the
+run; a durable timer resumes it, even if the actor hibernated in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgpack
+
+from collab.runtime.actions import ActionError, CallAction
+from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
+
+if TYPE_CHECKING:
+    from collab.runtime.durable import Actor
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+RESUME_METHOD = "_resume_workflow"
+RESUME_PREFIX = "workflow:"
+#: Seconds after which a stored running workflow wakes its actor if the process
+#: running it died (kill -9): a safety-net timer row, refreshed while it runs.
+RECOVERY_DELAY = 1.0
+#: Default step policy: attempts after the first, and the first backoff (doubling).
+DEFAULT_STEP_RETRIES = 3
+DEFAULT_STEP_BACKOFF = 0.5
+
+
+def workflow(method: F) -> F:
+    """Mark `async def name(self, ctx, *args)` as a workflow of its actor."""
+    method.__collab_workflow__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def workflows_of(cls: type) -> dict[str, Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, member in vars(klass).items():
+            if getattr(member, "__collab_workflow__", False):
+                found[name] = member
+    return found
+
+
+class UnknownWorkflow(ActionError):
+    code = "unknown_workflow"
+
+
+class StepFailed(ActionError):
+    code = "step_failed"
+
+
+class _Suspended(BaseException):
+    """Ends a run at a durable sleep. A BaseException so `except Exception` in
+    workflow code cannot swallow it."""
+
+    def __init__(self, wake_at: float) -> None:
+        self.wake_at = wake_at
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStart:
+    name: str
+    args: tuple[Any, ...]
+    reply: asyncio.Future[str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    id: str
+    reply: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+@dataclass(slots=True)
+class Run:
+    id: str
+    name: str
+    args: list[Any]
+    status: str  # running | sleeping | done | failed
+    steps: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    created_at: float = 0.0
+
+    def record(self, actor: Actor) -> WorkflowRecord:
+        return WorkflowRecord(
+            actor.kind, actor.key, self.id, self.name, _pack(self.args), self.status,
+            _pack(self.steps), None if self.status != "done" else _pack(self.result),
+            self.error, self.created_at, time.time())
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "status": self.status,
+                "steps": [name for name in self.steps if not name.startswith("sleep:")],
+                "result": self.result, "error": self.error}
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class WorkflowContext:
+    """What a workflow receives as `ctx`."""
+
+    def __init__(self, runner: Workflows, run: Run) -> None:
+        self._runner = runner
+        self._run = run
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
+                   retries: int = DEFAULT_STEP_RETRIES,
+                   timeout: float | None = None,  # noqa: ASYNC109 - per attempt, not per call
+                   backoff: float = DEFAULT_STEP_BACKOFF) -> Any:
+        """Run `fn(*args)` (sync or async) once for this workflow run, retrying a
+        failure `retries` times with exponential backoff, each attempt bounded by
+        `timeout` seconds; the result is committed before this returns. On resume,
+        returns the recorded result without running `fn`. Raises StepFailed."""
+        steps = self._run.steps
+        if name in steps:
+            return steps[name]
+        attempt = 0
+        while True:
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await (asyncio.wait_for(result, timeout) if timeout else result)
+                _pack(result)  # a result we cannot record is a failure of the step
+                break
+            except (asyncio.CancelledError, _Suspended):
+                raise
+            except Exception as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise StepFailed(f"step {name!r} failed after {attempt} attempts: "
+                                     f"{exc!r}") from exc
+                log.info("workflow %s step %r failed (attempt %d), retrying: %r",
+                         self._run.id, name, attempt, exc)
+                await asyncio.sleep(backoff * 2 ** (attempt - 1))
+        steps[name] = result
+        await self._runner.save(self._run)
+        return result
+
+    async def sleep(self, name: str, seconds: float) -> None:
+        """Pause the workflow durably for `seconds`; the actor may hibernate meanwhile."""
+        key = f"sleep:{name}"
+        wake_at = self._run.steps.get(key)
+        if wake_at is None:
+            wake_at = time.time() + seconds
+            self._run.steps[key] = wake_at
+            await self._runner.save(self._run)
+        if time.time() < wake_at:
+            raise _Suspended(wake_at)
+
+    async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run one of this actor's actions (through its mailbox): the way for a
+        workflow to change the actor's state."""
+        actor = self._runner.actor
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        actor.system.post(type(actor), actor.key, CallAction(action, args, kwargs, reply))
+        return await reply
+
+
+class Workflows:
+    """The workflow runs of one actor (`actor.workflows`)."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.runs: dict[str, Run] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def load(self, records: list[WorkflowRecord]) -> None:
+        """Hold every run; resume those that were running (interrupted by a stop)."""
+        for r in records:
+            run = Run(r.id, r.name, _unpack(r.args), r.status, _unpack(r.steps),
+                      None if r.result is None else _unpack(r.result), r.error, r.created_at)
+            self.runs[run.id] = run
+            if run.status == "running":
+                self.launch(run)
+
+    def safety_net(self, run_id: str) -> PutTimer:
+        """A timer row (not armed in memory) that wakes this actor after a crash, so a
+        running workflow resumes without anyone calling the actor."""
+        self.actor.schedule.untrack(RESUME_PREFIX + run_id)
+        record = TimerRecord(self.actor.kind, self.actor.key, RESUME_PREFIX + run_id,
+                             time.time() + RECOVERY_DELAY, RESUME_METHOD, _pack([run_id]))
+        return PutTimer(record)
+
+    def finished(self, run_id: str) -> DeleteTimer:
+        self.actor.schedule.untrack(RESUME_PREFIX + run_id)
+        return DeleteTimer(self.actor.kind, self.actor.key, RESUME_PREFIX + run_id)
+
+    def start(self, name: str, args: tuple[Any, ...]) -> tuple[Run, list[Any]]:
+        if name not in self.actor._workflow_methods:
+            raise UnknownWorkflow(f"{self.actor.kind} has no workflow {name!r}")
+        try:
+            _pack(list(args))
+        except (TypeError, ValueError) as exc:
+            raise ActionError(f"workflow arguments are not msgpack-serializable: {exc}",
+                              code="invalid_arguments") from None
+        run = Run(uuid.uuid4().hex, name, list(args), "running", {}, created_at=time.time())
+        self.runs[run.id] = run
+        return run, [PutWorkflow(run.record(self.actor)), self.safety_net(run.id)]
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise UnknownWorkflow(f"no workflow run {run_id!r} on {self.actor.kind}")
+        return run.describe()
+
+    def launch(self, run: Run) -> None:
+        run.status = "running"
+        task = asyncio.get_running_loop().create_task(self._drive(run),
+                                                      name=f"workflow:{run.id}")
+        self._tasks[run.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+
+    async def save(self, run: Run, *extra: Any) -> None:
+        await self.actor.system.committer.submit([PutWorkflow(run.record(self.actor)), *extra])
+
+    async def _drive(self, run: Run) -> None:
+        method = self.actor._workflow_methods[run.name]
+        ctx = WorkflowContext(self, run)
+        try:
+            result = await method(self.actor, ctx, *run.args)
+            _pack(result)
+        except _Suspended as suspended:
+            run.status = "sleeping"
+            timer = self.actor.schedule.internal(RESUME_PREFIX + run.id, suspended.wake_at,
+                                                 RESUME_METHOD, run.id)
+            await self.save(run, timer)
+            return
+        except asyncio.CancelledError:
+            raise  # stopped with the actor: still "running", resumed on the next load
+        except Exception as exc:
+            run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.warning("%s %r: workflow %s (%s) failed: %s", self.actor.kind, self.actor.key,
+                        run.id, run.name, run.error)
+            await self.save(run, self.finished(run.id))
+            return
+        run.status, run.result = "done", result
+        await self.save(run, self.finished(run.id))
+
+    async def stop(self) -> None:
+        """Cancel the running tasks (they resume from their records on the next load)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,79 @@
+"""Workflows in-process on a real SQLite store: recorded steps, retries, durable
+sleep across hibernation and restart, failure, status."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab.runtime.durable import ActorRef
+from collab.runtime.workflows import UnknownWorkflow
+from tests.apps.counter import Agent
+from tests.test_actors import Runtime
+from tests.waits import until
+
+
+@pytest.fixture
+async def runtime(tmp_path):
+    rt = Runtime(tmp_path / "wf.db", idle_timeout=0.2)
+    await rt.start()
+    yield rt
+    await rt.stop()
+
+
+def agent(rt: Runtime) -> ActorRef:
+    return ActorRef(rt.system, Agent, "a")
+
+
+async def finished(rt: Runtime, run_id: str) -> dict:
+    async def check() -> bool:
+        status = await agent(rt).workflow_status(run_id)
+        return status["status"] in ("done", "failed")
+
+    await until(check)
+    return await agent(rt).workflow_status(run_id)
+
+
+def lines(path) -> list[str]:
+    return path.read_text().split()
+
+
+async def test_workflow_with_retried_step_and_durable_sleep_across_hibernation(runtime,
+                                                                              tmp_path):
+    log = tmp_path / "tools.log"
+    run_id = await agent(runtime).call("begin", str(log), 0.6, 0.0)
+    # During the nap nothing runs: the actor hibernates, and its timer wakes it.
+    await until(lambda: runtime.system.loaded_count == 0)
+    status = await finished(runtime, run_id)
+    assert status["status"] == "done" and status["result"] == "done GATHER"
+    assert status["steps"] == ["gather", "flaky", "slow"]
+    # Resumed after the nap, the recorded steps did not run again.
+    assert lines(log) == ["gather", "flaky", "flaky", "flaky", "slow-start", "slow-end"]
+    assert await agent(runtime).call("memory") == ["researched GATHER"]
+
+
+async def test_workflow_resumes_after_restart_without_rerunning_steps(tmp_path):
+    log = tmp_path / "tools.log"
+    rt = Runtime(tmp_path / "restart.db")
+    await rt.start()
+    run_id = await agent(rt).call("begin", str(log), 0.0, 30.0)
+    await until(lambda: log.exists() and "slow-start" in lines(log))
+    await rt.stop()  # interrupts the slow step: the run stays "running"
+    await rt.start()
+    status = await agent(rt).workflow_status(run_id)  # loading resumes it
+    assert status["status"] == "running" and status["steps"] == ["gather", "flaky"]
+    assert lines(log).count("gather") == 1 and lines(log).count("flaky") == 3
+    await rt.stop()
+
+
+async def test_failed_workflow_reports_its_error(runtime):
+    run_id = await agent(runtime).start_workflow("doomed")
+    status = await finished(runtime, run_id)
+    assert status["status"] == "failed" and "step 'never' failed after 2 attempts" in \
+        status["error"]
+
+
+async def test_unknown_workflows(runtime):
+    with pytest.raises(UnknownWorkflow):
+        await agent(runtime).start_workflow("nope")
+    with pytest.raises(UnknownWorkflow):
+        await agent(runtime).workflow_status("no-such-run")
