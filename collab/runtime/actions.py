@@ -36,14 +36,23 @@ def action(method: F) -> F:
     return method
 
 
-def actions_of(cls: type) -> dict[str, Callable[..., Any]]:
-    """Every `@action` method of `cls` and its bases, by name."""
-    found: dict[str, Callable[..., Any]] = {}
+def marked_methods(cls: type, marker: str) -> list[tuple[str, Callable[..., Any], Any]]:
+    """(name, method, marker value) for every method of `cls` and its bases that a
+    decorator marked with `marker`; a subclass's definition replaces its base's."""
+    found: dict[str, tuple[Callable[..., Any], Any]] = {}
     for klass in reversed(cls.__mro__):
         for name, member in vars(klass).items():
-            if getattr(member, "__collab_action__", False):
-                found[name] = member
-    return found
+            value = getattr(member, marker, None)
+            if value is not None:
+                found[name] = (member, value)
+            else:
+                found.pop(name, None)  # overridden without the decorator
+    return [(name, member, value) for name, (member, value) in found.items()]
+
+
+def actions_of(cls: type) -> dict[str, Callable[..., Any]]:
+    """Every `@action` method of `cls` and its bases, by name."""
+    return {name: member for name, member, _ in marked_methods(cls, "__collab_action__")}
 
 
 class ActionError(CollabError):

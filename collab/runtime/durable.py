@@ -282,8 +282,7 @@ class Actor(ActorBase):
         try:
             record, put = self.queues.enqueue(message.queue, message.body)
         except ActionError as exc:
-            if not message.reply.done():
-                message.reply.set_exception(exc)
+            _fail(message.reply, exc)
             return
         ops: list[Any] = [put]
         if DRAIN_PREFIX + message.queue not in self.schedule.timers:
@@ -348,8 +347,7 @@ class Actor(ActorBase):
         try:
             run, ops = self.workflows.start(message.name, message.args)
         except ActionError as exc:
-            if not message.reply.done():
-                message.reply.set_exception(exc)
+            _fail(message.reply, exc)
             return
         commit = self.system.committer.submit(ops)
         self._last_commit = commit
@@ -412,6 +410,11 @@ class Actor(ActorBase):
     def _rollback(self) -> None:
         """Put the state back as last saved (or fresh): a failed call changes nothing."""
         self.state = unpack(self._saved) if self._saved is not None else self.initial_state()
+
+
+def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
+    if not reply.done():
+        reply.set_exception(error)
 
 
 def _answer(reply: asyncio.Future[Any], compute: Any) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
-from collab.runtime.actions import ActionError
+from collab.runtime.actions import ActionError, marked_methods
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
 
 if TYPE_CHECKING:
@@ -55,13 +55,8 @@ def consumes(queue: str) -> Callable[[F], F]:
 
 
 def consumers_of(cls: type) -> dict[str, Callable[..., Any]]:
-    found: dict[str, Callable[..., Any]] = {}
-    for klass in reversed(cls.__mro__):
-        for member in vars(klass).values():
-            queue = getattr(member, "__collab_consumes__", None)
-            if queue is not None:
-                found[queue] = member
-    return found
+    """The consumer method of each queue `cls` declares, by queue name."""
+    return {queue: member for _, member, queue in marked_methods(cls, "__collab_consumes__")}
 
 
 class UnknownQueue(ActionError):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
-from collab.runtime.actions import ActionError, CallAction
+from collab.runtime.actions import ActionError, CallAction, marked_methods
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -50,12 +50,8 @@ def workflow(method: F) -> F:
 
 
 def workflows_of(cls: type) -> dict[str, Callable[..., Any]]:
-    found: dict[str, Callable[..., Any]] = {}
-    for klass in reversed(cls.__mro__):
-        for name, member in vars(klass).items():
-            if getattr(member, "__collab_workflow__", False):
-                found[name] = member
-    return found
+    """Every `@workflow` method of `cls` and its bases, by name."""
+    return {name: member for name, member, _ in marked_methods(cls, "__collab_workflow__")}
 
 
 class UnknownWorkflow(ActionError):
