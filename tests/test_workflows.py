@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from collab.runtime.durable import ActorRef
+from collab.runtime.queues import UnknownQueue
 from collab.runtime.workflows import UnknownWorkflow
 from tests.apps.counter import Agent
 from tests.test_actors import Runtime
@@ -24,13 +25,15 @@ def agent(rt: Runtime) -> ActorRef:
     return ActorRef(rt.system, Agent, "a")
 
 
-async def finished(rt: Runtime, run_id: str) -> dict:
+async def finished(rt: Runtime, run_id: str, ref: ActorRef | None = None) -> dict:
+    ref = ref or agent(rt)
+
     async def check() -> bool:
-        status = await agent(rt).workflow_status(run_id)
+        status = await ref.workflow_status(run_id)
         return status["status"] in ("done", "failed")
 
     await until(check)
-    return await agent(rt).workflow_status(run_id)
+    return await ref.workflow_status(run_id)
 
 
 def lines(path) -> list[str]:
@@ -77,3 +80,26 @@ async def test_unknown_workflows(runtime):
         await agent(runtime).start_workflow("nope")
     with pytest.raises(UnknownWorkflow):
         await agent(runtime).workflow_status("no-such-run")
+
+
+async def test_a_step_waits_for_a_queue_message(tmp_path):
+    from tests.apps.counter import Approver
+
+    rt = Runtime(tmp_path / "inbox.db")
+    await rt.start()
+    approver = ActorRef(rt.system, Approver, "ap")
+    first = await approver.start_workflow("purchase", "laptop")
+    second = await approver.start_workflow("purchase", "desk")
+    assert (await approver.workflow_status(first))["status"] == "running"
+    await rt.stop()  # both are waiting: the runs survive the restart
+    await rt.start()
+    approver = ActorRef(rt.system, Approver, "ap")
+    await approver.queue("approvals").send({"verdict": "yes"})
+    await approver.queue("approvals").send({"verdict": "no"})
+    results = sorted([(await finished(rt, run, approver))["result"] for run in (first, second)])
+    # Each message went to exactly one run.
+    assert results in (["desk: no", "laptop: yes"], ["desk: yes", "laptop: no"])
+    assert await approver.queue("approvals").inspect() == {"pending": 0, "dead": []}
+    with pytest.raises(UnknownQueue):
+        await approver.queue("nope").send({})
+    await rt.stop()

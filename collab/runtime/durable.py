@@ -99,6 +99,8 @@ class Actor(ActorBase):
     queue_max_length: ClassVar[int] = MAX_QUEUE_LENGTH
     queue_max_attempts: ClassVar[int] = MAX_DELIVERY_ATTEMPTS
     queue_retry_base: ClassVar[float] = RETRY_BASE
+    #: Queues with no consumer, read by workflows with `await ctx.receive(step, queue)`.
+    inboxes: ClassVar[tuple[str, ...]] = ()
     _actions: ClassVar[dict[str, Any]] = {}
     _consumers: ClassVar[dict[str, Any]] = {}
     _workflow_methods: ClassVar[dict[str, Any]] = {}
@@ -155,10 +157,7 @@ class Actor(ActorBase):
         """Append `message` to one of this actor's own queues (from its own code, where
         `self.actor(...).queue(...)` would wait on itself); returns its seq once committed."""
         record, put = self.queues.enqueue(queue, encode_message(message))
-        ops: list[Any] = [put]
-        if DRAIN_PREFIX + queue not in self.schedule.timers:
-            ops.append(self._drain_soon(queue))
-        self._last_commit = self.system.committer.submit(ops)
+        self._last_commit = self.system.committer.submit(self._after_enqueue(queue, [put]))
         await self._last_commit
         return record.seq
 
@@ -180,10 +179,11 @@ class Actor(ActorBase):
         self._persist()
         for record in await self.system.store.load_timers(self.kind, self.key):
             self.schedule.track(record)  # a missed fire is due at once: it runs once
-        if self._consumers:
+        if self._consumers or self.inboxes:
             self.queues.load(await self.system.store.load_queues(self.kind, self.key))
             ops = [self._drain_soon(queue) for queue, waiting in self.queues.pending.items()
-                   if waiting and DRAIN_PREFIX + queue not in self.schedule.timers]
+                   if waiting and not self.queues.is_inbox(queue)
+                   and DRAIN_PREFIX + queue not in self.schedule.timers]
             if ops:
                 self._last_commit = self.system.committer.submit(ops)
         if self._workflow_methods:
@@ -274,6 +274,15 @@ class Actor(ActorBase):
 
     # -- queues -----------------------------------------------------------------
 
+    def _after_enqueue(self, queue: str, ops: list[Any]) -> list[Any]:
+        """Make sure someone reads `queue`: its consumer's drain timer, or a workflow
+        waiting in `ctx.receive`. Returns `ops` plus any write that needs."""
+        if self.queues.is_inbox(queue):
+            self.queues.wake_receivers(queue)
+        elif DRAIN_PREFIX + queue not in self.schedule.timers:
+            ops.append(self._drain_soon(queue))
+        return ops
+
     def _drain_soon(self, queue: str, delay: float = 0.0) -> PutTimer:
         return self.schedule.internal(DRAIN_PREFIX + queue, time.time() + delay,
                                       DRAIN_METHOD, queue)
@@ -284,18 +293,15 @@ class Actor(ActorBase):
         except ActionError as exc:
             _fail(message.reply, exc)
             return
-        ops: list[Any] = [put]
-        if DRAIN_PREFIX + message.queue not in self.schedule.timers:
-            ops.append(self._drain_soon(message.queue))
-        commit = self.system.committer.submit(ops)
+        commit = self.system.committer.submit(self._after_enqueue(message.queue, [put]))
         self._last_commit = commit
         commit.add_done_callback(lambda fut: _settle(message.reply, record.seq, fut))
 
     async def _queue_redrive(self, message: QueueRedrive) -> None:
         ops: list[Any] = self.queues.redrive(message.queue)
         count = len(ops) // 2
-        if count and DRAIN_PREFIX + message.queue not in self.schedule.timers:
-            ops.append(self._drain_soon(message.queue))
+        if count:
+            ops = self._after_enqueue(message.queue, ops)
         commit = self.system.committer.submit(ops) if ops else None
         if commit is None:
             _settle(message.reply, 0, None)

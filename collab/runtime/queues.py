@@ -120,6 +120,8 @@ class Queues:
         self._next_seq: dict[str, int] = {}
         #: The message whose consumer is running right now (its seq, attempts, ...).
         self.current: QueueRecord | None = None
+        #: Workflow runs waiting in `ctx.receive` for a message of an inbox queue.
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     def load(self, records: list[QueueRecord]) -> None:
         for record in records:
@@ -133,8 +135,9 @@ class Queues:
 
     def enqueue(self, queue: str, body: bytes) -> tuple[QueueRecord, PutQueueMessage]:
         """Append a message (validated by the caller); returns it and its write."""
-        if queue not in self._actor._consumers:
-            raise UnknownQueue(f"{self._actor.kind} consumes no queue {queue!r}")
+        if queue not in self._actor._consumers and queue not in self._actor.inboxes:
+            raise UnknownQueue(f"{self._actor.kind} has no queue {queue!r} (declare a "
+                               "@collab.consumes handler, or list it in `inboxes`)")
         waiting = self.pending.setdefault(queue, deque())
         limit = self._actor.queue_max_length
         if len(waiting) >= limit:
@@ -145,6 +148,31 @@ class Queues:
         record = QueueRecord(actor.kind, actor.key, queue, seq, body, enqueued_at=time.time())
         waiting.append(record)
         return record, PutQueueMessage(record)
+
+    def is_inbox(self, queue: str) -> bool:
+        """True for a queue read by workflows (`ctx.receive`) rather than a consumer."""
+        return queue not in self._actor._consumers
+
+    def wake_receivers(self, queue: str) -> None:
+        for waiter in self._waiters.pop(queue, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def receive(self, queue: str) -> tuple[QueueRecord, DeleteQueueMessage]:
+        """Take the head of inbox `queue`, waiting for one to arrive; returns it and
+        the write that removes it from the store, for the caller to commit. (Until
+        then it is only out of memory: a restart brings it back.)"""
+        if not self.is_inbox(queue) or queue not in self._actor.inboxes:
+            raise UnknownQueue(f"{self._actor.kind} has no inbox {queue!r} (list it in "
+                               "`inboxes`)")
+        while True:
+            waiting = self.pending.get(queue)
+            if waiting:
+                head = waiting.popleft()
+                return head, DeleteQueueMessage(head.kind, head.key, head.queue, head.seq)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(queue, []).append(waiter)
+            await waiter
 
     def delivered(self, record: QueueRecord) -> DeleteQueueMessage:
         self.pending[record.queue].popleft()

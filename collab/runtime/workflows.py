@@ -169,6 +169,19 @@ class WorkflowContext:
         if time.time() < wake_at:
             raise _Suspended(wake_at)
 
+    async def receive(self, name: str, queue: str) -> Any:
+        """Wait for the next message of inbox `queue` (a queue listed in the actor's
+        `inboxes`) and record it as step `name`. Taking the message out of the queue
+        and recording it commit together, so it is delivered to this run exactly once."""
+        steps = self._run.steps
+        if name in steps:
+            return steps[name]
+        head, removal = await self._runner.actor.queues.receive(queue)
+        message = _unpack(head.body)
+        steps[name] = message
+        await self._runner.save(self._run, removal)
+        return message
+
     async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Run one of this actor's actions (through its mailbox): the way for a
         workflow to change the actor's state."""

@@ -221,3 +221,17 @@ class Agent(collab.Actor):
 
 
 registry.register(Agent)
+
+
+class Approver(collab.Actor):
+    """A workflow that waits for a message in an inbox queue."""
+
+    inboxes = ("approvals",)
+
+    @collab.workflow
+    async def purchase(self, ctx, item: str) -> str:
+        decision = await ctx.receive("decision", "approvals")
+        return f"{item}: {decision['verdict']}"
+
+
+registry.register(Approver)
