@@ -103,3 +103,36 @@ async def test_a_step_waits_for_a_queue_message(tmp_path):
     with pytest.raises(UnknownQueue):
         await approver.queue("nope").send({})
     await rt.stop()
+
+
+async def test_agent_keeps_memory_schedule_and_workflow_across_hibernation_and_restart(
+        tmp_path):
+    """The AI-agent shape end to end: memory in state, a cron job, a workflow with a
+    retried step and a durable sleep, delivered across hibernation and a restart."""
+    rt = Runtime(tmp_path / "agent.db", idle_timeout=0.3)
+    await rt.start()
+    await agent(rt).call("remember", "the user likes tea")
+    await agent(rt).call("subscribe")
+    run_id = await agent(rt).call("begin", str(tmp_path / "tools.log"), 1.5, 0.0)
+
+    async def digests() -> int:
+        return (await agent(rt).call("memory")).count("digest")
+
+    async def two_digests() -> bool:
+        return await digests() >= 2
+
+    await until(two_digests)
+    assert rt.system.loads >= 2  # it hibernated between ticks and the cron woke it
+    await rt.stop()  # mid-nap, with the cron entry pending
+    await rt.start()
+    status = await finished(rt, run_id)
+    assert status["status"] == "done"
+    before = await digests()
+
+    async def cron_still_ticks() -> bool:
+        return await digests() > before
+
+    await until(cron_still_ticks)
+    memory = await agent(rt).call("memory")
+    assert memory[0] == "the user likes tea" and "researched GATHER" in memory
+    await rt.stop()

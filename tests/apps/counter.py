@@ -188,6 +188,13 @@ class Agent(collab.Actor):
         return self.state["memory"]
 
     @collab.action
+    async def subscribe(self) -> str:
+        return await self.schedule.cron("digest", "* * * * * *", "digest")  # every second
+
+    def digest(self) -> None:
+        self.state["memory"].append("digest")
+
+    @collab.action
     async def begin(self, path: str, nap: float, slow: float) -> str:
         return await self.start_workflow("research", path, nap, slow)
 
