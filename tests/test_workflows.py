@@ -121,8 +121,10 @@ async def test_agent_keeps_memory_schedule_and_workflow_across_hibernation_and_r
     async def two_digests() -> bool:
         return await digests() >= 2
 
+    # Left alone, it hibernates between ticks, and the cron entry wakes it again.
+    await until(lambda: rt.system.loaded_count == 0)
+    await until(lambda: rt.system.loads >= 2)
     await until(two_digests)
-    assert rt.system.loads >= 2  # it hibernated between ticks and the cron woke it
     await rt.stop()  # mid-nap, with the cron entry pending
     await rt.start()
     status = await finished(rt, run_id)
