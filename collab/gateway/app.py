@@ -21,7 +21,7 @@ from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway import actors_api, docs_api
 from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import CONNECTIONS, DRAINING, REGISTRY, SETTINGS, SYSTEM
+from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
 from collab.gateway.yjs import yjs_socket
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
@@ -64,7 +64,6 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_connections(app: web.Application) -> None:
-    app[DRAINING][0] = True
     connections = list(app[CONNECTIONS])
     if connections:
         log.info("closing %d connections (1012 service restart)", len(connections))
@@ -79,7 +78,6 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[SETTINGS] = settings
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
-    app[DRAINING] = [False]
     app.cleanup_ctx.append(runtime_context)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)

@@ -104,10 +104,6 @@ class ActorBase:
             wakeup.set_result(None)
         return True
 
-    @property
-    def mailbox_size(self) -> int:
-        return len(self._mailbox)
-
     def _move(self, target: ActorState) -> None:
         self.lifecycle = check_transition(f"{self.kind}:{self.key}", self.lifecycle, target)
 

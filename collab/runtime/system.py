@@ -67,9 +67,6 @@ class ActorSystem:
         if self._stopping.get(ident) is actor:
             del self._stopping[ident]
 
-    def live_count(self, kind: type[ActorBase] | None = None) -> int:
-        return sum(1 for k, _ in self._live if kind is None or k is kind)
-
     @property
     def loaded_count(self) -> int:
         """Instances in memory: live ones plus those still saving."""
