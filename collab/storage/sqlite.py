@@ -128,13 +128,16 @@ class SQLiteStore(Store):
     async def migrate(self) -> int:
         return await self.in_writer(_migrate)
 
+    async def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Every row of one read on the reader connection."""
+        assert self._reader is not None, "open() first"
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
     async def load_document(self, doc: str) -> StoredDocument:
-        conn = self._reader
-        assert conn is not None, "open() first"
         # One statement is one consistent read: the snapshot and the log rows
         # after it come from the same moment, with no transaction to interleave.
-        async with conn.execute(_LOAD_DOCUMENT, (doc, doc, doc)) as cur:
-            rows = await cur.fetchall()
+        rows = await self._rows(_LOAD_DOCUMENT, (doc, doc, doc))
         snapshot, snapshot_seq, updates = None, 0, []
         for is_log, seq, data in rows:
             if is_log:
@@ -144,61 +147,38 @@ class SQLiteStore(Store):
         return StoredDocument(snapshot, snapshot_seq, updates)
 
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute(
-            "SELECT state FROM actor_state WHERE kind = ? AND key = ?", (kind, key)
-        ) as cur:
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
+        rows = await self._rows("SELECT state FROM actor_state WHERE kind = ? AND key = ?",
+                                (kind, key))
+        return bytes(rows[0][0]) if rows else None
 
     async def load_timers(self, kind: str, key: str) -> list[TimerRecord]:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute(
+        rows = await self._rows(
             "SELECT kind, key, id, due, method, args, cron, tz, attempts FROM actor_timers "
-            "WHERE kind = ? AND key = ? ORDER BY due", (kind, key)
-        ) as cur:
-            rows = await cur.fetchall()
+            "WHERE kind = ? AND key = ? ORDER BY due", (kind, key))
         return [TimerRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], r[7], r[8])
                 for r in rows]
 
     async def next_timer_due(self) -> float | None:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute("SELECT MIN(due) FROM actor_timers") as cur:
-            row = await cur.fetchone()
-        return row[0]
+        return (await self._rows("SELECT MIN(due) FROM actor_timers"))[0][0]
 
     async def actors_with_timers_due(self, before: float, limit: int) -> list[tuple[str, str]]:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute(
+        rows = await self._rows(
             "SELECT kind, key, MIN(due) AS first FROM actor_timers WHERE due <= ? "
-            "GROUP BY kind, key ORDER BY first LIMIT ?", (before, limit)
-        ) as cur:
-            return [(row[0], row[1]) for row in await cur.fetchall()]
+            "GROUP BY kind, key ORDER BY first LIMIT ?", (before, limit))
+        return [(row[0], row[1]) for row in rows]
 
     async def load_queues(self, kind: str, key: str) -> list[QueueRecord]:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute(
+        rows = await self._rows(
             "SELECT kind, key, queue, seq, body, attempts, dead, error, enqueued_at "
-            "FROM actor_queue WHERE kind = ? AND key = ? ORDER BY queue, seq", (kind, key)
-        ) as cur:
-            rows = await cur.fetchall()
+            "FROM actor_queue WHERE kind = ? AND key = ? ORDER BY queue, seq", (kind, key))
         return [QueueRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], bool(r[6]), r[7], r[8])
                 for r in rows]
 
     async def load_workflows(self, kind: str, key: str) -> list[WorkflowRecord]:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute(
+        rows = await self._rows(
             "SELECT kind, key, id, name, args, status, steps, result, error, created_at, "
             "updated_at FROM actor_workflows WHERE kind = ? AND key = ? ORDER BY created_at",
-            (kind, key)
-        ) as cur:
-            rows = await cur.fetchall()
+            (kind, key))
         return [WorkflowRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], bytes(r[6]),
                                None if r[7] is None else bytes(r[7]), r[8], r[9], r[10])
                 for r in rows]
@@ -223,10 +203,7 @@ class SQLiteStore(Store):
             await self.in_writer(_checkpoint)
 
     async def ping(self) -> None:
-        conn = self._reader
-        assert conn is not None, "open() first"
-        async with conn.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        await self._rows("SELECT 1")
 
 
 def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
