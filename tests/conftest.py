@@ -1,7 +1,9 @@
-"""Shared fixtures: a real server process on port 0 with its own SQLite file."""
+"""Shared fixtures: real server processes on port 0 with their own SQLite files, and
+an HTTP client session."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from tests.serverproc import ServerProcess
@@ -25,3 +27,10 @@ def server_factory(tmp_path):
 @pytest.fixture
 def server(server_factory):
     return server_factory()
+
+
+@pytest.fixture
+async def session():
+    """An aiohttp client session for HTTP and WebSocket calls to test servers."""
+    async with aiohttp.ClientSession() as s:
+        yield s

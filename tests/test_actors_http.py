@@ -20,12 +20,6 @@ def srv(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def action_url(srv: ServerProcess, kind: str, key: str, action: str) -> str:
     return f"{srv.http_url}/api/actors/{kind}/{key}/actions/{action}"
 

@@ -25,12 +25,6 @@ def srv(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def text_of(update: bytes) -> str:
     doc = Doc()
     doc.apply_update(update)
