@@ -27,7 +27,7 @@ from collab.errors import (
     close_code_for,
 )
 from collab.protocol import ywire
-from collab.protocol.wsframe import binary_frame
+from collab.protocol.native import YjsOut
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
 from collab.runtime.peer import Peer
@@ -63,6 +63,35 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A native-protocol peer subscribes, sending its state vector. `reply` gets
+    {"sv": ours, "update": what it lacks, "awareness": states or None}."""
+
+    peer: Peer
+    state_vector: bytes
+    reply: asyncio.Future[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUpdate:
+    """A native-protocol peer's update; `reply` gets its log seq once committed
+    (the "saved" ack), or None for an update that changed nothing."""
+
+    peer: Peer
+    update: bytes
+    reply: asyncio.Future[int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAwareness:
+    """A native-protocol peer's awareness update; `reply` is answered at once."""
+
+    peer: Peer
+    payload: bytes
+    reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyUpdate:
     """An update from the HTTP API; `reply` gets the log seq once committed."""
 
@@ -80,7 +109,7 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    frame: bytes  # the batch's broadcast frame, held back from its senders until now
+    out: YjsOut  # the batch's broadcast, held back from its senders until now
     senders: set[Peer]
     replies: list[tuple[asyncio.Future[int], int]]
     rows: int
@@ -102,6 +131,15 @@ class _Outbox:
     broadcast: list[tuple[Peer | None, bytes]] = field(default_factory=list)
     writes: list[AppendUpdate] = field(default_factory=list)
     replies: list[tuple[asyncio.Future[int], int]] = field(default_factory=list)
+
+
+def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
+    if not reply.done():
+        reply.set_exception(error)
+
+
+class NotSubscribed(RemoteProtocolError):
+    code = "not_subscribed"
 
 
 class Document(Actor):
@@ -150,7 +188,8 @@ class Document(Actor):
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read) \
+        return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
+                          | PeerUpdate | PeerAwareness) \
             or super().is_request(message)
 
     def reject(self, message: Any, error: BaseException) -> None:
@@ -159,8 +198,8 @@ class Document(Actor):
                 message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
             else:
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
-        elif isinstance(message, ApplyUpdate | Read) and not message.reply.done():
-            message.reply.set_exception(error)
+        elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness):
+            _fail(message.reply, error)
         else:
             super().reject(message, error)
 
@@ -174,6 +213,12 @@ class Document(Actor):
             self._join(message.peer)
         elif kind is Leave:
             self._leave(message.peer)
+        elif kind is PeerUpdate:
+            self._peer_update(message)
+        elif kind is PeerAwareness:
+            self._peer_awareness(message)
+        elif kind is Subscribe:
+            self._subscribe(message)
         elif kind is Committed:
             self._committed(message)
         elif kind is ApplyUpdate:
@@ -194,10 +239,52 @@ class Document(Actor):
         self.peers.add(peer)
         self.maybe_arm_idle()  # cancels hibernation: someone is here
         # As y-websocket's server does: our state vector first, then who is here.
-        peer.send_frame(binary_frame(ywire.serialize(ywire.SyncStep1(self.doc.get_state()))))
+        peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self.doc.get_state())))
         states = self.awareness.encode_all()
         if states is not None:
-            peer.send_frame(binary_frame(ywire.serialize(ywire.AwarenessMessage(states))))
+            peer.send_yjs(YjsOut(self.key, ywire.AwarenessMessage(states)))
+
+    def _subscribe(self, message: Subscribe) -> None:
+        peer = message.peer
+        if peer.closed:
+            _fail(message.reply, ShuttingDown("connection closed"))
+            return
+        try:
+            diff = self._diff(message.state_vector)
+        except RemoteProtocolError as exc:
+            _fail(message.reply, exc)
+            return
+        self.peers.add(peer)
+        self.maybe_arm_idle()
+        if not message.reply.done():
+            message.reply.set_result({"sv": self.doc.get_state(), "update": diff,
+                                      "awareness": self.awareness.encode_all()})
+
+    def _peer_update(self, message: PeerUpdate) -> None:
+        if message.peer not in self.peers:
+            _fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
+            return
+        try:
+            seq = self._apply(message.peer, message.update)
+        except RemoteProtocolError as exc:
+            _fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
+            return
+        if seq is None:
+            message.reply.set_result(None)
+        else:
+            self._outbox.replies.append((message.reply, seq))
+
+    def _peer_awareness(self, message: PeerAwareness) -> None:
+        if message.peer not in self.peers:
+            _fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
+            return
+        try:
+            self._awareness(message.peer, message.payload)
+        except RemoteProtocolError as exc:
+            _fail(message.reply, exc)
+            return
+        if not message.reply.done():
+            message.reply.set_result(None)
 
     def _leave(self, peer: Peer) -> None:
         if peer not in self.peers:
@@ -205,10 +292,9 @@ class Document(Actor):
         self.peers.discard(peer)
         removals = self.awareness.remove_owner(peer)
         if removals:
-            frame = binary_frame(ywire.serialize(
-                ywire.AwarenessMessage(ywire.encode_awareness(removals))))
+            out = YjsOut(self.key, ywire.AwarenessMessage(ywire.encode_awareness(removals)))
             for other in self.peers:
-                other.send_frame(frame)
+                other.send_yjs(out)
         self.maybe_arm_idle()
 
     def _inbound(self, peer: Peer, message: ywire.Message) -> None:
@@ -223,7 +309,7 @@ class Document(Actor):
                 self._awareness(peer, message.payload)
             elif type(message) is ywire.QueryAwareness:
                 states = self.awareness.encode_all() or ywire.encode_awareness([])
-                peer.send_frame(binary_frame(ywire.serialize(ywire.AwarenessMessage(states))))
+                peer.send_yjs(YjsOut(self.key, ywire.AwarenessMessage(states)))
         except RemoteProtocolError as exc:
             log.info("doc %r: closing %s: %s", self.key, peer.id, exc)
             self._drop(peer, close_code_for(exc), exc.message)
@@ -233,11 +319,14 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        peer.send_yjs(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
+
+    def _diff(self, state_vector: bytes) -> bytes:
+        """What a peer with `state_vector` lacks, as one update."""
         try:
-            diff = self.doc.get_update(state_vector)
+            return self.doc.get_update(state_vector)
         except ValueError as exc:
             raise InvalidPayload(f"bad state vector: {exc}") from exc
-        peer.send_frame(binary_frame(ywire.serialize(ywire.SyncStep2(diff))))
 
     def _apply(self, sender: Peer | None, update: bytes) -> int | None:
         """Apply one update; queue its broadcast and log row. Returns its seq,
@@ -257,10 +346,10 @@ class Document(Actor):
         accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer)
         if not accepted:
             return
-        frame = binary_frame(ywire.serialize(ywire.AwarenessMessage(payload)))
+        out = YjsOut(self.key, ywire.AwarenessMessage(payload))
         for other in self.peers:
             if other is not peer:
-                other.send_frame(frame)
+                other.send_yjs(out)
 
     def _apply_http(self, message: ApplyUpdate) -> None:
         try:
@@ -293,12 +382,12 @@ class Document(Actor):
             return
         self._outbox = _Outbox()
         batch = outbox.broadcast
-        frame = binary_frame(ywire.encode_update(
+        out = YjsOut(self.key, ywire.SyncUpdate(
             batch[0][1] if len(batch) == 1 else merge_many([update for _, update in batch])))
         senders = {peer for peer, _ in batch if peer is not None}
         for peer in self.peers:
             if peer not in senders:
-                peer.send_frame(frame)
+                peer.send_yjs(out)
         future = self.system.committer.submit(outbox.writes)
         self._in_flight += 1
         rows = len(outbox.writes)
@@ -306,7 +395,7 @@ class Document(Actor):
         replies = outbox.replies
 
         def done(fut: asyncio.Future[None]) -> None:
-            message = Committed(frame, senders, replies, rows, size, fut.exception())
+            message = Committed(out, senders, replies, rows, size, fut.exception())
             if not self.post(message):
                 # Draining: the mailbox is closed, but HTTP callers still wait.
                 _settle_replies(message)
@@ -328,7 +417,7 @@ class Document(Actor):
         self.log_bytes += message.size
         for peer in message.senders:
             if peer in self.peers:
-                peer.send_frame(message.frame)
+                peer.send_yjs(message.out)
         _settle_replies(message)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()

@@ -1,5 +1,8 @@
 """A client's WebSocket as seen by actors: write pre-encoded frames, or close.
 
+Shared by both endpoints: `/yjs` writes Yjs messages as raw frames, `/ws`
+(a subclass in gateway/native.py) wraps them in native events.
+
 Frames are written straight to the transport (the same bytes for every peer of
 a broadcast), so an actor never awaits a socket. The transport's buffer is the
 connection's bounded outbound queue: past `max_outbound_bytes` the peer is a
@@ -15,6 +18,7 @@ import logging
 from aiohttp import web
 
 from collab.errors import CloseCode
+from collab.protocol.native import YjsOut
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ class Connection:
                         transport.get_write_buffer_size())
             self._closing = True
             transport.abort()
+
+    def send_yjs(self, out: YjsOut) -> None:
+        self.send_frame(out.raw_frame())
 
     def close(self, code: int, reason: str) -> None:
         if self._closing:

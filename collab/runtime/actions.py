@@ -89,6 +89,8 @@ class CallAction:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     reply: asyncio.Future[Any] = field(repr=False)
+    #: The socket that sent the call, if it came over the native protocol.
+    outlet: Any = field(default=None, repr=False)
 
 
 @functools.cache

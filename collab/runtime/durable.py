@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from collab.errors import CollabError
+from collab.protocol.native import actor_event
 from collab.runtime.actions import (
     DEFAULT_CALL_TIMEOUT,
     ActionError,
@@ -28,6 +29,7 @@ from collab.runtime.actions import (
     bind,
 )
 from collab.runtime.actor import ActorBase, TimerFired
+from collab.runtime.connections import Conn, Connect, Disconnect, Outlet
 from collab.runtime.queues import (
     BATCH_PER_TURN,
     DRAIN_METHOD,
@@ -50,7 +52,7 @@ from collab.runtime.workflows import (
     WorkflowStatus,
     workflows_of,
 )
-from collab.storage.base import PutActorState, PutTimer, TimerRecord
+from collab.storage.base import PutActorState, PutTimer, TimerRecord, WriteOp
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -126,6 +128,9 @@ class Actor(ActorBase):
         self.queues = Queues(self)
         #: Workflow runs (`@collab.workflow`): `await self.start_workflow("name", ...)`.
         self.workflows = Workflows(self)
+        self._conns: dict[Outlet, Conn] = {}
+        #: Inside an action: the connection that called it (None for HTTP and actor calls).
+        self.conn: Conn | None = None
         super().__init__(key, system, predecessor)
 
     # -- hooks for subclasses ---------------------------------------------------
@@ -143,13 +148,45 @@ class Actor(ActorBase):
     async def on_sleep(self) -> None:
         """Runs before the actor is unloaded (hibernation or shutdown)."""
 
+    async def on_before_connect(self, conn: Conn) -> None:
+        """Runs when a client asks to connect, before it counts as connected: raise
+        ActionError to refuse it (the client gets the error's code and message).
+        `conn.params` holds what the client sent; fill `conn.state` here."""
+
+    async def on_connect(self, conn: Conn) -> None:
+        """Runs once a client is connected: it is in `self.connections` and gets events."""
+
+    async def on_disconnect(self, conn: Conn) -> None:
+        """Runs after a client left (it asked to, or its socket closed)."""
+
+    # -- connections ----------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[Conn]:
+        """The clients connected to this actor right now."""
+        return list(self._conns.values())
+
+    def broadcast(self, event: str, data: Any = None, *, exclude: Conn | None = None) -> None:
+        """Push `event` with `data` to every connected client (but `exclude`). The
+        message is encoded once; raises TypeError at once if `data` cannot be sent."""
+        out = actor_event(self.kind, self.key, event, data)
+        for conn in self._conns.values():
+            if conn is not exclude:
+                conn.outlet.send_out(out)
+
+    def submit(self, ops: list[WriteOp]) -> asyncio.Future[None]:
+        """Hand store writes to group commit; returns the commit's future. The action
+        running now is acknowledged only after this commit, like its state."""
+        commit = self.system.committer.submit(ops)
+        self._last_commit = commit
+        return commit
+
     # -- references ---------------------------------------------------------------
 
     async def start_workflow(self, name: str, *args: Any) -> str:
         """Start a run of workflow `name`; returns its id once the run is recorded."""
         run, ops = self.workflows.start(name, args)
-        self._last_commit = self.system.committer.submit(ops)
-        await self._last_commit
+        await self.submit(ops)
         self.workflows.launch(run)
         return run.id
 
@@ -157,8 +194,7 @@ class Actor(ActorBase):
         """Append `message` to one of this actor's own queues (from its own code, where
         `self.actor(...).queue(...)` would wait on itself); returns its seq once committed."""
         record, put = self.queues.enqueue(queue, encode_message(message))
-        self._last_commit = self.system.committer.submit(self._after_enqueue(queue, [put]))
-        await self._last_commit
+        await self.submit(self._after_enqueue(queue, [put]))
         return record.seq
 
     def actor(self, kind: type[Actor] | str, key: str) -> ActorRef:
@@ -185,15 +221,15 @@ class Actor(ActorBase):
                    if waiting and not self.queues.is_inbox(queue)
                    and DRAIN_PREFIX + queue not in self.schedule.timers]
             if ops:
-                self._last_commit = self.system.committer.submit(ops)
+                self.submit(ops)
         if self._workflow_methods:
             self.workflows.load(await self.system.store.load_workflows(self.kind, self.key))
 
     def may_sleep(self) -> bool:
-        return True  # no client connections yet: only activity keeps an actor awake
+        return not self._conns
 
     def can_hibernate(self) -> bool:
-        return (self._last_commit is None or self._last_commit.done()) \
+        return not self._conns and (self._last_commit is None or self._last_commit.done()) \
             and not self.workflows.busy()
 
     async def save(self, reason: str) -> None:
@@ -207,6 +243,10 @@ class Actor(ActorBase):
     def handle(self, message: Any) -> Any:
         if type(message) is CallAction:
             return self._call(message)
+        if type(message) is Connect:
+            return self._connect(message)
+        if type(message) is Disconnect:
+            return self._disconnect(message)
         if type(message) is TimerFired and message.name.startswith(TIMER_PREFIX):
             return self._fire_due(message.name[len(TIMER_PREFIX):])
         if type(message) is TimersDue:
@@ -225,8 +265,8 @@ class Actor(ActorBase):
         return None
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, CallAction | TimersDue | QueueSend | QueueInspect
-                          | QueueRedrive | WorkflowStart | WorkflowStatus)
+        return isinstance(message, CallAction | Connect | Disconnect | TimersDue | QueueSend
+                          | QueueInspect | QueueRedrive | WorkflowStart | WorkflowStatus)
 
     def reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)
@@ -237,25 +277,77 @@ class Actor(ActorBase):
         self.maybe_arm_idle()
 
     async def _call(self, message: CallAction) -> None:
-        reply = message.reply
-        try:
-            method = self._actions.get(message.name)
-            if method is None:
-                raise UnknownAction(f"{self.kind} has no action {message.name!r}")
+        method = self._actions.get(message.name)
+        if method is None:
+            _fail(message.reply, UnknownAction(f"{self.kind} has no action {message.name!r}"))
+            return
+
+        async def run() -> Any:
             bind(method, self, message.name, message.args, message.kwargs)
             result = method(self, *message.args, **message.kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            return await result if inspect.isawaitable(result) else result
+
+        self.conn = self._conns.get(message.outlet) if message.outlet is not None else None
+        try:
+            await self._transact(message.reply, f"action {message.name!r}", run)
+        finally:
+            self.conn = None
+
+    async def _connect(self, message: Connect) -> None:
+        outlet = message.outlet
+        if outlet in self._conns:
+            _fail(message.reply, ActionError(f"already connected to {self.kind}:{self.key}",
+                                             code="already_connected"))
+            return
+        if outlet.closed:
+            _fail(message.reply, ActionError("the socket closed", code="closed"))
+            return
+        conn = Conn(outlet, self.kind, self.key, message.params)
+
+        async def run() -> str:
+            await self.on_before_connect(conn)
+            self._conns[outlet] = conn
+            self.maybe_arm_idle()  # someone is here: no hibernation
+            try:
+                await self.on_connect(conn)
+            except BaseException:
+                del self._conns[outlet]
+                raise
+            return conn.id
+
+        await self._transact(message.reply, "on_connect", run)
+
+    async def _disconnect(self, message: Disconnect) -> None:
+        conn = self._conns.pop(message.outlet, None)
+        if conn is None:
+            if message.reply is not None:
+                _fail(message.reply, ActionError(f"not connected to {self.kind}:{self.key}",
+                                                 code="not_connected"))
+            return
+
+        async def run() -> None:
+            await self.on_disconnect(conn)
+
+        await self._transact(message.reply, "on_disconnect", run)
+
+    async def _transact(self, reply: asyncio.Future[Any] | None, what: str, body: Any) -> None:
+        """Run `body` (actor code) and answer `reply` with its result once the state it
+        changed, and anything it submitted, is committed. If it raises, its state
+        changes are rolled back and the caller gets an ActionError (its own, or a
+        generic internal error: the traceback goes to the log, not to the caller)."""
+        try:
+            result = await body()
             commit = self._persist()
         except Exception as exc:
             self._rollback()
             if not isinstance(exc, ActionError):
-                log.exception("%s %r: action %s failed", self.kind, self.key, message.name)
-                exc = InternalActionError(f"action {message.name!r} failed")
-            if not reply.done():
-                reply.set_exception(exc)
+                log.exception("%s %r: %s failed", self.kind, self.key, what)
+                exc = InternalActionError(f"{what} failed")
+            if reply is not None:
+                _fail(reply, exc)
             return
-        # Acknowledge only once the state this result depends on is durable.
+        if reply is None:
+            return
         commit = commit or self._last_commit
         if commit is None or commit.done():
             _settle(reply, result, commit)
@@ -293,8 +385,7 @@ class Actor(ActorBase):
         except ActionError as exc:
             _fail(message.reply, exc)
             return
-        commit = self.system.committer.submit(self._after_enqueue(message.queue, [put]))
-        self._last_commit = commit
+        commit = self.submit(self._after_enqueue(message.queue, [put]))
         commit.add_done_callback(lambda fut: _settle(message.reply, record.seq, fut))
 
     async def _queue_redrive(self, message: QueueRedrive) -> None:
@@ -302,11 +393,10 @@ class Actor(ActorBase):
         count = len(ops) // 2
         if count:
             ops = self._after_enqueue(message.queue, ops)
-        commit = self.system.committer.submit(ops) if ops else None
-        if commit is None:
+        if not ops:
             _settle(message.reply, 0, None)
             return
-        self._last_commit = commit
+        commit = self.submit(ops)
         commit.add_done_callback(lambda fut: _settle(message.reply, count, fut))
 
     async def _drain(self, record: TimerRecord) -> None:
@@ -334,7 +424,7 @@ class Actor(ActorBase):
                 ops = [put]
             finally:
                 self.queues.current = None
-            self._last_commit = self.system.committer.submit(ops)
+            self.submit(ops)
             handled += 1
             if retry_in is not None:
                 break
@@ -345,7 +435,7 @@ class Actor(ActorBase):
         else:
             op = self._drain_soon(queue, retry_in)
         if op is not None:
-            self._last_commit = self.system.committer.submit([op])
+            self.submit([op])
 
     # -- timers -----------------------------------------------------------------
 
@@ -355,8 +445,7 @@ class Actor(ActorBase):
         except ActionError as exc:
             _fail(message.reply, exc)
             return
-        commit = self.system.committer.submit(ops)
-        self._last_commit = commit
+        commit = self.submit(ops)
         self.workflows.launch(run)
         commit.add_done_callback(lambda fut: _settle(message.reply, run.id, fut))
 
@@ -373,7 +462,7 @@ class Actor(ActorBase):
                 op: Any = self.workflows.safety_net(run_id)  # until it ends
             else:
                 op = self.workflows.finished(run_id)
-            self._last_commit = self.system.committer.submit([op])
+            self.submit([op])
             return
         self.schedule.firing = record
         failed = False
@@ -392,7 +481,7 @@ class Actor(ActorBase):
         # After the state write, so a crash in between fires again rather than never.
         op = self.schedule.after_fire(record, failed)
         if op is not None:
-            self._last_commit = self.system.committer.submit([op])
+            self.submit([op])
 
     def _persist(self) -> asyncio.Future[None] | None:
         """Submit the state if it changed since the last write; returns that commit."""
@@ -403,14 +492,13 @@ class Actor(ActorBase):
         if data == self._saved:
             return None
         self._saved = data
-        commit = self.system.committer.submit([PutActorState(self.kind, self.key, data)])
+        commit = self.submit([PutActorState(self.kind, self.key, data)])
 
         def failed_write_is_retried(fut: asyncio.Future[None]) -> None:
             if fut.exception() is not None and self._saved is data:
                 self._saved = None  # the next call writes the state again
 
         commit.add_done_callback(failed_write_is_retried)
-        self._last_commit = commit
         return commit
 
     def _rollback(self) -> None:

@@ -1,12 +1,15 @@
-"""What an actor may do with a connected client: write frames and close it.
+"""What a document actor may do with a connected client: send Yjs messages, or close it.
 
-The gateway's WebSocket connection implements this protocol; actors depend on
-it and never on aiohttp, so the runtime stays below the gateway layer.
+Both WebSocket endpoints implement this: `/yjs` writes the raw y-websocket
+frame, `/ws` wraps the message in a native event. Actors depend on this
+protocol and never on aiohttp, so the runtime stays below the gateway layer.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from collab.protocol.native import YjsOut
 
 
 class Peer(Protocol):
@@ -16,8 +19,8 @@ class Peer(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    def send_frame(self, frame: bytes) -> None:
-        """Write one already-encoded WebSocket frame; never blocks, never raises.
+    def send_yjs(self, out: YjsOut) -> None:
+        """Write one Yjs message, framed for this peer's protocol; never blocks or raises.
 
         A peer that cannot keep up is dropped rather than slowing the sender.
         """

@@ -1,0 +1,166 @@
+"""The native protocol's wire format: one message per frame, msgpack in binary
+frames, the same message as JSON in text frames. Pure: no I/O.
+
+`decode` turns a client frame into a dict and checks the envelope only (a map
+with a string `op`); the gateway checks each op's fields. `Outgoing` is a
+server message encoded at most once per format, so a broadcast costs one
+encoding however many sockets receive it. docs/protocol.md is the reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import msgpack
+
+from collab.errors import RemoteProtocolError
+from collab.protocol import ywire
+from collab.protocol.wsframe import binary_frame, text_frame
+
+#: Request fields that carry bytes: raw in msgpack, base64 strings in JSON.
+BINARY_FIELDS = ("sv", "update")
+
+MAX_ID_LENGTH = 64
+
+
+class MalformedMessage(RemoteProtocolError):
+    """A frame that is not one message of the protocol (not msgpack/JSON, not a map...)."""
+
+    code = "malformed"
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not part of the protocol")
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    """One client message from a binary (msgpack) or text (JSON) frame.
+
+    Raises MalformedMessage; when the frame was a map with a usable `id`, the
+    error carries it (`request_id`) so the answer can name the request.
+    """
+    binary = isinstance(data, bytes)
+    try:
+        if binary:
+            message = msgpack.unpackb(data, raw=False, ext_hook=_no_ext)
+        else:
+            message = json.loads(data)
+    except Exception as exc:  # msgpack and json raise many kinds for bad input
+        kind = "msgpack" if binary else "JSON"
+        raise MalformedMessage(f"frame is not valid {kind}: {exc}") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage("a message must be a map (a JSON object)")
+    request_id = message.get("id")
+    if request_id is not None and not (
+        (isinstance(request_id, int) and not isinstance(request_id, bool))
+        or (isinstance(request_id, str) and len(request_id) <= MAX_ID_LENGTH)
+    ):
+        raise MalformedMessage(f'"id" must be an integer or a string of at most '
+                               f"{MAX_ID_LENGTH} characters")
+    op = message.get("op")
+    if not isinstance(op, str):
+        error = MalformedMessage('a message needs "op", a string')
+        error.request_id = request_id  # type: ignore[attr-defined]
+        raise error
+    if not binary:
+        for name in BINARY_FIELDS:
+            value = message.get(name)
+            if isinstance(value, str):
+                try:
+                    message[name] = base64.b64decode(value, validate=True)
+                except (binascii.Error, ValueError):
+                    error = MalformedMessage(f'"{name}" is not valid base64')
+                    error.request_id = request_id  # type: ignore[attr-defined]
+                    raise error from None
+    return message
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class Outgoing:
+    """One server message, framed for binary (msgpack) or text (JSON) sockets on demand."""
+
+    __slots__ = ("_binary", "_text", "message")
+
+    def __init__(self, message: dict[str, Any], *, packed: bytes | None = None) -> None:
+        self.message = message
+        self._binary = binary_frame(packed) if packed is not None else None
+        self._text: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<Outgoing {self.message!r:.80}>"
+
+    def frame(self, binary: bool) -> bytes:
+        """The WebSocket frame for a socket speaking msgpack (`binary`) or JSON.
+        Raises TypeError or ValueError if the message cannot be encoded."""
+        if binary:
+            if self._binary is None:
+                self._binary = binary_frame(pack(self.message))
+            return self._binary
+        if self._text is None:
+            self._text = text_frame(json.dumps(
+                self.message, default=_json_default, separators=(",", ":"),
+                ensure_ascii=False, allow_nan=False).encode())
+        return self._text
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def response(request_id: Any, result: Any = None) -> Outgoing:
+    return Outgoing({"id": request_id, "ok": True, "result": result})
+
+
+def error(request_id: Any, code: str, message: str) -> Outgoing:
+    return Outgoing({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+
+
+def actor_event(kind: str, key: str, name: str, data: Any) -> Outgoing:
+    """An actor's event. Encoded to msgpack at once, so data that cannot be sent
+    fails in the actor code that sent it (TypeError), not later on a socket."""
+    message = {"event": "actor.event", "actor": kind, "key": key, "name": name, "data": data}
+    return Outgoing(message, packed=pack(message))
+
+
+def actor_closed(kind: str, key: str, code: str, reason: str) -> Outgoing:
+    """The actor ended this socket's connection to it (it stopped, or refused it later)."""
+    return Outgoing({"event": "actor.closed", "actor": kind, "key": key,
+                     "code": code, "message": reason})
+
+
+class YjsOut:
+    """One y-websocket message for one document, framed for both kinds of socket:
+    raw (the `/yjs` endpoint) and wrapped in a native event (`/ws`)."""
+
+    __slots__ = ("_native", "_raw", "doc", "message")
+
+    def __init__(self, doc: str, message: ywire.Message) -> None:
+        self.doc = doc
+        self.message = message
+        self._raw: bytes | None = None
+        self._native: Outgoing | None = None
+
+    def raw_frame(self) -> bytes:
+        if self._raw is None:
+            self._raw = binary_frame(ywire.serialize(self.message))
+        return self._raw
+
+    def native(self) -> Outgoing:
+        if self._native is None:
+            message = self.message
+            if type(message) is ywire.AwarenessMessage:
+                fields = {"event": "doc.awareness", "doc": self.doc, "update": message.payload}
+            elif isinstance(message, ywire.SyncUpdate | ywire.SyncStep2):
+                fields = {"event": "doc.update", "doc": self.doc, "update": message.update}
+            else:
+                raise ValueError(f"{type(message).__name__} has no native event")
+            self._native = Outgoing(fields)
+        return self._native

@@ -1,0 +1,77 @@
+"""Clients connected to an actor: per-connection params and state, events to one or all.
+
+A client connects a socket to an actor (the native protocol's `actor.connect`);
+the actor sees a `Conn` for each, with the parameters the client sent and a
+dict of ephemeral state, and pushes events with `conn.send` or
+`actor.broadcast`. An event is encoded once per wire format however many
+connections receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from collab.protocol.native import Outgoing, actor_event
+
+_ids = itertools.count(1)
+
+
+class Outlet(Protocol):
+    """The socket side of a connection, implemented by the gateway."""
+
+    id: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send_out(self, out: Outgoing) -> None:
+        """Write one encoded message; never blocks, never raises."""
+
+
+class Conn:
+    """One client connected to one actor."""
+
+    __slots__ = ("_key", "_kind", "id", "outlet", "params", "state")
+
+    def __init__(self, outlet: Outlet, kind: str, key: str, params: dict[str, Any]) -> None:
+        self.id = f"{outlet.id}.{next(_ids)}"
+        self.outlet = outlet
+        self.params = params
+        #: Ephemeral per-connection data; gone when the client disconnects.
+        self.state: dict[str, Any] = {}
+        self._kind = kind
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.id} {self._kind}:{self._key}>"
+
+    @property
+    def closed(self) -> bool:
+        return self.outlet.closed
+
+    def send(self, event: str, data: Any = None) -> None:
+        """Push `event` with `data` (msgpack/JSON-serializable) to this client only."""
+        self.outlet.send_out(actor_event(self._kind, self._key, event, data))
+
+
+# -- mailbox messages ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Connect `outlet` with `params`; `reply` gets the Conn's id, or the refusal."""
+
+    outlet: Outlet
+    params: dict[str, Any]
+    reply: asyncio.Future[Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """`outlet` leaves (it asked to, or its socket closed)."""
+
+    outlet: Outlet
+    reply: asyncio.Future[Any] | None = field(default=None, repr=False)
