@@ -6,10 +6,11 @@ subclass `collab.Actor`, declare `@collab.action` methods and are served with
 """
 
 from collab.runtime.actions import ActionError, action
+from collab.runtime.connections import Conn
 from collab.runtime.durable import Actor, ActorRef
 from collab.runtime.queues import consumes
 from collab.runtime.registry import Registry
 from collab.runtime.workflows import workflow
 
 __version__ = "0.1.0"
-__all__ = ["ActionError", "Actor", "ActorRef", "Registry", "action", "consumes", "workflow"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "action", "consumes", "workflow"]

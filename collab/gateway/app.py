@@ -22,6 +22,7 @@ from collab.errors import CloseCode
 from collab.gateway import actors_api, docs_api
 from collab.gateway.http_errors import json_errors
 from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
+from collab.gateway.native import native_socket
 from collab.gateway.yjs import yjs_socket
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
@@ -82,6 +83,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
+    app.router.add_get("/ws", native_socket)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
     app.router.add_post("/api/actors/{kind}/{key:.+}/actions/{action}", actors_api.call_action)

@@ -13,56 +13,37 @@ import logging
 from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Inbound, Join, Leave
-from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
+from collab.errors import CloseCode, RemoteProtocolError, close_code_for
 from collab.gateway.connection import Connection
-from collab.gateway.keys import CONNECTIONS, SETTINGS, SYSTEM
+from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
+from collab.gateway.upgrade import websocket
 from collab.protocol import ywire
 
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for a peer's answer to our close frame before dropping the
-#: TCP connection; bounds how long a shutdown can be held up by silent peers.
-CLOSE_HANDSHAKE_TIMEOUT = 5.0
-
 
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
-    settings = request.app[SETTINGS]
-    if request.app[SYSTEM].closing:
-        raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
-    ws = web.WebSocketResponse(
-        max_msg_size=settings.max_message_bytes,
-        heartbeat=settings.ping_interval,
-        timeout=CLOSE_HANDSHAKE_TIMEOUT,
-        compress=False,  # frames are pre-encoded once and shared by every peer
-    )
-    await ws.prepare(request)
-    conn = Connection(ws, request, settings.max_outbound_bytes)
-    connections = request.app[CONNECTIONS]
-    connections.add(conn)
-    actor = request.app[SYSTEM].post(Document, name, Join(conn))
-    post = actor.post
-    parse = ywire.parse
-    try:
-        async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                try:
-                    message = parse(msg.data)
-                except RemoteProtocolError as exc:
-                    log.info("doc %r: closing %s: %s", name, conn.id, exc.message)
-                    await conn.aclose(close_code_for(exc), exc.message)
+    async with websocket(request, Connection, f"doc {name!r}") as conn:
+        actor = request.app[SYSTEM].post(Document, name, Join(conn))
+        post = actor.post
+        parse = ywire.parse
+        try:
+            async for msg in conn.ws:
+                if msg.type is WSMsgType.BINARY:
+                    try:
+                        message = parse(msg.data)
+                    except RemoteProtocolError as exc:
+                        log.info("doc %r: closing %s: %s", name, conn.id, exc.message)
+                        await conn.aclose(close_code_for(exc), exc.message)
+                        break
+                    post(Inbound(conn, message))
+                elif msg.type is WSMsgType.TEXT:
+                    log.info("doc %r: closing %s: text frame", name, conn.id)
+                    await conn.aclose(CloseCode.UNSUPPORTED_DATA,
+                                      "text frames are not part of the y-websocket protocol")
                     break
-                post(Inbound(conn, message))
-            elif msg.type is WSMsgType.TEXT:
-                log.info("doc %r: closing %s: text frame", name, conn.id)
-                await conn.aclose(CloseCode.UNSUPPORTED_DATA,
-                                  "text frames are not part of the y-websocket protocol")
-                break
-    finally:
-        if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
-            log.info("doc %r: closed %s: message over %d bytes", name, conn.id,
-                     settings.max_message_bytes)
-        post(Leave(conn))
-        connections.discard(conn)
-    return ws
+        finally:
+            post(Leave(conn))
+    return conn.ws

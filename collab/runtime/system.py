@@ -47,6 +47,10 @@ class ActorSystem:
             self.loads += 1
         return actor  # type: ignore[return-value]
 
+    def live(self, kind: type[A], key: str) -> A | None:
+        """The live instance of (kind, key) if it is loaded, without waking it."""
+        return self._live.get((kind, key))  # type: ignore[return-value]
+
     def post(self, kind: type[A], key: str, message: Any) -> A:
         """Deliver `message` to the live instance, creating it if needed; returns it."""
         while True:

@@ -242,3 +242,50 @@ class Approver(collab.Actor):
 
 
 registry.register(Approver)
+
+
+class Lobby(collab.Actor):
+    """Connections: refuses clients without a name, greets, relays, counts who came."""
+
+    def initial_state(self) -> dict:
+        return {"visits": 0, "said": []}
+
+    async def on_before_connect(self, conn: collab.Conn) -> None:
+        name = conn.params.get("name")
+        if not isinstance(name, str) or not name:
+            raise collab.ActionError("a name is required", code="name_required")
+        if name == "banned":
+            raise collab.ActionError("you are not welcome", code="banned")
+        conn.state["name"] = name
+
+    async def on_connect(self, conn: collab.Conn) -> None:
+        self.state["visits"] += 1
+        conn.send("welcome", {"visits": self.state["visits"]})
+        self.broadcast("joined", conn.state["name"], exclude=conn)
+
+    async def on_disconnect(self, conn: collab.Conn) -> None:
+        self.broadcast("left", conn.state["name"])
+
+    @collab.action
+    def say(self, text: str) -> int:
+        who = self.conn.state["name"] if self.conn is not None else "http"
+        self.state["said"].append(f"{who}: {text}")
+        self.broadcast("said", {"who": who, "text": text})
+        return len(self.state["said"])
+
+    @collab.action
+    def whoami(self) -> dict | None:
+        if self.conn is None:
+            return None
+        return {"id": self.conn.id, "params": self.conn.params, "state": self.conn.state}
+
+    @collab.action
+    def online(self) -> list[str]:
+        return sorted(conn.state["name"] for conn in self.connections)
+
+    @collab.action
+    def unsendable(self) -> None:
+        self.broadcast("oops", {1, 2})  # a set is not msgpack: the action fails, not a socket
+
+
+registry.register(Lobby)

@@ -1,0 +1,314 @@
+"""`/ws`: the native protocol. One socket, many documents and actors.
+
+Each frame is one request (msgpack in binary frames, JSON in text frames,
+see protocol/native.py); each request is checked here, handed to its actor as
+a mailbox message, and answered in the frame format it came in, when the actor
+replies. Events (document updates, awareness, actor events) go out in the
+format of the client's first frame. A bad request gets an error response and
+nothing else: the socket, its subscriptions and the actors carry on.
+docs/protocol.md is the reference for everything here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
+from collab.errors import CollabError, ShuttingDown
+from collab.gateway.connection import Connection
+from collab.gateway.keys import SYSTEM
+from collab.gateway.names import parse_key
+from collab.gateway.upgrade import websocket
+from collab.protocol import native
+from collab.protocol.native import Outgoing, YjsOut
+from collab.runtime.actions import CallAction
+from collab.runtime.connections import Connect, Disconnect
+from collab.runtime.durable import Actor, ActorRef
+from collab.runtime.queues import QueueSend, encode_message
+from collab.runtime.system import ActorSystem
+
+log = logging.getLogger(__name__)
+
+
+class InvalidRequest(CollabError):
+    """A well-formed message whose op is unknown or whose fields are wrong."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NativeConnection(Connection):
+    """A `/ws` socket: a Peer for documents and an Outlet for actors."""
+
+    __slots__ = ("binary",)
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request,
+                 max_outbound_bytes: int) -> None:
+        super().__init__(ws, request, max_outbound_bytes)
+        #: Events go out as msgpack (True) or JSON (False): the client's first frame decides.
+        self.binary = True
+
+    def send_out(self, out: Outgoing, binary: bool | None = None) -> None:
+        try:
+            frame = out.frame(self.binary if binary is None else binary)
+        except (TypeError, ValueError) as exc:
+            log.warning("%s: cannot encode %r: %s", self.id, out, exc)
+            return
+        self.send_frame(frame)
+
+    def send_yjs(self, out: YjsOut) -> None:
+        self.send_out(out.native())
+
+
+def _field(message: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
+           required: bool = True) -> Any:
+    value = message.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f'"{message["op"]}" needs "{name}"')
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InvalidRequest(f'"{name}" must be {_TYPE_NAMES.get(names, names)}')
+    return value
+
+
+_TYPE_NAMES = {"str": "a string", "bytes": "bytes (base64 in JSON)", "dict": "a map",
+               "list": "a list", "int": "an integer"}
+
+
+class Session:
+    """The state of one `/ws` socket: its subscriptions and actor connections."""
+
+    def __init__(self, conn: NativeConnection, system: ActorSystem) -> None:
+        self.conn = conn
+        self.system = system
+        self.docs: dict[str, Document] = {}  # subscribed documents, by name
+        self.actors: set[tuple[type[Actor], str]] = set()  # actors connected to
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.first_frame = True
+
+    # -- frames in, answers out -----------------------------------------------
+
+    def receive(self, data: bytes | str) -> None:
+        binary = isinstance(data, bytes)
+        if self.first_frame:
+            self.first_frame = False
+            self.conn.binary = binary
+        try:
+            message = native.decode(data)
+        except native.MalformedMessage as exc:
+            log.info("%s: %s", self.conn.id, exc.message)
+            self.answer_error(getattr(exc, "request_id", None), binary, exc)
+            return
+        request_id = message.get("id")
+        handler = OPS.get(message["op"])
+        try:
+            if handler is None:
+                raise InvalidRequest(f"unknown op {message['op']!r}; ops are "
+                                     f"{', '.join(sorted(OPS))}", code="unknown_op")
+            handler(self, message, Reply(self, request_id, binary))
+        except CollabError as exc:
+            self.answer_error(request_id, binary, exc)
+
+    def answer_error(self, request_id: Any, binary: bool, exc: BaseException) -> None:
+        if isinstance(exc, CollabError):
+            code, text = exc.code, exc.message
+        else:
+            log.error("%s: request failed: %r", self.conn.id, exc)
+            code, text = "internal", "internal server error"
+        self.conn.send_out(native.error(request_id, code, text), binary)
+
+    def spawn(self, coro: Any, reply: Reply) -> None:
+        """Run a request that awaits an actor; its answer goes out when it ends."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(reply.settle)
+
+    # -- documents ----------------------------------------------------------------
+
+    def doc_subscribe(self, message: dict[str, Any], reply: Reply) -> None:
+        name = parse_key(_field(message, "doc", str), what="document name")
+        state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
+        future = reply.future()
+        self.docs[name] = self.system.post(Document, name, Subscribe(self.conn, state_vector,
+                                                                     future))
+
+        def forget_failed(fut: asyncio.Future[Any]) -> None:
+            if fut.exception() is not None and name in self.docs:
+                self.docs.pop(name).post(Leave(self.conn))
+
+        future.add_done_callback(forget_failed)
+
+    def _subscribed(self, message: dict[str, Any]) -> tuple[str, Document]:
+        name = _field(message, "doc", str)
+        doc = self.docs.get(name)
+        if doc is None:
+            raise InvalidRequest(f"not subscribed to document {name!r}; send doc.subscribe first",
+                                 code="not_subscribed")
+        return name, doc
+
+    def doc_update(self, message: dict[str, Any], reply: Reply) -> None:
+        _, doc = self._subscribed(message)
+        update = _field(message, "update", bytes)
+        reply.post(doc, lambda fut: PeerUpdate(self.conn, update, fut), lambda seq: {"seq": seq})
+
+    def doc_awareness(self, message: dict[str, Any], reply: Reply) -> None:
+        _, doc = self._subscribed(message)
+        payload = _field(message, "update", bytes)
+        reply.post(doc, lambda fut: PeerAwareness(self.conn, payload, fut))
+
+    def doc_unsubscribe(self, message: dict[str, Any], reply: Reply) -> None:
+        name, doc = self._subscribed(message)
+        del self.docs[name]
+        doc.post(Leave(self.conn))
+        reply.ok(None)
+
+    # -- actors -------------------------------------------------------------------
+
+    def _actor(self, message: dict[str, Any]) -> ActorRef:
+        kind = _field(message, "actor", str)
+        key = parse_key(_field(message, "key", str), what="actor key")
+        return ActorRef(self.system, kind, key)  # raises UnknownActorType
+
+    def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
+        ref = self._actor(message)
+        params = _field(message, "params", dict, required=False) or {}
+        ident = (ref.cls, ref.key)
+
+        async def connect() -> Any:
+            conn_id = await ref.ask(lambda fut: Connect(self.conn, params, fut), "a connect")
+            self.actors.add(ident)
+            return {"conn": conn_id}
+
+        self.spawn(connect(), reply)
+
+    def actor_disconnect(self, message: dict[str, Any], reply: Reply) -> None:
+        ref = self._actor(message)
+        self.actors.discard((ref.cls, ref.key))
+        self.spawn(ref.ask(lambda fut: Disconnect(self.conn, fut), "a disconnect"), reply)
+
+    def actor_call(self, message: dict[str, Any], reply: Reply) -> None:
+        ref = self._actor(message)
+        action = _field(message, "action", str)
+        args = _field(message, "args", list, required=False) or []
+        kwargs = _field(message, "kwargs", dict, required=False) or {}
+        outlet = self.conn if (ref.cls, ref.key) in self.actors else None
+        self.spawn(ref.ask(lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
+                           repr(action)), reply)
+
+    def actor_queue(self, message: dict[str, Any], reply: Reply) -> None:
+        ref = self._actor(message)
+        queue = _field(message, "queue", str)
+        if "message" not in message:
+            raise InvalidRequest('"actor.queue" needs "message"')
+        body = encode_message(message["message"])
+        self.spawn(self._queued(ref, queue, body), reply)
+
+    @staticmethod
+    async def _queued(ref: ActorRef, queue: str, body: bytes) -> dict[str, int]:
+        seq = await ref.ask(lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}")
+        return {"seq": seq}
+
+    def ping(self, message: dict[str, Any], reply: Reply) -> None:
+        reply.ok(None)
+
+    # -- the end ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The socket is gone: leave every document, disconnect from every actor."""
+        for doc in self.docs.values():
+            doc.post(Leave(self.conn))
+        self.docs.clear()
+        for kind, key in self.actors:
+            actor = self.system.live(kind, key)
+            if actor is not None:
+                actor.post(Disconnect(self.conn))
+        self.actors.clear()
+
+
+class Reply:
+    """Where the answer to one request goes: its id, in its frame format.
+    A request without an id is answered only if it fails."""
+
+    __slots__ = ("binary", "request_id", "session")
+
+    def __init__(self, session: Session, request_id: Any, binary: bool) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.binary = binary
+
+    def ok(self, result: Any) -> None:
+        if self.request_id is not None:
+            self.session.conn.send_out(native.response(self.request_id, result), self.binary)
+
+    def settle(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self.session.answer_error(self.request_id, self.binary, error)
+        elif self.request_id is not None:
+            out = native.response(self.request_id, future.result())
+            try:
+                out.frame(self.binary)
+            except (TypeError, ValueError) as exc:
+                out = native.error(self.request_id, "result_not_serializable",
+                                   f"the result cannot be encoded: {exc}")
+            self.session.conn.send_out(out, self.binary)
+
+    def future(self, transform: Callable[[Any], Any] | None = None) -> asyncio.Future[Any]:
+        """A future for an actor to answer; its result (through `transform`) is sent."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if transform is None:
+            future.add_done_callback(self.settle)
+        else:
+            def done(fut: asyncio.Future[Any]) -> None:
+                if fut.cancelled() or fut.exception() is not None:
+                    self.settle(fut)
+                else:
+                    self.ok(transform(fut.result()))
+            future.add_done_callback(done)
+        return future
+
+    def post(self, actor: Any, make: Callable[[asyncio.Future[Any]], Any],
+             transform: Callable[[Any], Any] | None = None) -> None:
+        """Post `make(future)` to a live actor instance; its answer settles this reply."""
+        future = self.future(transform)
+        if not actor.post(make(future)):  # it stopped: only at shutdown, while subscribed
+            future.set_exception(ShuttingDown("the server is shutting down"))
+
+
+OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
+    "doc.subscribe": Session.doc_subscribe,
+    "doc.update": Session.doc_update,
+    "doc.awareness": Session.doc_awareness,
+    "doc.unsubscribe": Session.doc_unsubscribe,
+    "actor.connect": Session.actor_connect,
+    "actor.disconnect": Session.actor_disconnect,
+    "actor.call": Session.actor_call,
+    "actor.queue": Session.actor_queue,
+    "ping": Session.ping,
+}
+
+
+async def native_socket(request: web.Request) -> web.StreamResponse:
+    async with websocket(request, NativeConnection, "/ws") as conn:
+        session = Session(conn, request.app[SYSTEM])
+        try:
+            async for msg in conn.ws:
+                if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:
+                    session.receive(msg.data)
+        finally:
+            session.close()
+    return conn.ws
