@@ -384,10 +384,14 @@ class Document(Actor):
         batch = outbox.broadcast
         out = YjsOut(self.key, ywire.SyncUpdate(
             batch[0][1] if len(batch) == 1 else merge_many([update for _, update in batch])))
-        senders = {peer for peer, _ in batch if peer is not None}
+        contributors = {peer for peer, _ in batch}
+        senders = {peer for peer in contributors if peer is not None}
         for peer in self.peers:
             if peer not in senders:
                 peer.send_yjs(out)
+        if len(contributors) == 1 and senders and not next(iter(senders)).echo_ack:
+            # Its own updates and nothing else: its saved ack is its requests' answers.
+            senders = set()
         future = self.system.committer.submit(outbox.writes)
         self._in_flight += 1
         rows = len(outbox.writes)

@@ -26,6 +26,9 @@ _ids = itertools.count(1)
 
 
 class Connection:
+    #: y-websocket has no acknowledgements: a sender's update comes back after commit.
+    echo_ack = True
+
     __slots__ = (
         "_close_task", "_closing", "_transport", "id", "max_outbound_bytes", "remote", "ws")
 

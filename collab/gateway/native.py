@@ -49,6 +49,8 @@ class InvalidRequest(CollabError):
 class NativeConnection(Connection):
     """A `/ws` socket: a Peer for documents and an Outlet for actors."""
 
+    echo_ack = False  # each doc.update has its own answer, sent after the commit
+
     __slots__ = ("binary",)
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,

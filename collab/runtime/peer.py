@@ -15,6 +15,9 @@ from collab.protocol.native import YjsOut
 class Peer(Protocol):
     #: Short identifier for logs (never a token or a user's name).
     id: str
+    #: True if the peer learns that its updates are saved only by getting them back
+    #: after the commit (y-websocket); False if it gets an explicit answer (`/ws`).
+    echo_ack: bool
 
     @property
     def closed(self) -> bool: ...
