@@ -116,8 +116,11 @@ class ServerProcess:
     It runs in the temp directory, so `python -m collab` imports whatever PYTHONPATH names
     (not a `collab/` that happens to be in the caller's working directory)."""
 
-    def __init__(self, collab: str, db_path: Path, log_path: Path) -> None:
+    def __init__(self, collab: str, db_path: Path, log_path: Path, extra: tuple = (),
+                 env: dict[str, str] | None = None) -> None:
         self.collab = shlex.split(collab)
+        self.extra = tuple(extra)
+        self.env = env
         self.db_path = db_path
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
@@ -132,8 +135,8 @@ class ServerProcess:
         t0 = time.perf_counter()
         self.proc = await asyncio.create_subprocess_exec(
             *self.collab, "serve", "--host", "127.0.0.1", "--port", "0",
-            "--database-url", f"sqlite:///{self.db_path}",
-            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=self.db_path.parent)
+            "--database-url", f"sqlite:///{self.db_path}", *self.extra,
+            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=self.db_path.parent, env=self.env)
         log.close()
         assert self.proc.stdout is not None
         deadline = time.perf_counter() + 30

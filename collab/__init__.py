@@ -1,10 +1,11 @@
-"""collab: a real-time collaboration server where every document is an actor.
+"""collab: a real-time collaboration server where every document and chat room is an actor.
 
 Documents speak the y-websocket protocol at `/yjs/<doc>`; application actors
 subclass `collab.Actor`, declare `@collab.action` methods and are served with
 `collab serve --app module:registry`.
 """
 
+from collab.actors.room import Room
 from collab.runtime.actions import ActionError, action
 from collab.runtime.connections import Conn
 from collab.runtime.durable import Actor, ActorRef
@@ -13,4 +14,5 @@ from collab.runtime.registry import Registry
 from collab.runtime.workflows import workflow
 
 __version__ = "0.1.0"
-__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "action", "consumes", "workflow"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "action", "consumes",
+           "workflow"]

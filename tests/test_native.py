@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import msgpack
 import pytest
 from pycrdt import Doc, Text
@@ -77,13 +78,22 @@ async def test_two_clients_edit_one_document(connect, name):
 
 
 async def test_events_follow_the_first_frame_format(connect, name):
-    client = await connect()
+    client, other = await connect(), await connect()
     await client.request("doc.subscribe", doc=name("native-format"))
-    await client.request("doc.update", doc=name("native-format"), update=Editor().type("x"))
+    await other.request("doc.subscribe", doc=name("native-format"))
+    await other.request("doc.update", doc=name("native-format"), update=Editor().type("x"))
     await client.event("doc.update")
-    import aiohttp
     expected = aiohttp.WSMsgType.TEXT if client.json else aiohttp.WSMsgType.BINARY
     assert set(client.frames) == {expected}
+
+
+async def test_a_sender_alone_gets_answers_not_echoes(connect, name):
+    client = await connect()
+    await client.request("doc.subscribe", doc=name("native-echo"))
+    for chars in "abc":
+        await client.request("doc.update", doc=name("native-echo"), update=Editor().type(chars))
+    await client.request("ping")
+    assert not client.events
 
 
 async def test_native_and_yjs_clients_share_a_document(srv, session, connect, name):

@@ -19,10 +19,12 @@ from collab.storage.base import (
     DeleteTimer,
     PutActorState,
     PutQueueMessage,
+    PutRoomMessage,
     PutTimer,
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
+    RoomMessage,
     StoredDocument,
     TimerRecord,
     WorkflowRecord,
@@ -208,3 +210,66 @@ async def test_workflows(store):
     await store.write([PutWorkflow(done), PutWorkflow(later)])
     assert await store.load_workflows("c", "a") == [done, later]
     assert await store.load_workflows("c", "b") == []
+
+
+def _message(seq: int, *, room: str = "r", user: str = "ann", **changes) -> RoomMessage:
+    fields = {"client_id": f"c{seq}", "body": f"m{seq}", "meta": None,
+              "created_at": float(seq), **changes}
+    return RoomMessage(room, seq, user=user, **fields)
+
+
+async def test_room_messages_page_by_seq(store):
+    await store.write([PutRoomMessage(_message(seq)) for seq in (3, 1, 5, 2, 4)])
+    await store.write([PutRoomMessage(_message(1, room="other"))])
+    seqs = [m.seq for m in await store.load_room_messages("r", limit=10)]
+    assert seqs == [1, 2, 3, 4, 5]
+    # The newest page, still in ascending order, then the page before it.
+    assert [m.seq for m in await store.load_room_messages("r", limit=2)] == [4, 5]
+    assert [m.seq for m in await store.load_room_messages("r", before=4, limit=2)] == [2, 3]
+    assert [m.seq for m in await store.load_room_messages("r", before=2, limit=2)] == [1]
+    # Catching up: the oldest rows after a seq.
+    assert [m.seq for m in await store.load_room_messages("r", after=1, limit=2)] == [2, 3]
+    assert [m.seq for m in await store.load_room_messages("r", after=5, limit=2)] == []
+    # Both bounds: the newest rows strictly between them.
+    assert [m.seq for m in await store.load_room_messages("r", before=5, after=1,
+                                                           limit=2)] == [3, 4]
+    assert await store.load_room_messages("nobody", limit=10) == []
+
+
+async def test_room_message_round_trips_every_field(store):
+    full = _message(1, meta=b"\x81\xa1k\x01", edited_at=2.5, deleted=True, body="",
+                    reactions=b"\x81\xa1+\x91\xa3ann")
+    await store.write([PutRoomMessage(full), PutRoomMessage(_message(2))])
+    assert await store.load_room_messages("r", limit=10) == [full, _message(2)]
+    assert await store.find_room_message("r", "c1") == full
+    assert await store.find_room_message("r", "nope") is None
+    assert await store.find_room_message("other", "c1") is None
+
+
+async def test_room_message_put_replaces_by_seq(store):
+    await store.write([PutRoomMessage(_message(1))])
+    edited = _message(1, body="fixed", edited_at=9.0)
+    tombstone = _message(1, body="", deleted=True, edited_at=9.0)
+    await store.write([PutRoomMessage(edited), PutRoomMessage(tombstone)])  # the last one wins
+    assert await store.load_room_messages("r", limit=10) == [tombstone]
+
+
+async def test_room_client_id_is_unique_per_room(store):
+    await store.write([PutRoomMessage(_message(1, client_id="same")),
+                       PutRoomMessage(_message(1, room="other", client_id="same"))])
+    with pytest.raises(Exception):  # noqa: B017 - each back end raises its own error type
+        await store.write([PutRoomMessage(_message(2, client_id="same"))])
+    assert [m.seq for m in await store.load_room_messages("r", limit=10)] == [1]
+
+
+async def test_room_last_seq_and_unread_count(store):
+    assert await store.room_last_seq("r") == 0
+    await store.write([PutRoomMessage(_message(1)), PutRoomMessage(_message(2, user="bob")),
+                       PutRoomMessage(_message(3, user="bob", deleted=True, body="")),
+                       PutRoomMessage(_message(4, user="bob")), PutRoomMessage(_message(5))])
+    assert await store.room_last_seq("r") == 5
+    assert await store.room_last_seq("other") == 0
+    assert await store.count_room_messages("r", after=0, exclude_user=None) == 4
+    assert await store.count_room_messages("r", after=0, exclude_user="ann") == 2
+    assert await store.count_room_messages("r", after=2, exclude_user="ann") == 1
+    assert await store.count_room_messages("r", after=5, exclude_user=None) == 0

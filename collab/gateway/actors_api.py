@@ -45,7 +45,8 @@ def _target(request: web.Request) -> ActorRef:
     return ActorRef(request.app[SYSTEM], cls, key)
 
 
-async def _run(coro: Any) -> Any:
+async def run_call(coro: Any) -> Any:
+    """Await an actor call; its errors become JSON errors with their codes."""
     try:
         return await coro
     except (ActionError, InternalActionError) as exc:
@@ -58,7 +59,7 @@ async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
     args, kwargs = _decode_call(await _read_body(request), binary)
-    result = await _run(ref.call(request.match_info["action"], *args, **kwargs))
+    result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
     return _encode({"result": result}, binary)
 
 
@@ -69,7 +70,7 @@ async def send_to_queue(request: web.Request) -> web.Response:
     if not body:
         raise BadRequest("empty body; send the message as JSON or msgpack",
                          code="invalid_body")
-    seq = await _run(queue.send(_decode(body, binary)))
+    seq = await run_call(queue.send(_decode(body, binary)))
     return _encode({"queued": True, "seq": seq}, binary)
 
 
@@ -79,23 +80,23 @@ async def start_workflow(request: web.Request) -> web.Response:
     args, kwargs = _decode_call(await _read_body(request), binary)
     if kwargs:
         raise BadRequest("workflows take positional arguments only", code="invalid_body")
-    run_id = await _run(ref.start_workflow(request.match_info["name"], *args))
+    run_id = await run_call(ref.start_workflow(request.match_info["name"], *args))
     return _encode({"id": run_id}, binary)
 
 
 async def workflow_status(request: web.Request) -> web.Response:
     ref = _target(request)
-    return _encode(await _run(ref.workflow_status(request.match_info["run"])), False)
+    return _encode(await run_call(ref.workflow_status(request.match_info["run"])), False)
 
 
 async def inspect_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
-    return _encode(await _run(queue.inspect()), False)
+    return _encode(await run_call(queue.inspect()), False)
 
 
 async def redrive_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
-    return _encode({"redriven": await _run(queue.redrive())}, False)
+    return _encode({"redriven": await run_call(queue.redrive())}, False)
 
 
 async def _read_body(request: web.Request) -> bytes:

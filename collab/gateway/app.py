@@ -16,10 +16,11 @@ from aiohttp import web
 
 from collab import __version__
 from collab.actors.document import Document
+from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
 from collab.config import Settings
 from collab.errors import CloseCode
-from collab.gateway import actors_api, docs_api
+from collab.gateway import actors_api, docs_api, rooms_api
 from collab.gateway.http_errors import json_errors
 from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
 from collab.gateway.native import native_socket
@@ -32,7 +33,7 @@ from collab.storage.commit import GroupCommitter
 log = logging.getLogger(__name__)
 
 #: Actor types every server runs.
-BUILTIN_ACTORS = Registry(Document)
+BUILTIN_ACTORS = Registry(Document, Room)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -86,6 +87,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/ws", native_socket)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
+    app.router.add_get("/api/rooms/{room:.+}/messages", rooms_api.get_messages)
     app.router.add_post("/api/actors/{kind}/{key:.+}/actions/{action}", actors_api.call_action)
     app.router.add_post("/api/actors/{kind}/{key:.+}/queues/{queue}", actors_api.send_to_queue)
     app.router.add_get("/api/actors/{kind}/{key:.+}/queues/{queue}", actors_api.inspect_queue)

@@ -335,6 +335,7 @@ class Actor(ActorBase):
         changed, and anything it submitted, is committed. If it raises, its state
         changes are rolled back and the caller gets an ActionError (its own, or a
         generic internal error: the traceback goes to the log, not to the caller)."""
+        before = self._last_commit
         try:
             result = await body()
             commit = self._persist()
@@ -348,7 +349,10 @@ class Actor(ActorBase):
             return
         if reply is None:
             return
-        commit = commit or self._last_commit
+        if commit is None and self._last_commit is not before:
+            commit = self._last_commit  # the body submitted writes of its own
+        elif commit is None and before is not None and not before.done():
+            commit = before  # the result may read state that is not durable yet
         if commit is None or commit.done():
             _settle(reply, result, commit)
         else:

@@ -2,8 +2,9 @@
 
 A store keeps, per document, an append-only update log keyed by a per-document
 sequence number and at most one snapshot that covers every log row up to its
-`seq`; and per application actor, its durable state. Writes arrive as a list
-of operations that commit in one transaction.
+`seq`; per application actor, its durable state, timers, queues and workflows;
+per chat room, its messages by sequence number. Writes arrive as a list of
+operations that commit in one transaction.
 """
 
 from __future__ import annotations
@@ -123,8 +124,35 @@ class PutWorkflow:
     workflow: WorkflowRecord
 
 
+@dataclass(frozen=True, slots=True)
+class RoomMessage:
+    """One chat message of room `room` at its room-assigned `seq`. `client_id` is
+    the sender's idempotency key (unique per room); `meta` is msgpack or None;
+    `reactions` is a msgpack map of emoji to the list of user ids who reacted. A
+    deleted message stays as a tombstone (`deleted`, empty body) so seqs never
+    disappear from history."""
+
+    room: str
+    seq: int
+    client_id: str
+    user: str
+    body: str
+    meta: bytes | None
+    created_at: float  # Unix time, seconds
+    edited_at: float | None = None
+    deleted: bool = False
+    reactions: bytes = b"\x80"  # msgpack {}
+
+
+@dataclass(frozen=True, slots=True)
+class PutRoomMessage:
+    """Insert or replace a room message (same room and seq)."""
+
+    message: RoomMessage
+
+
 WriteOp = (AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
-           | PutQueueMessage | DeleteQueueMessage | PutWorkflow)
+           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +214,30 @@ class Store(ABC):
     @abstractmethod
     async def load_workflows(self, kind: str, key: str) -> list[WorkflowRecord]:
         """Every workflow run of actor (kind, key), oldest first."""
+
+    @abstractmethod
+    async def load_room_messages(self, room: str, *, before: int | None = None,
+                                 after: int | None = None, limit: int) -> list[RoomMessage]:
+        """Up to `limit` messages of `room` with seq < `before` and seq > `after`
+        (either bound may be None), tombstones included, in ascending seq order.
+
+        With `before` or no bound, these are the newest matching messages; with
+        only `after`, the oldest ones after it (catching up from a known seq).
+        """
+
+    @abstractmethod
+    async def find_room_message(self, room: str, client_id: str) -> RoomMessage | None:
+        """The message of `room` sent with `client_id`, or None."""
+
+    @abstractmethod
+    async def room_last_seq(self, room: str) -> int:
+        """The highest seq of `room`, or 0 if it has no message."""
+
+    @abstractmethod
+    async def count_room_messages(self, room: str, *, after: int,
+                                  exclude_user: str | None = None) -> int:
+        """How many non-deleted messages of `room` have seq > `after` and, if
+        `exclude_user` is given, were not sent by that user (an unread count)."""
 
     @abstractmethod
     async def write(self, ops: Sequence[WriteOp]) -> None:

@@ -78,6 +78,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                updated_at DOUBLE PRECISION NOT NULL,
                PRIMARY KEY (kind, key, id))""",
     ]),
+    (6, [
+        # Chat messages of rooms, one row each at the room-assigned seq. A deleted
+        # message stays as a tombstone (deleted = 1, body '') so paging is stable.
+        # meta and reactions are msgpack (reactions: emoji -> list of user ids).
+        """CREATE TABLE room_messages (
+               room TEXT NOT NULL,
+               seq BIGINT NOT NULL,
+               client_id TEXT NOT NULL,
+               user_id TEXT NOT NULL,
+               body TEXT NOT NULL,
+               meta BLOB,
+               created_at DOUBLE PRECISION NOT NULL,
+               edited_at DOUBLE PRECISION,
+               deleted INTEGER NOT NULL DEFAULT 0,
+               reactions BLOB NOT NULL,
+               PRIMARY KEY (room, seq))""",
+        # The sender's idempotency key: a retried send finds the original row.
+        "CREATE UNIQUE INDEX room_messages_client_id ON room_messages (room, client_id)",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -30,10 +30,12 @@ from collab.storage.base import (
     DeleteTimer,
     PutActorState,
     PutQueueMessage,
+    PutRoomMessage,
     PutTimer,
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
+    RoomMessage,
     Store,
     StoredDocument,
     TimerRecord,
@@ -69,6 +71,15 @@ _LOAD_DOCUMENT = """
      WHERE doc = ? AND seq > COALESCE((SELECT seq FROM doc_snapshots WHERE doc = ?), 0)
     ORDER BY 1, 2
 """
+
+_ROOM_COLUMNS = ("room, seq, client_id, user_id, body, meta, created_at, edited_at, deleted, "
+                 "reactions")
+
+
+def _room_message(row: tuple) -> RoomMessage:
+    return RoomMessage(row[0], row[1], row[2], row[3], row[4],
+                       None if row[5] is None else bytes(row[5]), row[6], row[7], bool(row[8]),
+                       bytes(row[9]))
 
 
 class SQLiteStore(Store):
@@ -183,6 +194,39 @@ class SQLiteStore(Store):
                                None if r[7] is None else bytes(r[7]), r[8], r[9], r[10])
                 for r in rows]
 
+    async def load_room_messages(self, room: str, *, before: int | None = None,
+                                 after: int | None = None, limit: int) -> list[RoomMessage]:
+        where, params = "room = ?", [room]
+        if before is not None:
+            where, params = where + " AND seq < ?", [*params, before]
+        if after is not None:
+            where, params = where + " AND seq > ?", [*params, after]
+        # Only `after`: the oldest rows after it; otherwise the newest, reversed below.
+        oldest_first = after is not None and before is None
+        rows = await self._rows(
+            f"SELECT {_ROOM_COLUMNS} FROM room_messages WHERE {where} "
+            f"ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?", (*params, limit))
+        messages = [_room_message(row) for row in rows]
+        return messages if oldest_first else messages[::-1]
+
+    async def find_room_message(self, room: str, client_id: str) -> RoomMessage | None:
+        rows = await self._rows(
+            f"SELECT {_ROOM_COLUMNS} FROM room_messages WHERE room = ? AND client_id = ?",
+            (room, client_id))
+        return _room_message(rows[0]) if rows else None
+
+    async def room_last_seq(self, room: str) -> int:
+        rows = await self._rows("SELECT MAX(seq) FROM room_messages WHERE room = ?", (room,))
+        return rows[0][0] or 0
+
+    async def count_room_messages(self, room: str, *, after: int,
+                                  exclude_user: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM room_messages WHERE room = ? AND seq > ? AND deleted = 0"
+        params: tuple = (room, after)
+        if exclude_user is not None:
+            sql, params = sql + " AND user_id <> ?", (*params, exclude_user)
+        return (await self._rows(sql, params))[0][0]
+
     async def write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
@@ -240,6 +284,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     timer_ops = [op for op in ops if isinstance(op, PutTimer | DeleteTimer)]
     queue_ops = [op for op in ops if isinstance(op, PutQueueMessage | DeleteQueueMessage)]
     workflows = [op.workflow for op in ops if isinstance(op, PutWorkflow)]
+    room_messages = [op.message for op in ops if isinstance(op, PutRoomMessage)]
 
     def body() -> None:
         if appends:
@@ -294,6 +339,16 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 "updated_at = excluded.updated_at",
                 (w.kind, w.key, w.id, w.name, w.args, w.status, w.steps, w.result, w.error,
                  w.created_at, w.updated_at))
+        for m in room_messages:  # in submission order: the last version of a row wins
+            conn.execute(
+                f"INSERT INTO room_messages ({_ROOM_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, "
+                "user_id = excluded.user_id, body = excluded.body, meta = excluded.meta, "
+                "created_at = excluded.created_at, edited_at = excluded.edited_at, "
+                "deleted = excluded.deleted, reactions = excluded.reactions",
+                (m.room, m.seq, m.client_id, m.user, m.body, m.meta, m.created_at, m.edited_at,
+                 int(m.deleted), m.reactions))
 
     _transaction(conn, body)
 
