@@ -213,8 +213,14 @@ class Actor(ActorBase):
             self._saved = raw
         await self.on_wake()
         self._persist()
+        now = time.time()
+        overdue = False
         for record in await self.system.store.load_timers(self.kind, self.key):
             self.schedule.track(record)  # a missed fire is due at once: it runs once
+            overdue = overdue or record.due <= now
+        if overdue:
+            # Fires missed while asleep or down run before any request waiting to be handled.
+            self._mailbox.appendleft(TimersDue())
         if self._consumers or self.inboxes:
             self.queues.load(await self.system.store.load_queues(self.kind, self.key))
             ops = [self._drain_soon(queue) for queue, waiting in self.queues.pending.items()
@@ -565,7 +571,8 @@ class ActorRef:
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.system.post(self.cls, self.key, make_message(reply))
         try:
-            return await asyncio.wait_for(reply, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await reply
         except TimeoutError:
             raise CallTimeout(f"{self.cls.kind}:{self.key} did not answer {what} "
                               f"within {self.timeout} s") from None

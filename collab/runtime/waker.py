@@ -9,6 +9,7 @@ timer, which loads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -44,11 +45,13 @@ class TimerWaker:
         self._task: asyncio.Task[None] | None = None
         self._unknown_kinds: set[str] = set()
         self.woken = 0
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="timer-waker")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -62,18 +65,20 @@ class TimerWaker:
 
     async def _run(self) -> None:
         store = self.system.store
-        while True:
+        while not self._stopping:
             try:
+                # Cleared before the read: a notify that lands while it is in flight
+                # (its row committed after the read began) keeps the event set.
+                self._wakeup.clear()
                 self._next_due = await store.next_timer_due()
                 now = time.time()
                 if self._next_due is None or self._next_due > now:
                     delay = MAX_SLEEP if self._next_due is None else min(
                         self._next_due - now, MAX_SLEEP)
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), delay)
-                    except TimeoutError:
-                        pass
+                    # Not wait_for: in 3.11 it can swallow a cancel that races the event.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._wakeup.wait()
                     continue
                 for kind, key in await store.actors_with_timers_due(now, BATCH):
                     try:
