@@ -26,10 +26,20 @@ def parse_doc_name(raw: str) -> str:
 def parse_key(raw: str, *, what: str) -> str:
     """Return `raw` if it follows the name pattern (documents, actor keys), else raise
     BadRequest (400) saying which `what` was wrong."""
+    if raw in _recently_valid:
+        return raw
     if (
         not 0 < len(raw) <= MAX_NAME_LENGTH
         or _NAME.fullmatch(raw) is None
         or any(segment in (".", "..") for segment in raw.split("/"))
     ):
         raise BadRequest(f"invalid {what}; names match {NAME_PATTERN}", code="invalid_name")
+    if len(_recently_valid) >= _VALID_CACHE_SIZE:
+        _recently_valid.clear()  # crude, but bounded: refills with the names in use
+    _recently_valid.add(raw)
     return raw
+
+
+#: Names already checked: a socket names the same actor or document on every request.
+_VALID_CACHE_SIZE = 4096
+_recently_valid: set[str] = set()

@@ -26,9 +26,9 @@ from collab.gateway.names import parse_key
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.actions import CallAction
+from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout
 from collab.runtime.connections import Connect, Disconnect
-from collab.runtime.durable import Actor, ActorRef
+from collab.runtime.durable import Actor
 from collab.runtime.queues import QueueSend, encode_message
 from collab.runtime.system import ActorSystem
 
@@ -96,7 +96,6 @@ class Session:
         self.system = system
         self.docs: dict[str, Document] = {}  # subscribed documents, by name
         self.actors: set[tuple[type[Actor], str]] = set()  # actors connected to
-        self.tasks: set[asyncio.Future[Any]] = set()
         self.first_frame = True
 
     # -- frames in, answers out -----------------------------------------------
@@ -129,13 +128,6 @@ class Session:
             log.error("%s: request failed: %r", self.conn.id, exc)
             code, text = "internal", "internal server error"
         self.conn.send_out(native.error(request_id, code, text), binary)
-
-    def spawn(self, coro: Any, reply: Reply) -> None:
-        """Run a request that awaits an actor; its answer goes out when it ends."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(reply.settle)
 
     # -- documents ----------------------------------------------------------------
 
@@ -178,49 +170,62 @@ class Session:
 
     # -- actors -------------------------------------------------------------------
 
-    def _actor(self, message: dict[str, Any]) -> ActorRef:
+    def _actor(self, message: dict[str, Any]) -> tuple[type[Actor], str]:
         kind = _field(message, "actor", str)
         key = parse_key(_field(message, "key", str), what="actor key")
-        return ActorRef(self.system, kind, key)  # raises UnknownActorType
+        return self.system.registry.resolve(kind), key  # raises UnknownActorType
+
+    def _ask(self, cls: type[Actor], key: str, make: Callable[[asyncio.Future[Any]], Any],
+             what: str, reply: Reply, transform: Callable[[Any], Any] | None = None) -> None:
+        """Post `make(future)` to actor (cls, key); its answer settles `reply`. Bounded
+        like ActorRef.ask, with a timer rather than a task per request."""
+        future = reply.future(transform)
+        self.system.post(cls, key, make(future))
+        if future.done():
+            return
+        timeout = DEFAULT_CALL_TIMEOUT
+
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(CallTimeout(f"{cls.kind}:{key} did not answer {what} "
+                                                 f"within {timeout} s"))
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        future.add_done_callback(lambda _: timer.cancel())
 
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
-        ref = self._actor(message)
+        cls, key = self._actor(message)
         params = _field(message, "params", dict, required=False) or {}
-        ident = (ref.cls, ref.key)
 
-        async def connect() -> Any:
-            conn_id = await ref.ask(lambda fut: Connect(self.conn, params, fut), "a connect")
-            self.actors.add(ident)
+        def connected(conn_id: str) -> dict[str, str]:
+            self.actors.add((cls, key))
             return {"conn": conn_id}
 
-        self.spawn(connect(), reply)
+        self._ask(cls, key, lambda fut: Connect(self.conn, params, fut), "a connect", reply,
+                  connected)
 
     def actor_disconnect(self, message: dict[str, Any], reply: Reply) -> None:
-        ref = self._actor(message)
-        self.actors.discard((ref.cls, ref.key))
-        self.spawn(ref.ask(lambda fut: Disconnect(self.conn, fut), "a disconnect"), reply)
+        cls, key = self._actor(message)
+        self.actors.discard((cls, key))
+        self._ask(cls, key, lambda fut: Disconnect(self.conn, fut), "a disconnect", reply)
 
     def actor_call(self, message: dict[str, Any], reply: Reply) -> None:
-        ref = self._actor(message)
+        cls, key = self._actor(message)
         action = _field(message, "action", str)
         args = _field(message, "args", list, required=False) or []
         kwargs = _field(message, "kwargs", dict, required=False) or {}
-        outlet = self.conn if (ref.cls, ref.key) in self.actors else None
-        self.spawn(ref.ask(lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
-                           repr(action)), reply)
+        outlet = self.conn if (cls, key) in self.actors else None
+        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
+                  repr(action), reply)
 
     def actor_queue(self, message: dict[str, Any], reply: Reply) -> None:
-        ref = self._actor(message)
+        cls, key = self._actor(message)
         queue = _field(message, "queue", str)
         if "message" not in message:
             raise InvalidRequest('"actor.queue" needs "message"')
         body = encode_message(message["message"])
-        self.spawn(self._queued(ref, queue, body), reply)
-
-    @staticmethod
-    async def _queued(ref: ActorRef, queue: str, body: bytes) -> dict[str, int]:
-        seq = await ref.ask(lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}")
-        return {"seq": seq}
+        self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
+                  reply, lambda seq: {"seq": seq})
 
     def ping(self, message: dict[str, Any], reply: Reply) -> None:
         reply.ok(None)
