@@ -21,7 +21,9 @@ chat
     Every message reaches every member as a `message` event once committed.
     Reports acknowledged messages/s, deliveries/s, the delay from send to
     each member's event (p50/p99; one process, one clock) and server CPU per
-    delivery.
+    delivery. Saturated, the delay is mostly queueing; `--rate N` instead
+    sends N messages/s in total on a fixed schedule, to read the delay of a
+    room that keeps up.
 """
 
 from __future__ import annotations
@@ -125,11 +127,21 @@ async def bench_chat(session, server: ServerProcess, args) -> None:
     senders = sockets[:args.senders]
     per_sender = args.messages // args.senders
 
+    async def one(sock: Socket, index: int, i: int) -> None:
+        await sock.request("actor.call", actor="bench_room", key="bench", action="send",
+                           args=[f"{index}-{i}", str(time.perf_counter_ns())])
+
     async def send_all(index: int, sock: Socket) -> None:
-        async def one(i: int) -> None:
-            await sock.request("actor.call", actor="bench_room", key="bench", action="send",
-                               args=[f"{index}-{i}", str(time.perf_counter_ns())])
-        await windowed(per_sender, args.window, one)
+        if not args.rate:
+            await windowed(per_sender, args.window, lambda i: one(sock, index, i))
+            return
+        interval = args.senders / args.rate
+        start = time.perf_counter() + index * interval / args.senders
+        pending = []
+        for i in range(per_sender):
+            await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            pending.append(asyncio.ensure_future(one(sock, index, i)))
+        await asyncio.gather(*pending)
 
     cpu0, t0 = server.cpu_s(), time.perf_counter()
     await asyncio.gather(*(send_all(i, s) for i, s in enumerate(senders)))
@@ -140,8 +152,9 @@ async def bench_chat(session, server: ServerProcess, args) -> None:
     elapsed, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
     messages = per_sender * args.senders
     q = statistics.quantiles(delays_ms, n=100)
+    mode = f"at {args.rate}/s" if args.rate else f"window {args.window} each"
     print(f"chat      {args.members} members, {args.senders} senders, {messages} messages "
-          f"(window {args.window} each): {messages / acked:,.0f} acked messages/s, "
+          f"({mode}): {messages / acked:,.0f} acked messages/s, "
           f"{delivered / elapsed:,.0f} deliveries/s, delay p50 {q[49]:.1f} ms "
           f"p99 {q[98]:.1f} ms, {cpu / delivered * 1e6:.1f} µs server CPU per delivery")
     for sock in sockets:
@@ -175,4 +188,6 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="chat: messages/s in total on a schedule (default: saturate)")
     asyncio.run(main(parser.parse_args()))
