@@ -84,6 +84,7 @@ class NClient:
             else:
                 self.orphans.append(message)
             self._changed.set()
+        self._changed.set()  # closed: let waiters look at `ws.closed`
 
     async def wait_for(self, predicate: Callable[[], Any]) -> Any:
         async with asyncio.timeout(TIMEOUT):
