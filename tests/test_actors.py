@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from collab.config import Settings
 from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
 from collab.runtime.actor import ActorBase
 from collab.runtime.durable import ActorRef, InternalActionError, StateNotSerializable, unpack
-from collab.runtime.system import ActorSystem
-from collab.storage import open_store
-from collab.storage.commit import GroupCommitter
+from tests import inproc
 from tests.apps.counter import Counter, Tally, registry
 from tests.waits import until
 
 
-class Runtime:
-    """An actor system on a SQLite file that can be stopped and started again."""
+class Runtime(inproc.Runtime):
+    """An in-process actor system with this file's actor types."""
 
     def __init__(self, path, idle_timeout: float = 30.0) -> None:
-        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout)
-
-    async def start(self) -> ActorSystem:
-        self.store = open_store(self.settings)
-        await self.store.open()
-        self.committer = GroupCommitter(self.store)
-        self.committer.start()
-        self.system = ActorSystem(self.settings, self.store, self.committer, registry)
-        self.system.timer_waker.start()
-        return self.system
-
-    async def stop(self) -> None:
-        await self.system.stop_all()
-        await self.committer.close()
-        await self.store.close()
+        super().__init__(path, registry, idle_timeout)
 
 
 @pytest.fixture

@@ -17,14 +17,11 @@ from hypothesis import strategies as st
 
 import collab
 from collab.actors.room import Message, Presence, RecentWindow, Room, TokenBucket
-from collab.config import Settings
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import ActorRef
-from collab.runtime.system import ActorSystem
-from collab.storage import open_store
-from collab.storage.commit import GroupCommitter
+from tests import inproc
 from tests.waits import TIMEOUT, until
 
 
@@ -59,26 +56,11 @@ class PatientRoom(Room):
 registry = collab.Registry(Room, SmallRoom, StrictRoom, QuickTypingRoom, PatientRoom)
 
 
-class Runtime:
-    """An actor system on a SQLite file that can be stopped and started again."""
+class Runtime(inproc.Runtime):
+    """An in-process actor system with this file's actor types."""
 
     def __init__(self, path, idle_timeout: float = 30.0) -> None:
-        self.path = path
-        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout)
-
-    async def start(self) -> ActorSystem:
-        self.store = open_store(self.settings)
-        await self.store.open()
-        self.committer = GroupCommitter(self.store)
-        self.committer.start()
-        self.system = ActorSystem(self.settings, self.store, self.committer, registry)
-        self.system.timer_waker.start()
-        return self.system
-
-    async def stop(self) -> None:
-        await self.system.stop_all()
-        await self.committer.close()
-        await self.store.close()
+        super().__init__(path, registry, idle_timeout)
 
 
 @pytest.fixture

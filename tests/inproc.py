@@ -1,0 +1,31 @@
+"""An actor system in the test process on a real SQLite file, stoppable and restartable:
+for tests that drive actors directly, without a server process."""
+
+from __future__ import annotations
+
+from collab.config import Settings
+from collab.runtime.registry import Registry
+from collab.runtime.system import ActorSystem
+from collab.storage import open_store
+from collab.storage.commit import GroupCommitter
+
+
+class Runtime:
+    def __init__(self, path, registry: Registry, idle_timeout: float = 30.0) -> None:
+        self.path = path
+        self.registry = registry
+        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout)
+
+    async def start(self) -> ActorSystem:
+        self.store = open_store(self.settings)
+        await self.store.open()
+        self.committer = GroupCommitter(self.store)
+        self.committer.start()
+        self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
+        self.system.timer_waker.start()
+        return self.system
+
+    async def stop(self) -> None:
+        await self.system.stop_all()
+        await self.committer.close()
+        await self.store.close()
