@@ -29,9 +29,11 @@ class CollabError(Exception):
 
     code = "internal"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
 
 
 class RemoteProtocolError(CollabError):
@@ -67,9 +69,7 @@ class BadRequest(CollabError):
     status = 400
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+        super().__init__(message, code=code)
         if status is not None:
             self.status = status
 

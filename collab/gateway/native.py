@@ -40,11 +40,6 @@ class InvalidRequest(CollabError):
 
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
 
 class NativeConnection(Connection):
     """A `/ws` socket: a Peer for documents and an Outlet for actors."""

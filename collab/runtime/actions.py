@@ -63,11 +63,6 @@ class ActionError(CollabError):
 
     code = "action_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
 
 class UnknownAction(ActionError):
     code = "unknown_action"
