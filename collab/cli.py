@@ -9,7 +9,7 @@ import os
 import sys
 
 from collab import __version__
-from collab.config import ConfigError, Settings
+from collab.config import ConfigError, Settings, redact_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +65,14 @@ async def _migrate(settings: Settings) -> int:
     from collab.storage import open_store
 
     store = open_store(settings)
-    await store.open()  # open() migrates
-    version = await store.migrate()
-    await store.close()
-    print(f"collab: schema at version {version} ({settings.database_url})")
+    try:
+        await store.open()  # open() migrates
+    except ConnectionError as exc:
+        print(f"collab: {exc}", file=sys.stderr)
+        return 1
+    try:
+        version = await store.migrate()
+    finally:
+        await store.close()
+    print(f"collab: schema at version {version} ({redact_url(settings.database_url)})")
     return 0

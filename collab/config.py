@@ -15,7 +15,8 @@ PUBLIC_HOST = "0.0.0.0"
 #: The port y-websocket's own server uses, so examples carry over.
 DEFAULT_PORT = 1234
 DEFAULT_DATABASE_URL = "sqlite:///./collab.db"
-SUPPORTED_DATABASE_URLS = ("sqlite:///",)
+#: SQLite, or Postgres under either scheme (Heroku sets `postgres://`).
+SUPPORTED_DATABASE_URLS = ("sqlite:///", "postgres://", "postgresql://")
 
 #: Seconds without connections before a document is compacted and unloaded.
 DEFAULT_IDLE_TIMEOUT = 30.0
@@ -109,6 +110,15 @@ class Settings:
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password hidden, for printing (a Postgres URL often has one)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in creds):
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -21,10 +21,14 @@ _READY = re.compile(r"collab serving on http://([^:\s]+):(\d+)")
 
 
 class ServerProcess:
-    """A `python -m collab serve` child process bound to 127.0.0.1:0."""
+    """A `python -m collab serve` child process bound to 127.0.0.1:0, storing in the
+    SQLite file `db_path` or, if given, at `database_url` (its log stays beside
+    `db_path` either way)."""
 
-    def __init__(self, db_path: Path, env: dict[str, str] | None = None, args: tuple = ()):
+    def __init__(self, db_path: Path, env: dict[str, str] | None = None, args: tuple = (),
+                 database_url: str | None = None):
         self.db_path = Path(db_path)
+        self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = dict(os.environ)
         self.env.pop("PORT", None)
         self.env.pop("DATABASE_URL", None)
@@ -46,7 +50,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "collab", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--database-url", f"sqlite:///{self.db_path}", *self.args,
+            "--database-url", self.database_url, *self.args,
         ]
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(

@@ -568,3 +568,16 @@ def test_message_records_round_trip():
     assert message.reacted("bob", "+1", False).reactions == {}
     assert message.tombstone(time.time()).wire()["body"] == ""
 
+
+
+async def test_nul_characters_are_refused(runtime):
+    """Text columns (Postgres) cannot hold U+0000: refused with a clear error, not a
+    failed batch that would take other actors' writes down with it."""
+    room = ActorRef(runtime.system, Room, "nul")
+    for args, kwargs, code in [(["c\x00", "hi"], {"user": "ann"}, "invalid_client_id"),
+                               (["c1", "h\x00i"], {"user": "ann"}, "invalid_body"),
+                               (["c2", "hi"], {"user": "a\x00n"}, "invalid_user")]:
+        with pytest.raises(ActionError) as raised:
+            await room.call("send", *args, **kwargs)
+        assert raised.value.code == code
+    assert (await room.call("send", "c3", "fine", user="ann"))["seq"] == 1

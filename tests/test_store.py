@@ -1,14 +1,17 @@
 """The Store conformance suite: every back end must pass all of it.
 
-Parametrized by back end through the `store` fixture; Postgres joins the list
-when its store lands.
+Parametrized by back end through the `store` fixture: SQLite in both commit
+modes and Postgres (a schema of each test's own, in COLLAB_TEST_DATABASE_URL).
+Back-end specifics follow the shared tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import AsyncExitStack
 
+import asyncpg
 import pytest
 
 from collab.config import Settings
@@ -29,22 +32,29 @@ from collab.storage.base import (
     TimerRecord,
     WorkflowRecord,
 )
-from collab.storage.schema import LATEST_VERSION
+from collab.storage.postgres import PostgresStore, net_effect
+from collab.storage.schema import LATEST_VERSION, MIGRATIONS
+from collab.storage.sqlite import SQLiteStore
 
 BACKENDS = {
     # NORMAL commits run on the event loop; FULL commits on the writer thread.
     "sqlite": {"sqlite_synchronous": "NORMAL"},
     "sqlite-full": {"sqlite_synchronous": "FULL"},
+    "postgres": {},
 }
 
 
 @pytest.fixture(params=list(BACKENDS))
-async def store(request, tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/store.db", **BACKENDS[request.param])
-    store = open_store(settings)
-    await store.open()
-    yield store
-    await store.close()
+async def store(request, tmp_path, pg_schema):
+    async with AsyncExitStack() as stack:
+        if request.param == "postgres":
+            url = await stack.enter_async_context(pg_schema())
+        else:
+            url = f"sqlite:///{tmp_path}/store.db"
+        store = open_store(Settings(database_url=url, **BACKENDS[request.param]))
+        await store.open()
+        stack.push_async_callback(store.close)
+        yield store
 
 
 async def test_empty_document(store):
@@ -273,3 +283,198 @@ async def test_room_last_seq_and_unread_count(store):
     assert await store.count_room_messages("r", after=0, exclude_user="ann") == 2
     assert await store.count_room_messages("r", after=2, exclude_user="ann") == 1
     assert await store.count_room_messages("r", after=5, exclude_user=None) == 0
+
+
+async def test_timer_puts_and_deletes_apply_in_submission_order(store):
+    first = TimerRecord("c", "a", "t", 100.0, "tick", b"\x90")
+    second = TimerRecord("c", "a", "t", 200.0, "tock", b"\x90", attempts=2)
+    await store.write([PutTimer(first), DeleteTimer("c", "a", "t")])
+    assert await store.load_timers("c", "a") == []
+    await store.write([PutTimer(first), DeleteTimer("c", "a", "t"), PutTimer(second)])
+    assert await store.load_timers("c", "a") == [second]
+    await store.write([DeleteTimer("c", "a", "t"), PutTimer(first), PutTimer(second),
+                       DeleteTimer("c", "a", "gone")])
+    assert await store.load_timers("c", "a") == [second]
+
+
+async def test_queue_message_keeps_its_enqueue_time(store):
+    """A put of an existing message (a retry, a dead letter) changes everything but
+    when it was enqueued, within one batch and across batches; a delete ends it."""
+    def message(attempts: int, enqueued_at: float) -> QueueRecord:
+        return QueueRecord("c", "a", "jobs", 1, b"\x01", attempts=attempts,
+                           enqueued_at=enqueued_at)
+
+    await store.write([PutQueueMessage(message(0, 1.0)), PutQueueMessage(message(1, 5.0))])
+    assert await store.load_queues("c", "a") == [message(1, 1.0)]
+    await store.write([PutQueueMessage(message(2, 9.0))])
+    assert await store.load_queues("c", "a") == [message(2, 1.0)]
+    await store.write([DeleteQueueMessage("c", "a", "jobs", 1), PutQueueMessage(message(0, 7.0)),
+                       PutQueueMessage(message(3, 8.0))])
+    assert await store.load_queues("c", "a") == [message(3, 7.0)]
+
+
+async def test_workflow_keeps_its_name_args_and_start(store):
+    start = WorkflowRecord("c", "a", "w", "onboard", b"\x91\x01", "running", b"\x80",
+                           created_at=1.0, updated_at=1.0)
+    step = WorkflowRecord("c", "a", "w", "renamed", b"\x90", "sleeping", b"\x81\xa1s\x01",
+                          created_at=4.0, updated_at=2.0)
+    done = WorkflowRecord("c", "a", "w", "renamed", b"\x90", "done", b"\x81\xa1s\x01",
+                          result=b"\x02", created_at=5.0, updated_at=3.0)
+    await store.write([PutWorkflow(start), PutWorkflow(step)])
+    assert await store.load_workflows("c", "a") == [
+        WorkflowRecord("c", "a", "w", "onboard", b"\x91\x01", "sleeping", b"\x81\xa1s\x01",
+                       created_at=1.0, updated_at=2.0)]
+    await store.write([PutWorkflow(done)])
+    assert await store.load_workflows("c", "a") == [
+        WorkflowRecord("c", "a", "w", "onboard", b"\x91\x01", "done", b"\x81\xa1s\x01",
+                       result=b"\x02", created_at=1.0, updated_at=3.0)]
+
+
+async def test_mixed_batch_commits_as_one(store):
+    """Every kind of op in one large batch; then a batch that fails on its last op
+    leaves none of its other ops behind."""
+    ops = []
+    for i in range(300):
+        ops += [AppendUpdate(f"d{i % 7}", i, b"u"), PutActorState("c", f"k{i % 50}", b"%d" % i),
+                PutTimer(TimerRecord("c", f"k{i}", "t", float(i), "tick", b"\x90")),
+                PutQueueMessage(QueueRecord("c", "q", "jobs", i, b"\x01", enqueued_at=1.0)),
+                PutRoomMessage(_message(i + 1))]
+    ops += [ReplaceSnapshot("d0", 100, b"s"), DeleteTimer("c", "k0", "t"),
+            PutWorkflow(WorkflowRecord("c", "a", "w", "n", b"\x90", "running", b"\x80"))]
+    await store.write(ops)
+    assert (await store.load_document("d0")).snapshot_seq == 100
+    assert [seq for seq, _ in (await store.load_document("d1")).updates] == list(range(1, 300, 7))
+    assert await store.load_actor_state("c", "k49") == b"299"
+    assert await store.next_timer_due() == 1.0
+    assert len(await store.load_queues("c", "q")) == 300
+    assert await store.room_last_seq("r") == 300
+    assert len(await store.load_workflows("c", "a")) == 1
+
+    doomed = [PutActorState("c", "new", b"x"), PutTimer(TimerRecord("c", "n", "t", 0.5, "m", b"")),
+              DeleteQueueMessage("c", "q", "jobs", 0), PutRoomMessage(_message(301)),
+              AppendUpdate("d1", 1, b"duplicate")]
+    with pytest.raises(Exception):  # noqa: B017 - each back end raises its own error type
+        await store.write(doomed)
+    assert await store.load_actor_state("c", "new") is None
+    assert await store.next_timer_due() == 1.0
+    assert len(await store.load_queues("c", "q")) == 300
+    assert await store.room_last_seq("r") == 300
+
+
+async def test_load_during_compaction_sees_snapshot_and_the_rows_after_it(store):
+    """Loads racing appends and snapshot replacements never see a gap or an overlap:
+    the log rows start right after the snapshot's seq."""
+    stop = asyncio.Event()
+    loads = 0
+
+    async def writer() -> None:
+        for seq in range(1, 401):
+            ops = [AppendUpdate("a", seq, b"u%d" % seq)]
+            if seq % 10 == 0:
+                ops.append(ReplaceSnapshot("a", seq - 5, b"s%d" % (seq - 5)))
+            await store.write(ops)
+            await asyncio.sleep(0)  # let the readers in: inline SQLite commits never yield
+        stop.set()
+
+    async def reader() -> None:
+        nonlocal loads
+        while not stop.is_set():
+            doc = await store.load_document("a")
+            seqs = [seq for seq, _ in doc.updates]
+            assert seqs == list(range(doc.snapshot_seq + 1, doc.snapshot_seq + 1 + len(seqs)))
+            if doc.snapshot is not None:
+                assert doc.snapshot == b"s%d" % doc.snapshot_seq
+            loads += 1
+
+    await asyncio.gather(writer(), reader(), reader())
+    assert loads > 0
+    final = await store.load_document("a")
+    assert final.snapshot_seq == 395 and final.last_seq == 400
+
+
+def test_net_effect_matches_applying_in_order():
+    """The Postgres store's reduction of a batch, checked against a replay in order."""
+    def q(seq: int, attempts: int, at: float) -> QueueRecord:
+        return QueueRecord("c", "a", "jobs", seq, b"", attempts=attempts, enqueued_at=at)
+
+    changes = [(1, q(1, 0, 1.0)), (2, q(2, 0, 2.0)), (1, q(1, 1, 9.0)), (2, None),
+               (3, None), (2, q(2, 4, 3.0)), (4, q(4, 0, 4.0)), (4, None)]
+    deletes, upserts = net_effect(changes, keep=("enqueued_at",))
+    assert deletes == [2, 3, 4]
+    assert upserts == [q(1, 1, 1.0), q(2, 4, 3.0)]
+    assert net_effect([("k", "a"), ("k", "b")]) == ([], ["b"])
+
+
+# -- selection by URL ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@db.example.com:5432/app?sslmode=require",
+                                 "postgresql://u@localhost/app"])
+def test_postgres_urls_select_postgres(url):
+    assert isinstance(open_store(Settings.from_env({"DATABASE_URL": url})), PostgresStore)
+
+
+def test_sqlite_url_selects_sqlite(tmp_path):
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert isinstance(open_store(settings), SQLiteStore)
+
+
+# -- Postgres specifics ----------------------------------------------------------------
+
+
+async def _pg_store(url: str) -> PostgresStore:
+    store = PostgresStore(url)
+    await store.open()
+    return store
+
+
+async def test_postgres_concurrent_migrations_take_turns(pg_url):
+    """Stores opening at once on an empty schema (as several processes starting
+    together do) each migrate under the advisory lock: each version once."""
+    stores = [PostgresStore(pg_url) for _ in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        conn = await asyncpg.connect(pg_url)
+        versions = [r[0] for r in await conn.fetch("SELECT version FROM collab_schema "
+                                                     "ORDER BY version")]
+        assert versions == [version for version, _ in MIGRATIONS]
+        # BLOB columns became BYTEA, so bytes round-trip as bytes.
+        kinds = dict(await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'doc_updates'"))
+        assert kinds["data"] == "bytea"
+        await conn.close()
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_postgres_url_schemes_and_sslmode(pg_url):
+    """`postgres://` (Heroku's) works like `postgresql://`, and sslmode in the URL is
+    honoured: `disable` connects in plain text; `require` gets TLS or refuses."""
+    plain = pg_url.replace("postgresql://", "postgres://", 1) + "&sslmode=disable"
+    store = await _pg_store(plain)
+    try:
+        assert await store.pool.fetchval(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is False
+        server_has_tls = await store.pool.fetchval("SHOW ssl") == "on"
+    finally:
+        await store.close()
+    secure = PostgresStore(pg_url + "&sslmode=require")
+    if server_has_tls:
+        await secure.open()
+        try:
+            assert await secure.pool.fetchval(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+        finally:
+            await secure.close()
+    else:
+        with pytest.raises(ConnectionError, match="cannot connect to Postgres at"):
+            await secure.open()
+
+
+async def test_postgres_unreachable_is_a_clear_error():
+    store = PostgresStore("postgres://nobody:secret@127.0.0.1:1/nothing")
+    with pytest.raises(ConnectionError) as info:
+        await store.open()
+    assert "cannot connect to Postgres at 127.0.0.1:1/nothing" in str(info.value)
+    assert "secret" not in str(info.value)

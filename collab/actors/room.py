@@ -326,22 +326,23 @@ class Room(Actor):
         A send repeating a `client_id` returns the original message and posts nothing."""
         author = self._caller(user)
         self._spend()
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS:
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
+                or "\x00" in client_id:
             raise ActionError(f"client_id must be a string of 1 to "
-                                     f"{self.MAX_CLIENT_ID_CHARS} characters",
-                                     code="invalid_client_id")
+                              f"{self.MAX_CLIENT_ID_CHARS} characters",
+                              code="invalid_client_id")
         self._check_body(body)
         if meta is not None:
             if not isinstance(meta, dict):
                 raise ActionError("meta must be a map or null", code="invalid_meta")
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
-                                         code="message_too_large")
+                                  code="message_too_large")
         original = await self._sent_before(client_id)
         if original is not None:
             if original.user != author:
                 raise ActionError("another user's message has this client_id",
-                                         code="invalid_client_id")
+                                  code="invalid_client_id")
             return {"seq": original.seq, "message": original.wire()}
         self._last_seq += 1
         message = Message(self._last_seq, client_id, author, body, meta, time.time())
@@ -383,14 +384,14 @@ class Room(Actor):
         self._spend()
         if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS:
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
-                                     "characters", code="invalid_emoji")
+                              "characters", code="invalid_emoji")
         if not isinstance(add, bool):
             raise InvalidArguments("add must be true or false")
         message = await self._message(seq)
         if add and emoji not in message.reactions \
                 and len(message.reactions) >= self.MAX_REACTIONS:
             raise ActionError(f"message {seq} has {self.MAX_REACTIONS} kinds of "
-                                     "reaction already", code="too_many_reactions")
+                              "reaction already", code="too_many_reactions")
         changed = message.reacted(who, emoji, add)
         if changed != message:
             self._write(changed, "reaction", {"seq": seq, "user": who, "emoji": emoji,
@@ -500,29 +501,32 @@ class Room(Actor):
         if self.conn is not None:
             if user is not None:
                 raise ActionError("a connected client acts as the user it connected "
-                                         "as; user= is for calls without a connection",
-                                         code="forbidden")
+                                  "as; user= is for calls without a connection",
+                                  code="forbidden")
             return self.conn.state["user"]
         return self._valid_user(user)
 
     def _valid_user(self, user: Any) -> str:
-        if not isinstance(user, str) or not 0 < len(user) <= self.MAX_USER_CHARS:
+        if not isinstance(user, str) or not 0 < len(user) <= self.MAX_USER_CHARS \
+                or "\x00" in user:
             raise ActionError(f"user must be a string of 1 to {self.MAX_USER_CHARS} "
-                                     "characters", code="invalid_user")
+                              "characters", code="invalid_user")
         return user
 
     def _spend(self) -> None:
         """Take one write from the calling connection's allowance."""
         if self.conn is not None and not self.conn.state["bucket"].take(time.monotonic()):
             raise ActionError(f"more than {self.RATE_PER_SECOND:g} writes per second "
-                                     "on this connection; slow down", code="rate_limited")
+                              "on this connection; slow down", code="rate_limited")
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):
             raise InvalidArguments("body must be a string")
+        if "\x00" in body:  # text columns (Postgres) cannot hold it
+            raise ActionError("the body contains a NUL character", code="invalid_body")
         if len(body.encode()) > self.MAX_BODY_BYTES:
             raise ActionError(f"the body is over {self.MAX_BODY_BYTES} bytes of UTF-8",
-                                     code="message_too_large")
+                              code="message_too_large")
 
     async def _message(self, seq: Any) -> Message:
         """The current version of message `seq` (tombstones refused)."""

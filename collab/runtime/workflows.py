@@ -266,7 +266,9 @@ class Workflows:
         except asyncio.CancelledError:
             raise  # stopped with the actor: still "running", resumed on the next load
         except Exception as exc:
-            run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+            # NUL cannot go into a Postgres text column; show it escaped instead.
+            error = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")
+            run.status, run.error = "failed", error
             log.warning("%s %r: workflow %s (%s) failed: %s", self.actor.kind, self.actor.key,
                         run.id, run.name, run.error)
             await self.save(run, self.finished(run.id))

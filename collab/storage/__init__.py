@@ -13,5 +13,9 @@ def open_store(settings: Settings) -> Store:
         from collab.storage.sqlite import SQLiteStore
 
         return SQLiteStore(url, synchronous=settings.sqlite_synchronous)
-    raise ValueError(
-        f"unsupported DATABASE_URL {url.split(':', 1)[0]}:... (supported: sqlite:///path.db)")
+    if url.startswith(("postgres:", "postgresql:")):
+        from collab.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported DATABASE_URL {url.split(':', 1)[0]}:... "
+                     "(supported: sqlite:///path.db, postgres://user:password@host/database)")

@@ -1,10 +1,13 @@
 """Versioned schema: the ordered migrations every SQL back end applies.
 
 Each entry upgrades the schema by one version. Never edit a released entry;
-append a new one. Statements use only SQL that SQLite and Postgres share.
+append a new one. Statements are written in SQLite's dialect using only SQL that
+Postgres shares, except for the type names `for_postgres` translates.
 """
 
 from __future__ import annotations
+
+import re
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -100,3 +103,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+#: SQLite type names Postgres lacks, and its name for each. The migrations keep
+#: SQLite's names: they are released, and in SQLite a column's type name decides
+#: its affinity (BYTEA there would mean NUMERIC).
+_POSTGRES_TYPES = {"BLOB": "BYTEA"}
+_TYPE_NAME = re.compile(r"\b(" + "|".join(_POSTGRES_TYPES) + r")\b")
+
+
+def for_postgres(statement: str) -> str:
+    """`statement` (one entry of MIGRATIONS) with its type names in Postgres' dialect."""
+    return _TYPE_NAME.sub(lambda match: _POSTGRES_TYPES[match.group(1)], statement)
