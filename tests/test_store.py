@@ -20,6 +20,7 @@ from collab.storage.base import (
     AppendUpdate,
     DeleteQueueMessage,
     DeleteTimer,
+    Fence,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -28,6 +29,7 @@ from collab.storage.base import (
     QueueRecord,
     ReplaceSnapshot,
     RoomMessage,
+    StaleOwner,
     StoredDocument,
     TimerRecord,
     WorkflowRecord,
@@ -478,3 +480,33 @@ async def test_postgres_unreachable_is_a_clear_error():
         await store.open()
     assert "cannot connect to Postgres at 127.0.0.1:1/nothing" in str(info.value)
     assert "secret" not in str(info.value)
+
+
+async def test_fencing_refuses_a_former_owner_and_writes_nothing_of_its_batch(store):
+    await store.write([Fence("counter", "k", 1), PutActorState("counter", "k", b"one")])
+    await store.write([Fence("counter", "k", 2), PutActorState("counter", "k", b"two")])
+    await store.write([Fence("counter", "k", 2), PutActorState("counter", "k", b"two again")])
+    with pytest.raises(StaleOwner) as raised:
+        await store.write([Fence("counter", "k", 1), PutActorState("counter", "k", b"stale"),
+                           AppendUpdate("doc", 1, b"x")])
+    assert (raised.value.kind, raised.value.key, raised.value.token,
+            raised.value.current) == ("counter", "k", 1, 2)
+    assert await store.load_actor_state("counter", "k") == b"two again"
+    assert (await store.load_document("doc")).updates == []
+    # Fences are per actor: another actor's token 1 is fine.
+    await store.write([Fence("counter", "other", 1), PutActorState("counter", "other", b"o")])
+
+
+async def test_group_commit_fails_only_the_stale_submission(store):
+    from collab.storage.commit import GroupCommitter
+    await store.write([Fence("doc", "d", 5)])
+    committer = GroupCommitter(store)
+    committer.start()
+    stale = committer.submit([Fence("doc", "d", 4), AppendUpdate("d", 1, b"old owner")])
+    fresh = committer.submit([Fence("doc", "d", 5), AppendUpdate("d", 1, b"owner")])
+    other = committer.submit([PutActorState("counter", "c", b"unfenced")])
+    results = await asyncio.gather(stale, fresh, other, return_exceptions=True)
+    assert isinstance(results[0], StaleOwner) and results[1:] == [None, None]
+    assert (await store.load_document("d")).updates == [(1, b"owner")]
+    assert committer.stats.stale == 1
+    await committer.close()

@@ -392,7 +392,7 @@ class Document(Actor):
         if len(contributors) == 1 and senders and not next(iter(senders)).echo_ack:
             # Its own updates and nothing else: its saved ack is its requests' answers.
             senders = set()
-        future = self.system.committer.submit(outbox.writes)
+        future = self.submit(outbox.writes)
         self._in_flight += 1
         rows = len(outbox.writes)
         size = sum(len(op.data) for op in outbox.writes)
@@ -461,7 +461,7 @@ class Document(Actor):
         if not rows:
             return 0, 0
         snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows)
-        await self.system.committer.submit([ReplaceSnapshot(self.key, upto, snapshot)])
+        await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
         return len(rows), sum(len(row) for row in rows)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.errors import ShuttingDown
 from collab.runtime.lifecycle import ActorState, check_transition
+from collab.storage.base import Fence
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -54,6 +55,9 @@ class ActorBase:
         self._wakeup: asyncio.Future[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_active = 0.0  # loop time of the last message handled
+        #: The lease token this process owns the actor with, when several processes
+        #: share the store; every write then carries it (storage.base.Fence).
+        self.fence_token: int | None = None
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
@@ -186,6 +190,14 @@ class ActorBase:
             else:
                 self.system.post(type(self), self.key, leftover)
         return True
+
+    # -- writes ---------------------------------------------------------------
+
+    def submit(self, ops: list[Any]) -> asyncio.Future[None]:
+        """Hand store writes to group commit, fenced with our lease token if we hold one."""
+        if self.fence_token is not None:
+            ops = [Fence(self.kind, self.key, self.fence_token), *ops]
+        return self.system.committer.submit(ops)
 
     # -- timers ---------------------------------------------------------------
 

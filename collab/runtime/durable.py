@@ -177,7 +177,7 @@ class Actor(ActorBase):
     def submit(self, ops: list[WriteOp]) -> asyncio.Future[None]:
         """Hand store writes to group commit; returns the commit's future. The action
         running now is acknowledged only after this commit, like its state."""
-        commit = self.system.committer.submit(ops)
+        commit = super().submit(ops)
         self._last_commit = commit
         return commit
 

@@ -84,7 +84,7 @@ class Schedule:
             return False
         actor = self._actor
         actor.cancel_timer(TIMER_PREFIX + timer_id)
-        await actor.system.committer.submit([DeleteTimer(actor.kind, actor.key, timer_id)])
+        await actor.submit([DeleteTimer(actor.kind, actor.key, timer_id)])
         return True
 
     def list(self) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ class Schedule:
             raise ScheduleError(f"timer arguments are not msgpack-serializable: {exc}") from None
         record = TimerRecord(actor.kind, actor.key, timer_id or uuid.uuid4().hex, due, method,
                              packed, cron, tz)
-        await actor.system.committer.submit([PutTimer(record)])
+        await actor.submit([PutTimer(record)])
         self.track(record)
         return record.id
 

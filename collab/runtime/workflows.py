@@ -249,7 +249,7 @@ class Workflows:
         task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
 
     async def save(self, run: Run, *extra: Any) -> None:
-        await self.actor.system.committer.submit([PutWorkflow(run.record(self.actor)), *extra])
+        await self.actor.submit([PutWorkflow(run.record(self.actor)), *extra])
 
     async def _drive(self, run: Run) -> None:
         method = self.actor._workflow_methods[run.name]

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from collab.errors import StoreUnavailable
+
 
 @dataclass(frozen=True, slots=True)
 class AppendUpdate:
@@ -151,7 +153,30 @@ class PutRoomMessage:
     message: RoomMessage
 
 
-WriteOp = (AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The writes submitted with this op come from the owner of actor (kind, key) that
+    holds lease `token`. The store keeps the largest token it has seen per actor and
+    refuses the batch (StaleOwner) if `token` is smaller: a former owner that lost
+    its lease can no longer write. Used only when several processes share a store."""
+
+    kind: str
+    key: str
+    token: int
+
+
+class StaleOwner(StoreUnavailable):
+    """A write carried a fencing token older than one the store already accepted."""
+
+    code = "stale_owner"
+
+    def __init__(self, kind: str, key: str, token: int, current: int) -> None:
+        super().__init__(f"{kind}:{key}: lease token {token} is older than {current}; "
+                         "another process owns this actor now")
+        self.kind, self.key, self.token, self.current = kind, key, token, current
+
+
+WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
            | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage)
 
 
@@ -244,8 +269,10 @@ class Store(ABC):
         """Apply every op in one transaction: all of them or none.
 
         Appends are applied before snapshot replacements, so a snapshot in the
-        same batch may cover appends of that batch. Raises on failure; the
-        caller must not acknowledge any op of a failed batch.
+        same batch may cover appends of that batch. Fence ops are checked first:
+        one with a token older than the actor's stored one raises StaleOwner
+        and nothing is written. Raises on failure; the caller must not
+        acknowledge any op of a failed batch.
         """
 
     @abstractmethod

@@ -4,6 +4,11 @@ Actors submit lists of write ops and get a future that resolves once those ops
 are committed. One task drains the queue: it takes everything pending, writes it
 in a single store transaction, then resolves all of the batch's futures. So the
 number of transactions tracks the store's speed, not the update rate.
+
+One submission's ops are never split. If the store refuses a batch because a
+submission came from an actor's former owner (StaleOwner: its Fence carries an
+old lease token), only the submissions fenced with that stale token fail; the
+rest are written again at once without them.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collab.storage.base import Store, WriteOp
+from collab.storage.base import Fence, StaleOwner, Store, WriteOp
 
 log = logging.getLogger(__name__)
+
+Submission = tuple[Sequence[WriteOp], asyncio.Future[None]]
 
 
 @dataclass(slots=True)
@@ -23,6 +30,7 @@ class CommitStats:
     batches: int = 0
     ops: int = 0
     failures: int = 0
+    stale: int = 0  # submissions refused because their writer lost its lease
 
 
 class GroupCommitter:
@@ -31,8 +39,7 @@ class GroupCommitter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.stats = CommitStats()
-        self._pending_ops: list[WriteOp] = []
-        self._pending_futures: list[asyncio.Future[None]] = []
+        self._pending: list[Submission] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -46,19 +53,19 @@ class GroupCommitter:
         if self._closing:
             raise RuntimeError("committer is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_ops.extend(ops)
-        self._pending_futures.append(future)
+        self._pending.append((ops, future))
         self._wakeup.set()
         return future
 
     @property
     def pending(self) -> int:
-        return len(self._pending_ops)
+        return sum(len(ops) for ops, _ in self._pending)
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has committed (or failed)."""
-        if self._pending_futures:
-            await asyncio.gather(*self._pending_futures, return_exceptions=True)
+        if self._pending:
+            await asyncio.gather(*(future for _, future in self._pending),
+                                 return_exceptions=True)
 
     async def close(self) -> None:
         """Commit what is pending, then stop."""
@@ -71,26 +78,53 @@ class GroupCommitter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if not self._pending_futures:
+            if not self._pending:
                 if self._closing:
                     return
                 continue
-            ops, futures = self._pending_ops, self._pending_futures
-            self._pending_ops, self._pending_futures = [], []
+            batch, self._pending = self._pending, []
+            await self._commit(batch)
+            if self._pending or self._closing:
+                self._wakeup.set()
+
+    async def _commit(self, batch: list[Submission]) -> None:
+        while batch:
+            ops = [op for sub_ops, _ in batch for op in sub_ops]
             try:
                 await self.store.write(ops)
+            except StaleOwner as stale:
+                kept = [sub for sub in batch if not _fenced_out(sub[0], stale)]
+                if len(kept) == len(batch):  # nobody to single out: all of it failed
+                    self._settle(batch, stale)
+                    return
+                log.warning("refusing writes from a former owner: %s", stale.message)
+                self.stats.stale += len(batch) - len(kept)
+                self._settle([sub for sub in batch if _fenced_out(sub[0], stale)], stale)
+                batch = kept
+                continue
             except Exception as exc:  # the store's failure belongs to every waiter
-                self.stats.failures += 1
                 log.error("commit of %d ops failed: %s", len(ops), exc)
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-                        future.exception()  # waiters may be gone; avoid "never retrieved"
+                self._settle(batch, exc)
+                return
+            self.stats.batches += 1
+            self.stats.ops += len(ops)
+            self._settle(batch, None)
+            return
+
+    def _settle(self, batch: list[Submission], error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, StaleOwner):
+            self.stats.failures += 1
+        for _, future in batch:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
             else:
-                self.stats.batches += 1
-                self.stats.ops += len(ops)
-                for future in futures:
-                    if not future.done():
-                        future.set_result(None)
-            if self._pending_futures or self._closing:
-                self._wakeup.set()
+                future.set_exception(error)
+                future.exception()  # waiters may be gone; avoid "never retrieved"
+
+
+def _fenced_out(ops: Sequence[WriteOp], stale: StaleOwner) -> bool:
+    """True if `ops` were fenced with a token older than the store's for that actor."""
+    return any(type(op) is Fence and op.kind == stale.kind and op.key == stale.key
+               and op.token < stale.current for op in ops)

@@ -22,6 +22,7 @@ from collab.storage.base import (
     AppendUpdate,
     DeleteQueueMessage,
     DeleteTimer,
+    Fence,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -30,13 +31,14 @@ from collab.storage.base import (
     QueueRecord,
     ReplaceSnapshot,
     RoomMessage,
+    StaleOwner,
     Store,
     StoredDocument,
     TimerRecord,
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import MIGRATIONS, for_postgres
+from collab.storage.schema import FENCE_SQL, MIGRATIONS, for_postgres
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -141,6 +143,11 @@ _ROOM = _Table("room_messages", (
     ("body", "text"), ("meta", "bytea"), ("created_at", "float8"), ("edited_at", "float8"),
     ("deleted", "int4"), ("reactions", "bytea"),
 ), key=("room", "seq"))
+#: FENCE_SQL in asyncpg's placeholders, answering the token stored after it. (The
+#: outer SELECT sees the table as it was before the CTE's upsert, hence GREATEST.)
+_FENCE = ("WITH up AS (" + FENCE_SQL.replace("(?, ?, ?)", "($1, $2, $3)") + " RETURNING token) "
+          "SELECT GREATEST((SELECT token FROM up), "
+          "(SELECT token FROM actor_fences WHERE kind = $1 AND key = $2))")
 _APPEND = ("INSERT INTO doc_updates (doc, seq, data) "
            "SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])")
 _PUT_SNAPSHOT = ("INSERT INTO doc_snapshots (doc, seq, data, updated_at) VALUES ($1, $2, $3, $4) "
@@ -337,7 +344,12 @@ class PostgresStore(Store):
         snapshots = [(op.doc, op.seq, op.data, now) for op in ops
                      if isinstance(op, ReplaceSnapshot)]
         statements = _statements(ops, now)
+        fences = {(op.kind, op.key, op.token) for op in ops if isinstance(op, Fence)}
         async with self.pool.acquire() as conn, conn.transaction():
+            for kind, key, token in fences:  # first: a stale owner writes nothing
+                current = await conn.fetchval(_FENCE, kind, key, token)
+                if current > token:
+                    raise StaleOwner(kind, key, token, current)
             if appends:
                 await conn.execute(_APPEND, *_arrays(appends))
             if snapshots:  # after the appends: a snapshot may cover rows of this batch

@@ -100,9 +100,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         # The sender's idempotency key: a retried send finds the original row.
         "CREATE UNIQUE INDEX room_messages_client_id ON room_messages (room, client_id)",
     ]),
+    (7, [
+        # The newest lease token each actor's writes carried: writes from an owner
+        # with an older token are refused (fencing; only with several processes).
+        """CREATE TABLE actor_fences (
+               kind TEXT NOT NULL,
+               key TEXT NOT NULL,
+               token BIGINT NOT NULL,
+               PRIMARY KEY (kind, key))""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+#: Record a write's lease token for its actor, keeping the largest seen; the
+#: caller then compares the stored token with its own (same SQL on both back
+#: ends, with each driver's placeholders).
+FENCE_SQL = ("INSERT INTO actor_fences (kind, key, token) VALUES (?, ?, ?) "
+             "ON CONFLICT (kind, key) DO UPDATE SET token = excluded.token "
+             "WHERE excluded.token > actor_fences.token")
 
 #: SQLite type names Postgres lacks, and its name for each. The migrations keep
 #: SQLite's names: they are released, and in SQLite a column's type name decides

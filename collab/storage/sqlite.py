@@ -31,6 +31,7 @@ from collab.storage.base import (
     AppendUpdate,
     DeleteQueueMessage,
     DeleteTimer,
+    Fence,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -39,13 +40,14 @@ from collab.storage.base import (
     QueueRecord,
     ReplaceSnapshot,
     RoomMessage,
+    StaleOwner,
     Store,
     StoredDocument,
     TimerRecord,
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import MIGRATIONS
+from collab.storage.schema import FENCE_SQL, MIGRATIONS
 
 T = TypeVar("T")
 #: Milliseconds a connection waits for another process's lock before failing
@@ -300,6 +302,7 @@ def _migrate(conn: sqlite3.Connection) -> int:
 
 
 def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
+    fences = {(op.kind, op.key, op.token) for op in ops if isinstance(op, Fence)}
     appends = [(op.doc, op.seq, op.data) for op in ops if isinstance(op, AppendUpdate)]
     snapshots = [op for op in ops if isinstance(op, ReplaceSnapshot)]
     states = [op for op in ops if isinstance(op, PutActorState)]
@@ -309,6 +312,12 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     room_messages = [op.message for op in ops if isinstance(op, PutRoomMessage)]
 
     def body() -> None:
+        for kind, key, token in fences:  # first: a stale owner writes nothing
+            conn.execute(FENCE_SQL, (kind, key, token))
+            current = conn.execute("SELECT token FROM actor_fences WHERE kind = ? AND key = ?",
+                                   (kind, key)).fetchone()[0]
+            if current > token:
+                raise StaleOwner(kind, key, token, current)
         if appends:
             conn.executemany("INSERT INTO doc_updates (doc, seq, data) VALUES (?, ?, ?)", appends)
         now = time.time()
