@@ -44,6 +44,9 @@ DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_SYNCHRONOUS_CHOICES = ("OFF", "NORMAL", "FULL", "EXTRA")
 #: Seconds a graceful shutdown may spend flushing before it gives up.
 DEFAULT_SHUTDOWN_TIMEOUT = 20.0
+#: Seconds an actor's ownership lease lasts in Redis without renewal (renewed every
+#: third of it): how long a dead owner's actors stay unavailable to the others.
+DEFAULT_LEASE_TTL = 10.0
 
 
 class ConfigError(ValueError):
@@ -65,6 +68,9 @@ class Settings:
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     log_level: str = "INFO"
+    #: Redis for actor ownership when several processes share the store; None: one process.
+    redis_url: str | None = None
+    lease_ttl: float = DEFAULT_LEASE_TTL
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
@@ -87,6 +93,8 @@ class Settings:
                                           DEFAULT_SQLITE_SYNCHRONOUS).upper(),
             "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
             "log_level": env.get("COLLAB_LOG_LEVEL", "INFO").upper(),
+            "redis_url": env.get("REDIS_URL") or None,
+            "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         settings = cls(**values)
@@ -104,7 +112,7 @@ class Settings:
             raise ConfigError(
                 f"COLLAB_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_CHOICES}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
-                     "compact_bytes", "max_outbound_bytes", "shutdown_timeout"):
+                     "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 

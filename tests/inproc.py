@@ -3,6 +3,9 @@ for tests that drive actors directly, without a server process."""
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
+
+from collab.cluster.placement import Placement
 from collab.config import Settings
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
@@ -11,10 +14,13 @@ from collab.storage.commit import GroupCommitter
 
 
 class Runtime:
-    def __init__(self, path, registry: Registry, idle_timeout: float = 30.0) -> None:
+    def __init__(self, path, registry: Registry, idle_timeout: float = 30.0, *,
+                 redis_url: str | None = None, lease_ttl: float = 10.0) -> None:
         self.path = path
         self.registry = registry
-        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout)
+        self.redis_url = redis_url
+        self.settings = Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout,
+                                 lease_ttl=lease_ttl)
 
     async def start(self) -> ActorSystem:
         self.store = open_store(self.settings)
@@ -22,10 +28,17 @@ class Runtime:
         self.committer = GroupCommitter(self.store)
         self.committer.start()
         self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
+        if self.redis_url is not None:  # one of several processes sharing the store
+            self.redis = Redis.from_url(self.redis_url)
+            self.system.placement = Placement(self.redis, self.settings.lease_ttl)
+            self.system.placement.start()
         self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:
         await self.system.stop_all()
+        if self.system.placement is not None:
+            await self.system.placement.stop()
+            await self.redis.aclose()
         await self.committer.close()
         await self.store.close()

@@ -13,11 +13,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from collab import __version__
 from collab.actors.document import Document
 from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
+from collab.cluster.placement import Placement
 from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway import actors_api, docs_api, rooms_api
@@ -55,12 +57,22 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     committer = GroupCommitter(store)
     committer.start()
-    app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
-    app[SYSTEM].timer_waker.start()
+    system = app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
+    redis = None
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        system.placement = Placement(redis, settings.lease_ttl)
+        system.placement.start()
+        log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
+    system.timer_waker.start()
     try:
         yield
     finally:
-        await app[SYSTEM].stop_all("shutdown")
+        await system.stop_all("shutdown")
+        if system.placement is not None:
+            await system.placement.stop()
+        if redis is not None:
+            await redis.aclose()
         await committer.close()
         await store.close()
 

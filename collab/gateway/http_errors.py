@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
     BadRequest,
     CollabError,
@@ -29,7 +30,7 @@ async def json_errors(request: web.Request, handler):
         return error_response(exc.status, exc.code, exc.message)
     except RemoteProtocolError as exc:
         return error_response(400, exc.code, exc.message)
-    except (StoreUnavailable, ShuttingDown) as exc:
+    except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess) as exc:
         return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collab.errors import ShuttingDown
+from collab.errors import CollabError, ShuttingDown
 from collab.runtime.lifecycle import ActorState, check_transition
 from collab.storage.base import Fence
 
@@ -117,9 +117,17 @@ class ActorBase:
             await self._predecessor.stopped.wait()
             self._predecessor = None
         try:
+            placement = self.system.placement
+            if placement is not None:
+                self.fence_token = await placement.claim(self)
             await self.load()
         except Exception as exc:
-            log.exception("%s %r failed to load", self.kind, self.key)
+            if isinstance(exc, CollabError):  # expected, e.g. owned by another process
+                log.info("%s %r not loaded: %s", self.kind, self.key, exc.message)
+            else:
+                log.exception("%s %r failed to load", self.kind, self.key)
+            if self.fence_token is not None and self.system.placement is not None:
+                await self.system.placement.release(self)
             self._move(ActorState.STOPPED)
             self.system.forget(self)
             while self._mailbox:
@@ -177,6 +185,8 @@ class ActorBase:
             await self.save(message.reason)
         except Exception:
             log.exception("%s %r: save failed while stopping", self.kind, self.key)
+        if self.system.placement is not None:
+            await self.system.placement.release(self)  # after the last write committed
         self._move(ActorState.STOPPED)
         self.stopped.set()
         self.system.reap(self)
@@ -190,6 +200,10 @@ class ActorBase:
             else:
                 self.system.post(type(self), self.key, leftover)
         return True
+
+    def lease_lost(self) -> None:
+        """Another process owns this actor now: unload (its writes are refused anyway)."""
+        self.post(Stop("lease lost"))
 
     # -- writes ---------------------------------------------------------------
 

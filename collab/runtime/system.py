@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar
 
+from collab.cluster.placement import Placement
 from collab.config import Settings
 from collab.errors import ShuttingDown
 from collab.runtime.actor import ActorBase, Stop
@@ -33,6 +34,8 @@ class ActorSystem:
         self.loads = 0
         self.closing = False
         self.timer_waker = TimerWaker(self)
+        #: Set when several processes share the store: leases decide who runs what.
+        self.placement: Placement | None = None
 
     def get(self, kind: type[A], key: str) -> A:
         """The live instance of (kind, key), created (and loading) if absent.

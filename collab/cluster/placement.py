@@ -1,0 +1,96 @@
+"""Placement: which process runs an actor, when several share one store.
+
+Before an actor loads, its process claims the actor's lease in Redis; the
+lease token becomes the actor's fence token, carried by all its writes. A
+renewal task extends every held lease each third of the TTL; a lease that
+could not be renewed (Redis said another node has it) stops its actor, whose
+late writes the store then refuses. Leases are released after an actor's
+last write commits. A request for an actor another process owns fails with
+`owned_elsewhere` for now; forwarding it to the owner is the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
+
+from collab.cluster.leases import Lease, Leases, OwnedElsewhere
+from collab.errors import CollabError
+
+if TYPE_CHECKING:
+    from collab.runtime.actor import ActorBase
+
+log = logging.getLogger(__name__)
+
+
+class OwnedByAnotherProcess(CollabError):
+    code = "owned_elsewhere"
+
+
+def node_id() -> str:
+    """Unique per process and readable in Redis: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Placement:
+    def __init__(self, redis: Redis, ttl: float, node: str | None = None) -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.leases = Leases(redis, node or node_id(), ttl)
+        self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def node(self) -> str:
+        return self.leases.node
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+
+    async def stop(self) -> None:
+        """Stop renewing (call after every actor stopped and released its lease)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def claim(self, actor: ActorBase) -> int:
+        """Own `actor` for this process; returns its fence token. Raises
+        OwnedByAnotherProcess if another process holds it."""
+        got = await self.leases.acquire(actor.kind, actor.key)
+        if isinstance(got, OwnedElsewhere):
+            raise OwnedByAnotherProcess(
+                f"{actor.kind}:{actor.key} is owned by process {got.node}; retry there or later")
+        self.held[(actor.kind, actor.key)] = (got, actor)
+        return got.token
+
+    async def release(self, actor: ActorBase) -> None:
+        held = self.held.pop((actor.kind, actor.key), None)
+        if held is not None and held[1] is actor:
+            try:
+                await self.leases.release(held[0])
+            except Exception as exc:  # it expires by itself
+                log.warning("could not release %s:%s: %s", actor.kind, actor.key, exc)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            held = list(self.held.values())
+            try:
+                lost = await self.leases.renew([lease for lease, _ in held])
+            except Exception as exc:  # Redis away: keep trying; the store still fences
+                log.warning("lease renewal failed: %s", exc)
+                continue
+            lost_ids = {id(lease) for lease in lost}
+            for lease, actor in held:
+                if id(lease) in lost_ids:
+                    log.warning("lost the lease of %s:%s; stopping it here", lease.kind,
+                                lease.key)
+                    self.held.pop((lease.kind, lease.key), None)
+                    actor.lease_lost()
