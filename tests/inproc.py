@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 
 from collab.cluster.placement import Placement
 from collab.config import Settings
+from collab.runtime.forwarding import Forwarder
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -32,11 +33,15 @@ class Runtime:
             self.redis = Redis.from_url(self.redis_url)
             self.system.placement = Placement(self.redis, self.settings.lease_ttl)
             self.system.placement.start()
+            self.system.forwarder = Forwarder(self.system, self.redis, self.system.placement.node)
+            await self.system.forwarder.start()
         self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:
         await self.system.stop_all()
+        if self.system.forwarder is not None:
+            await self.system.forwarder.stop()
         if self.system.placement is not None:
             await self.system.placement.stop()
             await self.redis.aclose()

@@ -1,15 +1,17 @@
 """Two actor systems sharing one store and a real Redis, as two processes would:
-one owner per actor, ownership moving when a lease is released or expires, and
-a former owner's late writes refused by the store (fencing)."""
+one owner per actor, requests forwarded to it, ownership moving when a lease is
+released or expires, and a former owner's late writes refused (fencing)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
 import pytest
 
 from collab.cluster.placement import OwnedByAnotherProcess
+from collab.runtime.actions import ActionError, CallAction, InvalidArguments, UnknownAction
 from collab.runtime.durable import ActorRef
 from collab.storage.base import StaleOwner
 from tests.apps.counter import Counter, registry
@@ -44,10 +46,10 @@ def counter(rt: Runtime, key: str) -> ActorRef:
 async def test_one_owner_and_a_clean_handover(pair, key):
     a, b = pair
     assert await counter(a, key).call("increment") == 1
-    with pytest.raises(OwnedByAnotherProcess):
-        await counter(b, key).call("increment")
+    assert await counter(b, key).call("increment") == 2  # forwarded to A, the owner
+    assert b.system.live(Counter, key) is None and a.system.forwarder.served == 1
     await a.stop()  # A saves and releases its leases
-    assert await counter(b, key).call("increment") == 2
+    assert await counter(b, key).call("increment") == 3
     actor = b.system.live(Counter, key)
     assert actor is not None and actor.fence_token == 2
 
@@ -58,14 +60,34 @@ async def test_an_expired_owner_is_fenced_off(pair, key):
     await a.system.placement.stop()  # A stalls: it stops renewing but keeps running
 
     async def b_took_over() -> bool:
-        try:
-            return await counter(b, key).call("increment", 10) == 11
-        except OwnedByAnotherProcess:
-            return False
+        await counter(b, key).call("get")  # forwarded to A until A's lease expires
+        return b.system.live(Counter, key) is not None
     await until(b_took_over)
+    assert await counter(b, key).call("increment", 10) == 11
     # A's instance still thinks it owns the actor; its next write is refused.
     with pytest.raises(StaleOwner):
         await counter(a, key).call("increment", 100)
     assert await counter(b, key).call("get") == {"count": 11, "created": 1, "wakes": 2,
                                                  "sleeps": 0}
     assert a.committer.stats.stale >= 1
+
+
+async def test_forwarded_errors_keep_their_codes(pair, key):
+    a, b = pair
+    await counter(a, key).call("increment")
+    for action, error in [("nosuch", UnknownAction), ("fail_after_change", ActionError)]:
+        with pytest.raises(error) as raised:
+            await counter(b, key).call(action)
+    assert raised.value.code == "refused"
+    with pytest.raises(InvalidArguments):
+        await counter(b, key).call("increment", 1, 2, 3)
+    assert await counter(a, key).call("increment") == 2  # the failures changed nothing
+
+
+async def test_a_connected_call_is_not_forwarded(pair, key):
+    a, b = pair
+    await counter(a, key).call("increment")
+    reply = asyncio.get_running_loop().create_future()
+    b.system.post(Counter, key, CallAction("get", (), {}, reply, outlet=object()))
+    with pytest.raises(OwnedByAnotherProcess):
+        await reply

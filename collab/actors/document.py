@@ -19,6 +19,7 @@ from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
 from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage, merge_many
+from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
     CloseCode,
     InvalidPayload,
@@ -196,6 +197,8 @@ class Document(Actor):
         if isinstance(message, Join):
             if isinstance(error, ShuttingDown):
                 message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
+            elif isinstance(error, OwnedByAnotherProcess):  # until documents are forwarded
+                message.peer.close(CloseCode.TRY_AGAIN_LATER, "document open in another process")
             else:
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness):

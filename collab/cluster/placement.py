@@ -5,8 +5,9 @@ lease token becomes the actor's fence token, carried by all its writes. A
 renewal task extends every held lease each third of the TTL; a lease that
 could not be renewed (Redis said another node has it) stops its actor, whose
 late writes the store then refuses. Leases are released after an actor's
-last write commits. A request for an actor another process owns fails with
-`owned_elsewhere` for now; forwarding it to the owner is the next step.
+last write commits. Requests for an actor another process owns are
+forwarded to it (runtime/forwarding.py); those that cannot travel (client
+connections, documents) fail with `owned_elsewhere`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 class OwnedByAnotherProcess(CollabError):
     code = "owned_elsewhere"
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 def node_id() -> str:
@@ -66,7 +71,8 @@ class Placement:
         got = await self.leases.acquire(actor.kind, actor.key)
         if isinstance(got, OwnedElsewhere):
             raise OwnedByAnotherProcess(
-                f"{actor.kind}:{actor.key} is owned by process {got.node}; retry there or later")
+                f"{actor.kind}:{actor.key} is owned by process {got.node}; retry there or later",
+                got.node)
         self.held[(actor.kind, actor.key)] = (got, actor)
         return got.token
 

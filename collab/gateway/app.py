@@ -27,6 +27,7 @@ from collab.gateway.http_errors import json_errors
 from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
 from collab.gateway.native import native_socket
 from collab.gateway.yjs import yjs_socket
+from collab.runtime.forwarding import Forwarder
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -63,12 +64,16 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url)
         system.placement = Placement(redis, settings.lease_ttl)
         system.placement.start()
+        system.forwarder = Forwarder(system, redis, system.placement.node)
+        await system.forwarder.start()
         log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
     system.timer_waker.start()
     try:
         yield
     finally:
         await system.stop_all("shutdown")
+        if system.forwarder is not None:
+            await system.forwarder.stop()
         if system.placement is not None:
             await system.placement.stop()
         if redis is not None:

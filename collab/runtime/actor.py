@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import CollabError, ShuttingDown
 from collab.runtime.lifecycle import ActorState, check_transition
 from collab.storage.base import Fence
@@ -130,8 +131,13 @@ class ActorBase:
                 await self.system.placement.release(self)
             self._move(ActorState.STOPPED)
             self.system.forget(self)
+            forwarder = self.system.forwarder
             while self._mailbox:
-                self.reject(self._mailbox.popleft(), exc)
+                message = self._mailbox.popleft()
+                if isinstance(exc, OwnedByAnotherProcess) and forwarder is not None \
+                        and forwarder.forward(exc.node, self.kind, self.key, message):
+                    continue  # the owner answers it
+                self.reject(message, exc)
             self.stopped.set()
             self.system.reap(self)
             return

@@ -8,7 +8,7 @@ wake-up never reads the store before the last sleep has committed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from collab.cluster.placement import Placement
 from collab.config import Settings
@@ -18,6 +18,9 @@ from collab.runtime.registry import Registry
 from collab.runtime.waker import TimerWaker
 from collab.storage.base import Store
 from collab.storage.commit import GroupCommitter
+
+if TYPE_CHECKING:
+    from collab.runtime.forwarding import Forwarder
 
 A = TypeVar("A", bound=ActorBase)
 
@@ -36,6 +39,8 @@ class ActorSystem:
         self.timer_waker = TimerWaker(self)
         #: Set when several processes share the store: leases decide who runs what.
         self.placement: Placement | None = None
+        #: With placement: carries requests for actors owned elsewhere to their owner.
+        self.forwarder: Forwarder | None = None
 
     def get(self, kind: type[A], key: str) -> A:
         """The live instance of (kind, key), created (and loading) if absent.

@@ -1,0 +1,48 @@
+"""Two real `collab serve` processes sharing one SQLite file and a real Redis:
+HTTP calls to either reach the actor's one owner, and when the owner is killed
+with -9 the other takes the actor over, with every acknowledged state."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from tests.serverproc import ServerProcess
+from tests.waits import until
+
+REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+APP = ("--app", "tests.apps.counter:registry")
+
+
+def start(tmp_path, name: str) -> ServerProcess:
+    return ServerProcess(tmp_path / f"{name}.db", database_url=f"sqlite:///{tmp_path}/shared.db",
+                         env={"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "1"},
+                         args=APP).start()
+
+
+async def test_calls_reach_the_owner_and_survive_its_kill_9(tmp_path, session):
+    key = f"cluster-{uuid.uuid4().hex[:8]}"
+    a, b = start(tmp_path, "a"), start(tmp_path, "b")
+    try:
+        def url(srv: ServerProcess) -> str:
+            return f"{srv.http_url}/api/actors/counter/{key}/actions/increment"
+
+        results = []
+        for i in range(10):  # alternate: the first call makes A the owner
+            resp = await session.post(url(a if i % 2 == 0 else b), json={})
+            assert resp.status == 200, await resp.text()
+            results.append((await resp.json())["result"])
+        assert results == list(range(1, 11))
+        a.kill()
+
+        async def b_serves() -> bool:
+            resp = await session.post(url(b), json={})
+            return resp.status == 200  # 503 while A's lease runs out
+
+        await until(b_serves)
+        resp = await session.post(url(b), json={"args": [100]})
+        # 10 acknowledged before the kill, 1 by b_serves' success, then 100.
+        assert (await resp.json())["result"] == 111
+    finally:
+        a.stop()
+        b.stop()
