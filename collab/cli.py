@@ -24,13 +24,17 @@ def _parser() -> argparse.ArgumentParser:
                                               "default sqlite:///./collab.db)")
     serve.add_argument("--app", help="your actors: 'package.module:registry', a collab.Registry "
                                      "(env COLLAB_APP)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the port, e.g. one per core "
+                            "(env WEB_CONCURRENCY; default 1; above 1 needs REDIS_URL)")
     migrate = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     migrate.add_argument("--database-url", help="store URL (env DATABASE_URL)")
-    migrate.set_defaults(host=None, port=None, app=None)
+    migrate.set_defaults(host=None, port=None, app=None, workers=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(
@@ -45,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    workers = args.workers if args.workers is not None else _int_env("WEB_CONCURRENCY", 1)
+    if workers < 1:
+        print("collab: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        if not settings.redis_url:
+            print("collab: --workers above 1 needs REDIS_URL: the workers share actors "
+                  "through leases in Redis (set REDIS_URL, or run one worker)", file=sys.stderr)
+            return 2
+        from collab.gateway.workers import run_workers
+
+        return asyncio.run(run_workers(settings, workers, argv))
     from collab.gateway.serve import serve
     from collab.runtime.registry import load_registry
 
@@ -59,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     asyncio.run(serve(settings, registry))
     return 0
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip().isdigit() else default
 
 
 async def _migrate(settings: Settings) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -44,6 +45,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok",
         "version": __version__,
+        "pid": os.getpid(),
+        "node": system.placement.node if system.placement is not None else None,
         "connections": len(request.app[CONNECTIONS]),
         "actors": system.loaded_count,
         "loads": system.loads,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from aiohttp import web
 
 from collab.config import Settings
 from collab.gateway.app import build_app
+from collab.gateway.workers import REUSE_PORT_ENV
 from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,9 @@ async def serve(settings: Settings, registry: Registry | None = None) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    # A worker of `collab serve --workers N` shares its port with its siblings.
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
+                       reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
