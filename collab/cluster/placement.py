@@ -49,6 +49,9 @@ class Placement:
         self.ttl = ttl
         self.leases = Leases(redis, node or node_id(), ttl)
         self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
+        #: Owners seen elsewhere, (node, loop time to stop believing it): requests go
+        #: straight to them, without a local instance and a failed claim each time.
+        self.remote: dict[tuple[str, str], tuple[str, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -70,11 +73,28 @@ class Placement:
         OwnedByAnotherProcess if another process holds it."""
         got = await self.leases.acquire(actor.kind, actor.key)
         if isinstance(got, OwnedElsewhere):
+            # Believed for half a TTL: a dead owner's lease outlives it by at most a TTL.
+            self.remote[(actor.kind, actor.key)] = (
+                got.node, asyncio.get_running_loop().time() + self.ttl / 2)
             raise OwnedByAnotherProcess(
                 f"{actor.kind}:{actor.key} is owned by process {got.node}; retry there or later",
                 got.node)
         self.held[(actor.kind, actor.key)] = (got, actor)
+        self.remote.pop((actor.kind, actor.key), None)
         return got.token
+
+    def remote_owner(self, kind: str, key: str) -> str | None:
+        """The process believed to own (kind, key), if another one and still believed."""
+        known = self.remote.get((kind, key))
+        if known is None:
+            return None
+        if known[1] < asyncio.get_running_loop().time():
+            del self.remote[(kind, key)]
+            return None
+        return known[0]
+
+    def forget_owner(self, kind: str, key: str) -> None:
+        self.remote.pop((kind, key), None)
 
     async def release(self, actor: ActorBase) -> None:
         held = self.held.pop((actor.kind, actor.key), None)

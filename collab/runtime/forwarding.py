@@ -118,6 +118,7 @@ class Forwarder:
         self.served = 0
         self._from_afar: set[int] = set()  # ids of requests another process sent us
         self._publishing: set[asyncio.Future[None]] = set()
+        self._rerouted: set[int] = set()  # requests sent back here once after a failed forward
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="forwarding")
@@ -132,7 +133,8 @@ class Forwarder:
     def forward(self, owner: str, kind: str, key: str, message: Any) -> bool:
         """Send `message` to `owner`; False if it cannot travel (then reject it here)."""
         reply = getattr(message, "reply", None)
-        if reply is None or owner == self.node or id(message) in self._from_afar:
+        if reply is None or owner == self.node or id(message) in self._from_afar \
+                or id(message) in self._rerouted:
             return False  # forwarded once only: no ping-pong while ownership moves
         try:
             request = encode_request(message)
@@ -144,7 +146,7 @@ class Forwarder:
         payload = pack({"from": self.node, "rid": request_id, "kind": kind, "key": key,
                         **request})
         self.forwarded += 1
-        self._spawn(self._publish(channel(owner), payload, reply))
+        self._spawn(self._publish(channel(owner), payload, message, kind, key))
         return True
 
     def _spawn(self, coro: Any) -> None:
@@ -153,15 +155,31 @@ class Forwarder:
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, to: str, payload: bytes, reply: asyncio.Future[Any]) -> None:
+    async def _publish(self, to: str, payload: bytes, message: Any, kind: str,
+                       key: str) -> None:
+        reply = message.reply
         try:
             listeners = await self.redis.publish(to, payload)
         except Exception as exc:
             listeners, why = 0, str(exc)
         else:
             why = "it is not listening (it may have died; its lease will expire)"
-        if not listeners and not reply.done():  # fail fast: the caller retries
-            reply.set_exception(NotForwardable(f"could not reach the owning process: {why}"))
+        if listeners or reply.done():
+            return
+        # The owner we believed in is gone (it stopped, or died): forget it and let
+        # this process try the actor itself, once; a lease still held by the dead
+        # owner makes that fail fast too, and the caller retries later.
+        if self.system.placement is not None:
+            self.system.placement.forget_owner(kind, key)
+        if id(message) not in self._rerouted:
+            self._rerouted.add(id(message))
+            reply.add_done_callback(lambda _: self._rerouted.discard(id(message)))
+            try:
+                self.system.post(self.system.registry.resolve(kind), key, message)
+                return
+            except CollabError as exc:
+                why = exc.message
+        reply.set_exception(NotForwardable(f"could not reach the owning process: {why}"))
 
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub()

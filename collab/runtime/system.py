@@ -59,8 +59,13 @@ class ActorSystem:
         """The live instance of (kind, key) if it is loaded, without waking it."""
         return self._live.get((kind, key))  # type: ignore[return-value]
 
-    def post(self, kind: type[A], key: str, message: Any) -> A:
-        """Deliver `message` to the live instance, creating it if needed; returns it."""
+    def post(self, kind: type[A], key: str, message: Any) -> A | None:
+        """Deliver `message` to the live instance, creating it if needed; returns it.
+        Returns None if it went to the process that owns the actor instead."""
+        if self.forwarder is not None and (kind, key) not in self._live:
+            owner = self.placement.remote_owner(kind.kind, key) if self.placement else None
+            if owner is not None and self.forwarder.forward(owner, kind.kind, key, message):
+                return None
         while True:
             actor = self.get(kind, key)
             if actor.post(message):
