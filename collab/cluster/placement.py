@@ -20,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from collab.cluster.leases import Lease, Leases, OwnedElsewhere
 from collab.errors import CollabError
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from collab.runtime.actor import ActorBase
 
 log = logging.getLogger(__name__)
+
+
+class ClusterUnavailable(CollabError):
+    """Redis, which decides who owns what, does not answer: nothing was done."""
+
+    code = "cluster_unavailable"
 
 
 class OwnedByAnotherProcess(CollabError):
@@ -71,7 +78,11 @@ class Placement:
     async def claim(self, actor: ActorBase) -> int:
         """Own `actor` for this process; returns its fence token. Raises
         OwnedByAnotherProcess if another process holds it."""
-        got = await self.leases.acquire(actor.kind, actor.key)
+        try:
+            got = await self.leases.acquire(actor.kind, actor.key)
+        except RedisError as exc:
+            raise ClusterUnavailable(f"cannot reach Redis to claim {actor.kind}:{actor.key}: "
+                                     f"{exc}") from None
         if isinstance(got, OwnedElsewhere):
             # Believed for half a TTL: a dead owner's lease outlives it by at most a TTL.
             self.remote[(actor.kind, actor.key)] = (

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -36,6 +37,9 @@ from collab.storage.commit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
+#: Seconds a readiness probe waits for the store or Redis to answer.
+READY_TIMEOUT = 2.0
+
 #: Actor types every server runs.
 BUILTIN_ACTORS = Registry(Document, Room)
 
@@ -52,6 +56,30 @@ async def healthz(request: web.Request) -> web.Response:
         "loads": system.loads,
         "commits": system.committer.stats.batches,
     })
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when this process can serve: its store answers and, in cluster mode, Redis
+    does; 503 with the failing checks otherwise, or while it shuts down."""
+    system = request.app[SYSTEM]
+    if system.closing:
+        return web.json_response({"status": "draining"}, status=503)
+    checks = {"store": _check(system.store.ping())}
+    if system.placement is not None:
+        checks["redis"] = _check(system.placement.redis.ping())
+    results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    ready = all(result == "ok" for result in results.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": results},
+                             status=200 if ready else 503)
+
+
+async def _check(probe: Any) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await probe
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:200] or "failed"
+    return "ok"
 
 
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
@@ -103,6 +131,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.cleanup_ctx.append(runtime_context)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/ws", native_socket)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from collab.cluster.placement import OwnedByAnotherProcess
+from collab.cluster.placement import ClusterUnavailable, OwnedByAnotherProcess
 from collab.errors import (
     BadRequest,
     CollabError,
@@ -30,7 +30,7 @@ async def json_errors(request: web.Request, handler):
         return error_response(exc.status, exc.code, exc.message)
     except RemoteProtocolError as exc:
         return error_response(400, exc.code, exc.message)
-    except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess) as exc:
+    except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess, ClusterUnavailable) as exc:
         return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:

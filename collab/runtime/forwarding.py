@@ -16,8 +16,10 @@ owns them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import random
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
+
+#: Seconds `start` waits for the first subscription before serving anyway.
+START_TIMEOUT = 5.0
+#: Longest pause between two attempts to resubscribe after Redis dropped us.
+MAX_BACKOFF = 5.0
 
 #: Error codes whose exception type callers (the HTTP API) tell apart.
 _ERRORS: dict[str, type[CollabError]] = {cls.code: cls for cls in (
@@ -121,8 +128,12 @@ class Forwarder:
         self._rerouted: set[int] = set()  # requests sent back here once after a failed forward
 
     async def start(self) -> None:
+        """Start listening; waits (bounded) for the first subscription, so requests
+        forwarded to us right after start are heard. Redis may still be down."""
         self._task = asyncio.create_task(self._listen(), name="forwarding")
-        await self._ready.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(START_TIMEOUT):
+                await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -182,19 +193,32 @@ class Forwarder:
         reply.set_exception(NotForwardable(f"could not reach the owning process: {why}"))
 
     async def _listen(self) -> None:
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(channel(self.node))
-        self._ready.set()
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") != "message":
-                    continue
-                try:
-                    self._received(unpack(item["data"]))
-                except Exception:
-                    log.exception("bad forwarded message")
-        finally:
-            await pubsub.aclose()
+        """Subscribe to our channel and serve it; after Redis drops us, subscribe
+        again with capped, jittered exponential backoff."""
+        failures = 0
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(channel(self.node))
+                self._ready.set()
+                failures = 0
+                async for item in pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    try:
+                        self._received(unpack(item["data"]))
+                    except Exception:
+                        log.exception("bad forwarded message")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = random.uniform(0, min(MAX_BACKOFF, 0.1 * 2 ** failures))
+                log.warning("forwarding channel lost (%s); resubscribing in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     def _received(self, message: dict[str, Any]) -> None:
         if "answer" in message:
