@@ -289,3 +289,25 @@ class Lobby(collab.Actor):
 
 
 registry.register(Lobby)
+
+
+class Ticker(collab.Actor):
+    """A cron that records the due time of every tick it runs: a tick run twice
+    (by two processes, or twice by one) shows up as a repeated due time."""
+
+    def initial_state(self) -> dict:
+        return {"ticks": []}
+
+    @collab.action
+    async def start(self) -> str:
+        return await self.schedule.cron("tick", "* * * * * *", "tick")
+
+    @collab.action
+    def ticks(self) -> list:
+        return self.state["ticks"]
+
+    def tick(self) -> None:
+        self.state["ticks"].append(self.schedule.firing.due)
+
+
+registry.register(Ticker)
