@@ -37,6 +37,7 @@ from collab.storage.base import (
 from collab.storage.postgres import PostgresStore, net_effect
 from collab.storage.schema import LATEST_VERSION, MIGRATIONS
 from collab.storage.sqlite import SQLiteStore
+from tests.waits import until
 
 BACKENDS = {
     # NORMAL commits run on the event loop; FULL commits on the writer thread.
@@ -510,3 +511,36 @@ async def test_group_commit_fails_only_the_stale_submission(store):
     assert (await store.load_document("d")).updates == [(1, b"owner")]
     assert committer.stats.stale == 1
     await committer.close()
+
+
+async def test_postgres_retries_a_batch_whose_connection_died_before_commit(pg_url):
+    """What a Postgres restart does to a write in flight: its connection dies before
+    COMMIT. The batch is retried on a fresh connection; nothing is lost or doubled."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await store.write([PutActorState("c", "k", b"before")])
+        blocker = admin.transaction()
+        await blocker.start()
+        await admin.execute("SELECT * FROM actor_state WHERE kind = 'c' AND key = 'k' "
+                            "FOR UPDATE")  # the next write of this row waits for us
+        write = asyncio.ensure_future(store.write([PutActorState("c", "k", b"after"),
+                                                   AppendUpdate("d", 1, b"one")]))
+
+        async def waiting_pid() -> int | None:
+            return await admin.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()")
+
+        async def blocked() -> bool:
+            return await waiting_pid() is not None
+        await until(blocked)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", await waiting_pid())
+        await blocker.rollback()
+        await asyncio.wait_for(write, 20)
+        assert await store.load_actor_state("c", "k") == b"after"
+        assert (await store.load_document("d")).updates == [(1, b"one")]
+    finally:
+        await admin.close()
+        await store.close()

@@ -89,6 +89,9 @@ class TimerWaker:
                             log.warning("timers of unknown actor type %r are left in the "
                                         "store (is the --app registry complete?)", kind)
                         continue
+                    placement = self.system.placement
+                    if placement is not None and placement.remote_owner(kind, key):
+                        continue  # another process has it live and fires its timers
                     self.system.post(cls, key, TimersDue())
                     self.woken += 1
                 await asyncio.sleep(REPOST_PAUSE)

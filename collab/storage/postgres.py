@@ -9,7 +9,11 @@ about 1.6x the rows/s of a pipelined `executemany` of single-row upserts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from collab.errors import StoreUnavailable
 from collab.storage.base import (
     AppendUpdate,
     DeleteQueueMessage,
@@ -39,6 +44,13 @@ from collab.storage.base import (
     WriteOp,
 )
 from collab.storage.schema import FENCE_SQL, MIGRATIONS, for_postgres
+
+log = logging.getLogger(__name__)
+
+#: Tries of a batch whose connection broke before it committed (a Postgres restart
+#: leaves every pooled connection dead), with jittered backoff from RETRY_BASE s.
+WRITE_ATTEMPTS = 6
+RETRY_BASE = 0.1
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -345,7 +357,8 @@ class PostgresStore(Store):
                      if isinstance(op, ReplaceSnapshot)]
         statements = _statements(ops, now)
         fences = {(op.kind, op.key, op.token) for op in ops if isinstance(op, Fence)}
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def apply(conn: asyncpg.Connection) -> None:
             for kind, key, token in fences:  # first: a stale owner writes nothing
                 current = await conn.fetchval(_FENCE, kind, key, token)
                 if current > token:
@@ -358,8 +371,53 @@ class PostgresStore(Store):
             for sql, arrays in statements:
                 await conn.execute(sql, *arrays)
 
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                await self._transaction(apply)
+                return
+            except _ConnectionLost as lost:
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    raise StoreUnavailable(f"Postgres at {_where(self.url)} is unavailable: "
+                                           f"{lost.__cause__}") from None
+                log.warning("Postgres connection lost before commit (%s); retrying",
+                            lost.__cause__)
+                await asyncio.sleep(random.uniform(0, RETRY_BASE * 2 ** attempt))
+
+    async def _transaction(self, apply: Callable[[asyncpg.Connection], Any]) -> None:
+        """Run `apply` in one transaction. A connection lost before COMMIT was sent
+        raises _ConnectionLost (nothing was written: safe to retry); one lost
+        during COMMIT raises as is, since the outcome is unknown."""
+        committing = False
+        try:
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    await apply(conn)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    raise
+                committing = True
+                await transaction.commit()
+        except _CONNECTION_ERRORS as exc:
+            if committing:
+                raise
+            raise _ConnectionLost() from exc
+
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
+
+
+class _ConnectionLost(Exception):
+    """The connection broke before the transaction committed: nothing was written."""
+
+
+#: Errors meaning the connection (not the statement) failed: a restart, a network cut.
+_CONNECTION_ERRORS = (OSError, asyncpg.exceptions.PostgresConnectionError,
+                      asyncpg.exceptions.InterfaceError, asyncpg.exceptions.AdminShutdownError,
+                      asyncpg.exceptions.CrashShutdownError,
+                      asyncpg.exceptions.CannotConnectNowError)
 
 
 def _timer_change(op: PutTimer | DeleteTimer) -> tuple[tuple, TimerRecord | None]:
