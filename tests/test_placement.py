@@ -91,3 +91,52 @@ async def test_a_connected_call_is_not_forwarded(pair, key):
     b.system.post(Counter, key, CallAction("get", (), {}, reply, outlet=object()))
     with pytest.raises(OwnedByAnotherProcess):
         await reply
+
+
+class RedisProxy:
+    """A TCP proxy in front of the real Redis that the test can cut, as a network
+    partition or a Redis restart would."""
+
+    def __init__(self) -> None:
+        self.links: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _serve(self, reader, writer) -> None:
+        target = REDIS_URL.split("//", 1)[1].split("/", 1)[0]
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self.links += [writer, up_writer]
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.server.close()
+        for link in self.links:
+            link.transport.abort()
+
+
+async def test_actors_stop_when_their_leases_cannot_be_renewed(tmp_path, key):
+    proxy = RedisProxy()
+    node = Runtime(tmp_path / "cut.db", registry, redis_url=await proxy.start(), lease_ttl=0.6)
+    await node.start()
+    try:
+        assert await counter(node, key).call("increment") == 1
+        assert node.system.live(Counter, key) is not None
+        proxy.cut()
+        await until(lambda: node.system.live(Counter, key) is None)
+        assert (await node.store.load_actor_state("counter", key)) is not None  # saved
+    finally:
+        await node.stop()

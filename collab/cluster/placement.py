@@ -116,6 +116,8 @@ class Placement:
                 log.warning("could not release %s:%s: %s", actor.kind, actor.key, exc)
 
     async def _renew_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(self.ttl / 3)
             held = list(self.held.values())
@@ -123,7 +125,16 @@ class Placement:
                 lost = await self.leases.renew([lease for lease, _ in held])
             except Exception as exc:  # Redis away: keep trying; the store still fences
                 log.warning("lease renewal failed: %s", exc)
+                if loop.time() - renewed > self.ttl:
+                    # Our leases have expired by now: another process may own these
+                    # actors. Unload them rather than serve what may be stale.
+                    for lease, actor in held:
+                        log.warning("%s:%s: lease not renewed for a TTL; stopping it",
+                                    lease.kind, lease.key)
+                        self.held.pop((lease.kind, lease.key), None)
+                        actor.lease_lost()
                 continue
+            renewed = loop.time()
             lost_ids = {id(lease) for lease in lost}
             for lease, actor in held:
                 if id(lease) in lost_ids:
