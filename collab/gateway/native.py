@@ -182,8 +182,7 @@ class Session:
 
         def expire() -> None:
             if not future.done():
-                future.set_exception(CallTimeout(f"{cls.kind}:{key} did not answer {what} "
-                                                 f"within {timeout} s"))
+                future.set_exception(CallTimeout.after(cls.kind, key, what, timeout))
 
         timer = asyncio.get_running_loop().call_later(timeout, expire)
         future.add_done_callback(lambda _: timer.cancel())

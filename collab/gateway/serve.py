@@ -13,7 +13,7 @@ import signal
 
 from aiohttp import web
 
-from collab.config import Settings
+from collab.config import Settings, redact_url
 from collab.gateway.app import build_app
 from collab.gateway.workers import REUSE_PORT_ENV
 from collab.runtime.registry import Registry
@@ -35,7 +35,7 @@ async def serve(settings: Settings, registry: Registry | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     host, port = _bound_address(site, settings)
-    print(f"collab serving on http://{host}:{port} (store: {_redact(settings.database_url)})",
+    print(f"collab serving on http://{host}:{port} (store: {redact_url(settings.database_url)})",
           flush=True)
     try:
         await stop.wait()
@@ -52,13 +52,3 @@ def _bound_address(site: web.TCPSite, settings: Settings) -> tuple[str, int]:
         addr = sock.getsockname()
         return settings.host, addr[1]
     return settings.host, settings.port
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a database URL before printing it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

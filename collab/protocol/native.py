@@ -130,12 +130,6 @@ def actor_event(kind: str, key: str, name: str, data: Any) -> Outgoing:
     return Outgoing(message, packed=pack(message))
 
 
-def actor_closed(kind: str, key: str, code: str, reason: str) -> Outgoing:
-    """The actor ended this socket's connection to it (it stopped, or refused it later)."""
-    return Outgoing({"event": "actor.closed", "actor": kind, "key": key,
-                     "code": code, "message": reason})
-
-
 class YjsOut:
     """One y-websocket message for one document, framed for both kinds of socket:
     raw (the `/yjs` endpoint) and wrapped in a native event (`/ws`)."""

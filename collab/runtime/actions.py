@@ -75,6 +75,10 @@ class InvalidArguments(ActionError):
 class CallTimeout(ActionError):
     code = "call_timeout"
 
+    @classmethod
+    def after(cls, kind: str, key: str, what: str, timeout: float) -> CallTimeout:
+        return cls(f"{kind}:{key} did not answer {what} within {timeout} s")
+
 
 @dataclass(frozen=True, slots=True)
 class CallAction:

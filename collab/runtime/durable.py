@@ -574,8 +574,7 @@ class ActorRef:
             async with asyncio.timeout(self.timeout):
                 return await reply
         except TimeoutError:
-            raise CallTimeout(f"{self.cls.kind}:{self.key} did not answer {what} "
-                              f"within {self.timeout} s") from None
+            raise CallTimeout.after(self.cls.kind, self.key, what, self.timeout) from None
 
     async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Run `action` on the actor and return its result once its state is durable.
