@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from collab.cluster.placement import Placement
 from collab.config import Settings
-from collab.runtime.forwarding import Forwarder
+from collab.runtime import cluster
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -31,19 +30,14 @@ class Runtime:
         self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
         if self.redis_url is not None:  # one of several processes sharing the store
             self.redis = Redis.from_url(self.redis_url)
-            self.system.placement = Placement(self.redis, self.settings.lease_ttl)
-            self.system.placement.start()
-            self.system.forwarder = Forwarder(self.system, self.redis, self.system.placement.node)
-            await self.system.forwarder.start()
+            await cluster.join(self.system, self.redis)
         self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:
         await self.system.stop_all()
-        if self.system.forwarder is not None:
-            await self.system.forwarder.stop()
-        if self.system.placement is not None:
-            await self.system.placement.stop()
+        await cluster.leave(self.system)
+        if self.redis_url is not None:
             await self.redis.aclose()
         await self.committer.close()
         await self.store.close()

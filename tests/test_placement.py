@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from collab.cluster.placement import OwnedByAnotherProcess
 from collab.runtime.actions import ActionError, CallAction, InvalidArguments, UnknownAction
+from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import ActorRef
 from collab.storage.base import StaleOwner
-from tests.apps.counter import Counter, registry
+from tests.apps.counter import Counter, Lobby, registry
 from tests.inproc import Runtime
 from tests.waits import until
 
@@ -84,13 +84,101 @@ async def test_forwarded_errors_keep_their_codes(pair, key):
     assert await counter(a, key).call("increment") == 2  # the failures changed nothing
 
 
-async def test_a_connected_call_is_not_forwarded(pair, key):
-    a, b = pair
-    await counter(a, key).call("increment")
+class Socket:
+    """A client socket as actors see one (an Outlet), recording what reaches it."""
+
+    echo_ack = False
+
+    def __init__(self, name: str) -> None:
+        self.id = name
+        self.events: list[tuple[str, object]] = []
+        self.closed_with: tuple[int, str] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_with is not None
+
+    def send_out(self, out) -> None:
+        self.events.append((out.message["name"], out.message["data"]))
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+async def ask(rt: Runtime, key: str, make):
     reply = asyncio.get_running_loop().create_future()
-    b.system.post(Counter, key, CallAction("get", (), {}, reply, outlet=object()))
-    with pytest.raises(OwnedByAnotherProcess):
-        await reply
+    rt.system.post(Lobby, key, make(reply))
+    async with asyncio.timeout(10):
+        return await reply
+
+
+async def test_a_client_on_another_process_is_relayed_to_the_owner(pair, key):
+    """A socket on B connects to an actor A owns: B relays its messages, A's events
+    for it cross once per broadcast, and its `self.conn` is that socket."""
+    a, b = pair
+    here, there = Socket("here"), Socket("there")
+    assert await ask(a, key, lambda r: Connect(here, {"name": "ann"}, r))
+    assert await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
+    assert b.system.live(Lobby, key) is None and len(b.system.relays) == 1
+    said = await ask(b, key, lambda r: CallAction("say", ("hi",), {}, r, outlet=there))
+    assert said == 1
+    me = await ask(b, key, lambda r: CallAction("whoami", (), {}, r, outlet=there))
+    assert me["params"] == {"name": "bob"} and me["state"] == {"name": "bob"}
+    await until(lambda: ("said", {"who": "bob", "text": "hi"}) in there.events)
+    assert there.events[0] == ("welcome", {"visits": 2})
+    assert here.events == [("welcome", {"visits": 1}), ("joined", "bob"),
+                           ("said", {"who": "bob", "text": "hi"})]
+    # A refusal reaches the relayed socket, which is then not a member.
+    with pytest.raises(ActionError) as refused:
+        await ask(b, key, lambda r: Connect(Socket("x"), {"name": "banned"}, r))
+    assert refused.value.code == "banned"
+    await ask(b, key, lambda r: Disconnect(there, r))
+    await until(lambda: ("left", "bob") in here.events)
+    await until(lambda: len(b.system.relays) == 0)  # its last socket left
+    assert await counter_online(a, key) == ["ann"]
+
+
+async def counter_online(rt: Runtime, key: str) -> list[str]:
+    return await ActorRef(rt.system, Lobby, key).call("online")
+
+
+async def test_a_relay_fills_a_gap_from_the_owner(pair, key):
+    """An item Redis never delivered is fetched again from the owner's recent items."""
+    a, b = pair
+    here, there = Socket("here"), Socket("there")
+    await ask(a, key, lambda r: Connect(here, {"name": "ann"}, r))
+    await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
+    relay = b.system.relays.get("lobby", key)
+    await until(lambda: relay.token is not None)
+    relay.next_seq -= 0  # nothing skipped yet
+    fanout = a.system.live(Lobby, key).fanout
+    bus = a.system.forwarder.bus
+    publish = bus.publish
+    dropped = []
+
+    def lossy(channel, payload, **kw):  # loses the next item for the relay
+        if channel == fanout.channel and not dropped:
+            dropped.append(payload)
+            return None
+        return publish(channel, payload, **kw)
+
+    bus.publish = lossy
+    for text in ("one", "two", "three"):
+        await ActorRef(a.system, Lobby, key).call("say", text)
+    await until(lambda: [e for e in there.events if e[0] == "said"] == [
+        ("said", {"who": "http", "text": t}) for t in ("one", "two", "three")])
+    assert dropped and not there.closed
+
+
+async def test_a_relay_whose_owner_dies_closes_its_sockets(pair, key):
+    a, b = pair
+    await ask(a, key, lambda r: Connect(Socket("here"), {"name": "ann"}, r))
+    there = Socket("there")
+    await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
+    await a.system.forwarder.bus.stop()  # A goes silent: nobody listens on its channel
+    await until(lambda: there.closed)
+    assert there.closed_with[0] == 1012
+    assert len(b.system.relays) == 0
 
 
 class RedisProxy:

@@ -31,7 +31,9 @@ from collab.protocol import ywire
 from collab.protocol.native import YjsOut
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
+from collab.runtime.fanout import PeerGone
 from collab.runtime.peer import Peer
+from collab.runtime.wire import travels
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
 
 if TYPE_CHECKING:
@@ -45,16 +47,19 @@ COMPACT_TIMER = "compact"
 # -- messages -----------------------------------------------------------------
 
 
+@travels("doc.join", opens=True)
 @dataclass(frozen=True, slots=True)
 class Join:
     peer: Peer
 
 
+@travels("doc.leave", closes=True)
 @dataclass(frozen=True, slots=True)
 class Leave:
     peer: Peer
 
 
+@travels("doc.inbound")
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """A parsed y-websocket message from a connected peer."""
@@ -62,7 +67,18 @@ class Inbound:
     peer: Peer
     message: ywire.Message
 
+    def to_wire(self) -> dict[str, Any]:
+        return {"data": ywire.serialize(self.message)}
 
+    @staticmethod
+    def from_wire(fields: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"message": ywire.parse(fields["data"])}
+        except (KeyError, RemoteProtocolError) as exc:
+            raise ValueError(f"bad doc.inbound: {exc}") from None
+
+
+@travels("doc.subscribe", opens=True)
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     """A native-protocol peer subscribes, sending its state vector. `reply` gets
@@ -73,6 +89,7 @@ class Subscribe:
     reply: asyncio.Future[Any]
 
 
+@travels("doc.update")
 @dataclass(frozen=True, slots=True)
 class PeerUpdate:
     """A native-protocol peer's update; `reply` gets its log seq once committed
@@ -83,6 +100,7 @@ class PeerUpdate:
     reply: asyncio.Future[int | None]
 
 
+@travels("doc.awareness")
 @dataclass(frozen=True, slots=True)
 class PeerAwareness:
     """A native-protocol peer's awareness update; `reply` is answered at once."""
@@ -180,6 +198,9 @@ class Document(Actor):
         return not self.peers and not self._in_flight and not self._compacting
 
     async def save(self, reason: str) -> None:
+        for peer in self.peers:  # still here when the server stops or the lease was lost
+            peer.close(CloseCode.SERVICE_RESTART, "server restarting" if reason == "shutdown"
+                       else "document moved to another process")
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
@@ -197,7 +218,7 @@ class Document(Actor):
         if isinstance(message, Join):
             if isinstance(error, ShuttingDown):
                 message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
-            elif isinstance(error, OwnedByAnotherProcess):  # until documents are forwarded
+            elif isinstance(error, OwnedByAnotherProcess):  # and it could not be relayed there
                 message.peer.close(CloseCode.TRY_AGAIN_LATER, "document open in another process")
             else:
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
@@ -232,6 +253,9 @@ class Document(Actor):
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
+        elif kind is PeerGone:
+            self._leave(message.peer)
+            return super().handle(message)  # it may have been connected as an actor client
         else:
             return super().handle(message)  # actions, if a subclass declares any
         return None

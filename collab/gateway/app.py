@@ -21,7 +21,6 @@ from collab import __version__
 from collab.actors.document import Document
 from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
-from collab.cluster.placement import Placement
 from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway import actors_api, docs_api, rooms_api
@@ -29,7 +28,7 @@ from collab.gateway.http_errors import json_errors
 from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
 from collab.gateway.native import native_socket
 from collab.gateway.yjs import yjs_socket
-from collab.runtime.forwarding import Forwarder
+from collab.runtime import cluster
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -93,20 +92,14 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     redis = None
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
-        system.placement = Placement(redis, settings.lease_ttl)
-        system.placement.start()
-        system.forwarder = Forwarder(system, redis, system.placement.node)
-        await system.forwarder.start()
+        await cluster.join(system, redis)
         log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
     system.timer_waker.start()
     try:
         yield
     finally:
         await system.stop_all("shutdown")
-        if system.forwarder is not None:
-            await system.forwarder.stop()
-        if system.placement is not None:
-            await system.placement.stop()
+        await cluster.leave(system)
         if redis is not None:
             await redis.aclose()
         await committer.close()

@@ -19,10 +19,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
-from collab.errors import CollabError, ShuttingDown
+from collab.errors import CollabError
 from collab.gateway.connection import Connection
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_key
+from collab.gateway.route import Route
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
@@ -89,7 +90,7 @@ class Session:
     def __init__(self, conn: NativeConnection, system: ActorSystem) -> None:
         self.conn = conn
         self.system = system
-        self.docs: dict[str, Document] = {}  # subscribed documents, by name
+        self.docs: dict[str, Route] = {}  # subscribed documents, by name
         self.actors: set[tuple[type[Actor], str]] = set()  # actors connected to
         self.first_frame = True
 
@@ -130,8 +131,8 @@ class Session:
         name = parse_key(_field(message, "doc", str), what="document name")
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
         future = reply.future()
-        self.docs[name] = self.system.post(Document, name, Subscribe(self.conn, state_vector,
-                                                                     future))
+        route = self.docs[name] = Route(self.system, Document, name)
+        route.post(Subscribe(self.conn, state_vector, future))
 
         def forget_failed(fut: asyncio.Future[Any]) -> None:
             if fut.exception() is not None and name in self.docs:
@@ -139,7 +140,7 @@ class Session:
 
         future.add_done_callback(forget_failed)
 
-    def _subscribed(self, message: dict[str, Any]) -> tuple[str, Document]:
+    def _subscribed(self, message: dict[str, Any]) -> tuple[str, Route]:
         name = _field(message, "doc", str)
         doc = self.docs.get(name)
         if doc is None:
@@ -232,9 +233,7 @@ class Session:
             doc.post(Leave(self.conn))
         self.docs.clear()
         for kind, key in self.actors:
-            actor = self.system.live(kind, key)
-            if actor is not None:
-                actor.post(Disconnect(self.conn))
+            Route(self.system, kind, key).post(Disconnect(self.conn))
         self.actors.clear()
 
 
@@ -282,12 +281,10 @@ class Reply:
             future.add_done_callback(done)
         return future
 
-    def post(self, actor: Any, make: Callable[[asyncio.Future[Any]], Any],
+    def post(self, route: Route, make: Callable[[asyncio.Future[Any]], Any],
              transform: Callable[[Any], Any] | None = None) -> None:
-        """Post `make(future)` to a live actor instance; its answer settles this reply."""
-        future = self.future(transform)
-        if not actor.post(make(future)):  # it stopped: only at shutdown, while subscribed
-            future.set_exception(ShuttingDown("the server is shutting down"))
+        """Post `make(future)` to the actor `route` leads to; its answer settles this reply."""
+        route.post(make(self.future(transform)))
 
 
 OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {

@@ -17,6 +17,7 @@ from collab.errors import CloseCode, RemoteProtocolError, close_code_for
 from collab.gateway.connection import Connection
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
+from collab.gateway.route import Route
 from collab.gateway.upgrade import websocket
 from collab.protocol import ywire
 
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
     async with websocket(request, Connection, f"doc {name!r}") as conn:
-        actor = request.app[SYSTEM].post(Document, name, Join(conn))
-        post = actor.post
+        route = Route(request.app[SYSTEM], Document, name)
+        post = route.post
+        post(Join(conn))
         parse = ywire.parse
         try:
             async for msg in conn.ws:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from collab.errors import CollabError
+from collab.runtime.wire import travels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,6 +81,7 @@ class CallTimeout(ActionError):
         return cls(f"{kind}:{key} did not answer {what} within {timeout} s")
 
 
+@travels("call")
 @dataclass(frozen=True, slots=True)
 class CallAction:
     """Run action `name` with these arguments; the result (or error) goes to `reply`."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import CollabError, ShuttingDown
+from collab.runtime.fanout import Fanout, RelayOpen, RelayResume
 from collab.runtime.lifecycle import ActorState, check_transition
 from collab.storage.base import Fence
 
@@ -59,6 +60,8 @@ class ActorBase:
         #: The lease token this process owns the actor with, when several processes
         #: share the store; every write then carries it (storage.base.Fence).
         self.fence_token: int | None = None
+        #: What this actor publishes for sockets on other processes, once one joined.
+        self.fanout: Fanout | None = None
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
@@ -131,12 +134,11 @@ class ActorBase:
                 await self.system.placement.release(self)
             self._move(ActorState.STOPPED)
             self.system.forget(self)
-            forwarder = self.system.forwarder
             while self._mailbox:
                 message = self._mailbox.popleft()
-                if isinstance(exc, OwnedByAnotherProcess) and forwarder is not None \
-                        and forwarder.forward(exc.node, self.kind, self.key, message):
-                    continue  # the owner answers it
+                if isinstance(exc, OwnedByAnotherProcess) and self.system.send_elsewhere(
+                        exc.node, type(self), self.key, message) is not False:
+                    continue  # the owner handles it
                 self.reject(message, exc)
             self.stopped.set()
             self.system.reap(self)
@@ -162,6 +164,9 @@ class ActorBase:
                             return
                         if self.may_sleep():  # not yet: look again when it could be time
                             self.set_timer(IDLE_TIMER, max(timeout - idle_for, timeout / 4))
+                        continue
+                    if type(message) is RelayOpen or type(message) is RelayResume:
+                        self._answer_relay(message)
                         continue
                     self._last_active = loop.time()
                     result = self.handle(message)
@@ -191,6 +196,9 @@ class ActorBase:
             await self.save(message.reason)
         except Exception:
             log.exception("%s %r: save failed while stopping", self.kind, self.key)
+        if self.fanout is not None:
+            self.fanout.end()
+            self.system.forwarder.remote_peers.forget_actor(self.kind, self.key)
         if self.system.placement is not None:
             await self.system.placement.release(self)  # after the last write committed
         self._move(ActorState.STOPPED)
@@ -206,6 +214,28 @@ class ActorBase:
             else:
                 self.system.post(type(self), self.key, leftover)
         return True
+
+    # -- sockets on other processes ---------------------------------------------
+
+    def relay_fanout(self) -> Fanout:
+        """Where messages for sockets on other processes go (created on first use)."""
+        if self.fanout is None:
+            self.fanout = Fanout(self.system.forwarder.bus, self.kind, self.key,
+                                 self.fence_token or 0)
+        return self.fanout
+
+    def _answer_relay(self, message: RelayOpen | RelayResume) -> None:
+        try:
+            if type(message) is RelayOpen:
+                result = self.relay_fanout().baseline()
+            else:
+                result = self.relay_fanout().replay(message.from_seq)
+        except CollabError as exc:
+            if not message.reply.done():
+                message.reply.set_exception(exc)
+            return
+        if not message.reply.done():
+            message.reply.set_result(result)
 
     def lease_lost(self) -> None:
         """Another process owns this actor now: unload (its writes are refused anyway)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collab.protocol.native import Outgoing, actor_event
+from collab.runtime.wire import travels
 
 _ids = itertools.count(1)
 
@@ -60,6 +61,7 @@ class Conn:
 # -- mailbox messages ---------------------------------------------------------
 
 
+@travels("actor.connect", opens=True)
 @dataclass(frozen=True, slots=True)
 class Connect:
     """Connect `outlet` with `params`; `reply` gets the Conn's id, or the refusal."""
@@ -69,6 +71,7 @@ class Connect:
     reply: asyncio.Future[Any] = field(repr=False)
 
 
+@travels("actor.disconnect", closes=True)
 @dataclass(frozen=True, slots=True)
 class Disconnect:
     """`outlet` leaves (it asked to, or its socket closed)."""

@@ -30,6 +30,7 @@ from collab.runtime.actions import (
 )
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.connections import Conn, Connect, Disconnect, Outlet
+from collab.runtime.fanout import PeerGone, RelayOpen, RelayResume
 from collab.runtime.queues import (
     BATCH_PER_TURN,
     DRAIN_METHOD,
@@ -253,6 +254,8 @@ class Actor(ActorBase):
             return self._connect(message)
         if type(message) is Disconnect:
             return self._disconnect(message)
+        if type(message) is PeerGone:
+            return self._disconnect(Disconnect(message.peer))
         if type(message) is TimerFired and message.name.startswith(TIMER_PREFIX):
             return self._fire_due(message.name[len(TIMER_PREFIX):])
         if type(message) is TimersDue:
@@ -272,7 +275,8 @@ class Actor(ActorBase):
 
     def is_request(self, message: Any) -> bool:
         return isinstance(message, CallAction | Connect | Disconnect | TimersDue | QueueSend
-                          | QueueInspect | QueueRedrive | WorkflowStart | WorkflowStatus)
+                          | QueueInspect | QueueRedrive | WorkflowStart | WorkflowStatus
+                          | RelayOpen | RelayResume | PeerGone)
 
     def reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)

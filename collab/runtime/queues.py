@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from collab.runtime.actions import ActionError, marked_methods
+from collab.runtime.wire import travels
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class MessageTooLarge(ActionError):
     code = "message_too_large"
 
 
+@travels("queue.send")
 @dataclass(frozen=True, slots=True)
 class QueueSend:
     queue: str
@@ -78,6 +80,7 @@ class QueueSend:
     reply: asyncio.Future[int] = field(repr=False)
 
 
+@travels("queue.inspect")
 @dataclass(frozen=True, slots=True)
 class QueueInspect:
     """Reply with the queue's pending count and dead letters."""
@@ -86,6 +89,7 @@ class QueueInspect:
     reply: asyncio.Future[dict[str, Any]] = field(repr=False)
 
 
+@travels("queue.redrive")
 @dataclass(frozen=True, slots=True)
 class QueueRedrive:
     """Put every dead letter back at the end of the queue; reply with how many."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from collab.runtime.actions import ActionError, CallAction, marked_methods
+from collab.runtime.wire import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class _Suspended(BaseException):
         self.wake_at = wake_at
 
 
+@travels("workflow.start")
 @dataclass(frozen=True, slots=True)
 class WorkflowStart:
     name: str
@@ -77,6 +79,7 @@ class WorkflowStart:
     reply: asyncio.Future[str] = field(repr=False)
 
 
+@travels("workflow.status")
 @dataclass(frozen=True, slots=True)
 class WorkflowStatus:
     id: str

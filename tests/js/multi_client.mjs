@@ -6,6 +6,9 @@
 //
 //   node multi_client.mjs --url ws://127.0.0.1:PORT/yjs --doc NAME [--clients 4] [--offline 2] [--seed 1]
 //
+// --url may list several servers, comma-separated: client i connects to the
+// (i mod n)-th, so the clients are spread over the processes of a cluster.
+//
 // Rounds: 25 with everyone online, 15 with --offline clients disconnected, 10
 // while they reconnect; each round every client edits once (see `edit`).
 //
@@ -72,7 +75,8 @@ await run('multi_client', {
   const stats = newStats()
   const clients = []
   for (let i = 0; i < n; i++) {
-    clients.push(createClient({ url: args.url, doc: args.doc, name: `client-${i}`, color: COLOURS[i % COLOURS.length], stats }))
+    const urls = args.url.split(',')
+    clients.push(createClient({ url: urls[i % urls.length], doc: args.doc, name: `client-${i}`, color: COLOURS[i % COLOURS.length], stats }))
   }
   const allNames = clients.map((c) => c.name).sort()
   try {

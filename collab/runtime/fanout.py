@@ -1,0 +1,250 @@
+"""The owner's side of clients connected through other processes.
+
+A socket on another process that joins a document or connects to an actor
+appears here as a `RemotePeer`: a Peer for documents and an Outlet for actor
+connections, so actor code treats it like a local socket. What the actor
+writes to remote peers is collected during the loop turn and published once
+per message on the actor's channel, `collab:actor:<kind>:<key>`, naming the
+sockets it is for; each relaying process (runtime/relay.py) writes it to its
+own sockets. A broadcast to 50 remote peers on 3 processes is one publish.
+
+Every published item carries the owner's fence token and a sequence number
+that grows by one per item, so a relay sees a gap (an item Redis dropped) or
+a new owner at once. The last items are kept for a while, so a relay that
+missed some asks for them again (`RelayResume`) instead of starting over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from collab.cluster.bus import Bus, node_channel
+from collab.cluster.leases import PREFIX
+from collab.errors import CollabError
+from collab.protocol import ywire
+from collab.runtime.wire import travels
+
+if TYPE_CHECKING:
+    from collab.runtime.system import ActorSystem
+
+log = logging.getLogger(__name__)
+
+#: Items an owner keeps for relays that missed some, and their total size cap.
+REPLAY_DEPTH = 4096
+REPLAY_BYTES = 16 * 1024 * 1024
+
+#: Item kinds: a Yjs message, an actor event, close one socket, the actor stopped here.
+YJS, EVENT, CLOSE, END = "y", "e", "x", "end"
+
+
+def actor_channel(kind: str, key: str) -> str:
+    return f"{PREFIX}:actor:{kind}:{key}"
+
+
+class ReplayUnavailable(CollabError):
+    """The items a relay asked for are no longer kept (or this is a new owner)."""
+
+    code = "replay_unavailable"
+
+
+# -- mailbox messages -----------------------------------------------------------
+
+
+@travels("relay.open")
+@dataclass(frozen=True, slots=True)
+class RelayOpen:
+    """Process `node` starts relaying this actor; `reply` gets {"t": token, "s": seq},
+    the last item published before its first client's messages are handled."""
+
+    node: str
+    reply: asyncio.Future[Any] = field(repr=False)
+
+
+@travels("relay.resume")
+@dataclass(frozen=True, slots=True)
+class RelayResume:
+    """Process `node` missed items from `from_seq` on; `reply` gets {"t", "items"},
+    or ReplayUnavailable."""
+
+    node: str
+    from_seq: int
+    reply: asyncio.Future[Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerGone:
+    """A remote peer's process died without saying goodbye: forget the peer."""
+
+    peer: RemotePeer
+
+
+# -- the owner's stand-ins for remote sockets --------------------------------------
+
+
+class RemotePeer:
+    """A client socket on process `node` (its id there is `pid`) joined to one actor."""
+
+    __slots__ = ("_remotes", "closed", "echo_ack", "id", "key", "kind", "node", "pid")
+
+    def __init__(self, remotes: RemotePeers, kind: str, key: str, node: str, pid: str,
+                 echo_ack: bool) -> None:
+        self._remotes = remotes
+        self.kind = kind
+        self.key = key
+        self.node = node
+        self.pid = pid
+        self.id = f"{node}/{pid}"
+        self.echo_ack = echo_ack
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<RemotePeer {self.id} {self.kind}:{self.key}>"
+
+    def send_yjs(self, out: Any) -> None:
+        self._send(YJS, out)
+
+    def send_out(self, out: Any) -> None:
+        self._send(EVENT, out)
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self._send(CLOSE, (code, reason))
+            self.closed = True
+
+    def _send(self, kind: str, obj: Any) -> None:
+        if self.closed:
+            return
+        fanout = self._remotes.fanout_of(self.kind, self.key)
+        if fanout is not None:
+            fanout.add(kind, obj, self)
+
+
+class RemotePeers:
+    """Every RemotePeer of this process's actors, one per (actor, node, socket)."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.system = system
+        self._peers: dict[tuple[str, str, str, str], RemotePeer] = {}
+
+    def get(self, kind: str, key: str, node: str, pid: str, echo_ack: bool) -> RemotePeer:
+        ident = (kind, key, node, pid)
+        peer = self._peers.get(ident)
+        if peer is None or peer.closed:
+            peer = self._peers[ident] = RemotePeer(self, kind, key, node, pid, echo_ack)
+        return peer
+
+    def drop(self, peer: RemotePeer) -> None:
+        ident = (peer.kind, peer.key, peer.node, peer.pid)
+        if self._peers.get(ident) is peer:
+            del self._peers[ident]
+
+    def leave(self, kind: str, key: str, node: str, pids: list[str]) -> None:
+        """A relay on `node` let go of these sockets without each saying goodbye."""
+        for pid in pids:
+            peer = self._peers.get((kind, key, node, pid))
+            if peer is not None:
+                self._gone(peer)
+
+    def forget_actor(self, kind: str, key: str) -> None:
+        """The actor stopped here: its relays were told (END); its peers mean nothing now."""
+        for ident in [ident for ident in self._peers if ident[0] == kind and ident[1] == key]:
+            self._peers.pop(ident).closed = True
+
+    def fanout_of(self, kind: str, key: str) -> Fanout | None:
+        actor = self.system.live(self.system.registry.resolve(kind), key)
+        return actor.relay_fanout() if actor is not None else None
+
+    def node_channels(self) -> set[str]:
+        return {node_channel(node) for _, _, node, _ in self._peers}
+
+    def node_gone(self, channel: str) -> None:
+        """Process behind `channel` is gone: its sockets leave their actors."""
+        gone = [peer for peer in self._peers.values() if node_channel(peer.node) == channel]
+        if gone:
+            log.warning("%s has no listener: dropping its %d sockets", channel, len(gone))
+        for peer in gone:
+            self._gone(peer)
+
+    def _gone(self, peer: RemotePeer) -> None:
+        self.drop(peer)
+        peer.closed = True
+        actor = self.system.live(self.system.registry.resolve(peer.kind), peer.key)
+        if actor is not None:
+            actor.post(PeerGone(peer))
+
+
+# -- one actor's publications -------------------------------------------------------
+
+
+class Fanout:
+    """What one owned actor publishes for relays: coalesced, numbered, kept for replay."""
+
+    def __init__(self, bus: Bus, kind: str, key: str, token: int) -> None:
+        self.bus = bus
+        self.channel = actor_channel(kind, key)
+        self.token = token
+        self.seq = 0
+        self._recent: deque[tuple[int, bytes]] = deque()
+        self._recent_bytes = 0
+        self._entries: list[tuple[str, Any, dict[str, list[str]]]] = []
+
+    def add(self, kind: str, obj: Any, peer: RemotePeer) -> None:
+        """Queue `obj` for `peer`. Consecutive adds of the same object (a broadcast's
+        loop over its peers) become one item naming all of them."""
+        entries = self._entries
+        if entries and entries[-1][1] is obj and entries[-1][0] == kind:
+            targets = entries[-1][2]
+        else:
+            if not entries:
+                asyncio.get_running_loop().call_soon(self.flush)
+            targets = {}
+            entries.append((kind, obj, targets))
+        targets.setdefault(peer.node, []).append(peer.pid)
+
+    def flush(self) -> None:
+        entries, self._entries = self._entries, []
+        for kind, obj, targets in entries:
+            if kind == YJS:
+                data: Any = ywire.serialize(obj.message)
+            elif kind == EVENT:
+                data = obj.message
+            else:
+                data = list(obj)
+            self._publish({"k": kind, "d": data, "to": targets})
+
+    def end(self) -> None:
+        """The actor stops here: relays close their sockets, which reconnect."""
+        self.flush()
+        self._publish({"k": END})
+
+    def baseline(self) -> dict[str, int]:
+        return {"t": self.token, "s": self.seq}
+
+    def replay(self, from_seq: int) -> dict[str, Any]:
+        """The items from `from_seq` on. Raises ReplayUnavailable if some are gone."""
+        self.flush()
+        if from_seq > self.seq:
+            return {"t": self.token, "items": []}
+        recent = self._recent
+        if not recent or recent[0][0] > from_seq:
+            raise ReplayUnavailable(f"items from {from_seq} are no longer kept "
+                                    f"(oldest kept: {recent[0][0] if recent else self.seq + 1})")
+        return {"t": self.token, "items": [payload for seq, payload in recent if seq >= from_seq]}
+
+    def _publish(self, item: dict[str, Any]) -> None:
+        self.seq += 1
+        item["t"] = self.token
+        item["s"] = self.seq
+        payload = msgpack.packb(item, use_bin_type=True)
+        recent = self._recent
+        recent.append((self.seq, payload))
+        self._recent_bytes += len(payload)
+        while len(recent) > REPLAY_DEPTH or self._recent_bytes > REPLAY_BYTES:
+            self._recent_bytes -= len(recent.popleft()[1])
+        self.bus.publish(self.channel, payload)
