@@ -84,7 +84,10 @@ class NClient:
             else:
                 self.orphans.append(message)
             self._changed.set()
-        self._changed.set()  # closed: let waiters look at `ws.closed`
+        for future in self.pending.values():  # closed: no answer will come
+            if not future.done():
+                future.set_exception(ConnectionError(f"socket closed ({self.ws.close_code})"))
+        self._changed.set()  # let waiters look at `ws.closed`
 
     async def wait_for(self, predicate: Callable[[], Any]) -> Any:
         async with asyncio.timeout(TIMEOUT):

@@ -51,6 +51,20 @@ async def test_one_owner_and_growing_tokens(redis, kind):
     assert await a.acquire(kind, "doc-2") == Lease(kind, "doc-2", "node-a", 1)
 
 
+async def test_tokens_stay_above_the_store_after_redis_lost_its_counters(redis, kind):
+    """Redis restarted without its data counts from 1 again; the floor (the store's
+    last token) keeps a new owner's token above any write the store accepted."""
+    a = Leases(redis, "node-a")
+    lease = await a.acquire(kind, "doc", floor=0)
+    assert lease.token == 1
+    await a.release(lease)
+    await redis.delete(*Leases._keys(kind, "doc"))  # what a restart does
+    again = await a.acquire(kind, "doc", floor=7)
+    assert again.token == 8
+    await a.release(again)
+    assert (await a.acquire(kind, "doc", floor=7)).token == 9  # counting goes on from there
+
+
 async def test_renewal_keeps_and_expiry_moves_ownership(redis, kind):
     a, b = Leases(redis, "node-a", ttl=0.3), Leases(redis, "node-b", ttl=0.3)
     kept, dropped = await a.acquire(kind, "kept"), await a.acquire(kind, "dropped")

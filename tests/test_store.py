@@ -496,6 +496,10 @@ async def test_fencing_refuses_a_former_owner_and_writes_nothing_of_its_batch(st
     assert (await store.load_document("doc")).updates == []
     # Fences are per actor: another actor's token 1 is fine.
     await store.write([Fence("counter", "other", 1), PutActorState("counter", "other", b"o")])
+    # A new owner's token must be above the last one the store saw.
+    assert await store.fence_token("counter", "k") == 2
+    assert await store.fence_token("counter", "other") == 1
+    assert await store.fence_token("counter", "never") == 0
 
 
 async def test_group_commit_fails_only_the_stale_submission(store):

@@ -19,7 +19,8 @@ from collab.errors import CollabError
 
 PREFIX = "collab"
 
-#: KEYS: lease, fence counter. ARGV: node, ttl ms.
+#: KEYS: lease, fence counter. ARGV: node, ttl ms, floor (the store's last token:
+#: a Redis restarted without its data starts counting again above it).
 #: Returns {1, token} when the caller owns the lease (new or already its own),
 #: {0, "<owner>:<token>"} when another node does.
 _ACQUIRE = """
@@ -33,6 +34,10 @@ if current then
   return {0, current}
 end
 local token = redis.call('INCR', KEYS[2])
+if token <= tonumber(ARGV[3]) then
+  token = tonumber(ARGV[3]) + 1
+  redis.call('SET', KEYS[2], token)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
 return {1, token}
 """
@@ -96,10 +101,11 @@ class Leases:
         # One hash tag per actor: the lease and its counter live on one Redis Cluster slot.
         return [f"{PREFIX}:lease:{{{kind}:{key}}}", f"{PREFIX}:fence:{{{kind}:{key}}}"]
 
-    async def acquire(self, kind: str, key: str) -> Lease | OwnedElsewhere:
-        """Own (kind, key), or learn who does. Owning it again is a renewal."""
+    async def acquire(self, kind: str, key: str, floor: int = 0) -> Lease | OwnedElsewhere:
+        """Own (kind, key), or learn who does. Owning it again is a renewal. A new
+        token is above `floor` (the store's last), even if Redis lost its counter."""
         mine, value = await self._acquire(keys=self._keys(kind, key),
-                                          args=[self.node, self.ttl_ms])
+                                          args=[self.node, self.ttl_ms, floor])
         if mine:
             return Lease(kind, key, self.node, int(value))
         node, _, token = (value.decode() if isinstance(value, bytes) else value).rpartition(":")

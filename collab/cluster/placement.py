@@ -78,8 +78,9 @@ class Placement:
     async def claim(self, actor: ActorBase) -> int:
         """Own `actor` for this process; returns its fence token. Raises
         OwnedByAnotherProcess if another process holds it."""
+        floor = await actor.system.store.fence_token(actor.kind, actor.key)
         try:
-            got = await self.leases.acquire(actor.kind, actor.key)
+            got = await self.leases.acquire(actor.kind, actor.key, floor)
         except RedisError as exc:
             raise ClusterUnavailable(f"cannot reach Redis to claim {actor.kind}:{actor.key}: "
                                      f"{exc}") from None

@@ -116,8 +116,12 @@ class Forwarder:
             envelope["ack"] = peer.echo_ack
         self.forwarded += 1
         received = self.bus.publish(node_channel(owner), pack(envelope), count=True)
-        received.add_done_callback(lambda fut: fut.result() or unheard(
-            "it is not listening (it may have died; its lease will expire)"))
+
+        def check(fut: asyncio.Future[int]) -> None:
+            if not fut.result():
+                unheard("it is not listening (it may have died; its lease will expire)")
+
+        received.add_done_callback(check)
 
     def send_control(self, owner: str, kind: str, key: str, op: str, **fields: Any) -> None:
         """A relay's notice to the owner, with no answer and no message class."""

@@ -43,6 +43,13 @@ ASK_TIMEOUT = 10.0
 MAX_HELD = 4096
 
 
+class OwnerUnreachable(CollabError):
+    """The process that owns the actor did not answer (it may be dying); a new
+    owner takes over within a lease TTL."""
+
+    code = "owner_unreachable"
+
+
 class Relay:
     """Stands in, here, for actor (kind, key) owned by process `owner`."""
 
@@ -54,6 +61,7 @@ class Relay:
         self.channel = actor_channel(kind, key)
         self.peers: dict[str, Any] = {}  # this process's sockets, by id
         self._rejoin: dict[str, Any] = {}  # opening messages to send again after a resync
+        self._opening: dict[str, asyncio.Future[Any]] = {}  # joins waiting for their answer
         self.token: int | None = None  # the owner's fence token, once it answered
         self.next_seq = 0
         self._held: dict[int, dict[str, Any]] = {}
@@ -89,6 +97,7 @@ class Relay:
             if reply is None:
                 self._rejoin[peer.id] = message
             else:
+                self._opening[peer.id] = reply
                 reply.add_done_callback(lambda fut: self._refused(peer, fut))
         elif travel.closes:
             self.peers.pop(peer.id, None)
@@ -102,12 +111,19 @@ class Relay:
         return True
 
     def _send(self, message: Any) -> None:
-        self.relays.forwarder.send(self.owner, self.kind, self.key, message, self._unheard)
+        self.relays.forwarder.send(self.owner, self.kind, self.key, message,
+                                   lambda why: self._unheard(message, why))
 
-    def _unheard(self, why: str) -> None:
-        self.lost(f"lost the process that owns {self.kind}:{self.key}: {why}")
+    def _unheard(self, message: Any, why: str) -> None:
+        reason = f"lost the process that owns {self.kind}:{self.key}: {why}"
+        self.lost(reason)
+        reply = getattr(message, "reply", None)
+        if reply is not None and not reply.done():
+            reply.set_exception(OwnerUnreachable(f"{reason}; try again shortly"))
 
     def _refused(self, peer: Any, reply: asyncio.Future[Any]) -> None:
+        if self._opening.get(peer.id) is reply:
+            del self._opening[peer.id]
         if reply.cancelled() or reply.exception() is not None:
             if self.peers.get(peer.id) is peer:
                 del self.peers[peer.id]
@@ -247,12 +263,18 @@ class Relay:
         log.info("relay %s:%s: closing %d sockets: %s", self.kind, self.key, len(self.peers),
                  reason)
         peers, self.peers = list(self.peers.values()), {}
+        opening, self._opening = self._opening, {}
         self._rejoin.clear()
         if peers and self.token is not None:  # the owner may live: let it forget them
             self.relays.forwarder.send_control(self.owner, self.kind, self.key, "relay.leave",
                                                peers=[peer.id for peer in peers])
         for peer in peers:
-            peer.close(code, reason[:120])
+            reply = opening.get(peer.id)
+            if reply is not None and not reply.done():
+                # Still joining: the answer says why, and the socket stays open.
+                reply.set_exception(OwnerUnreachable(f"{reason}; try again shortly"))
+            else:
+                peer.close(code, reason[:120])
         self._dissolve()
 
     def _dissolve(self) -> None:

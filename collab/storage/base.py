@@ -255,6 +255,11 @@ class Store(ABC):
         """The message of `room` sent with `client_id`, or None."""
 
     @abstractmethod
+    async def fence_token(self, kind: str, key: str) -> int:
+        """The highest lease token a write for (kind, key) carried, or 0: a new
+        owner's token must be above it (Redis may have lost its counters)."""
+
+    @abstractmethod
     async def room_last_seq(self, room: str) -> int:
         """The highest seq of `room`, or 0 if it has no message."""
 

@@ -335,6 +335,11 @@ class PostgresStore(Store):
             room, client_id)
         return None if row is None else _room_message(row)
 
+    async def fence_token(self, kind: str, key: str) -> int:
+        return await self.pool.fetchval(
+            "SELECT COALESCE(MAX(token), 0) FROM actor_fences WHERE kind = $1 AND key = $2",
+            kind, key)
+
     async def room_last_seq(self, room: str) -> int:
         return await self.pool.fetchval(
             "SELECT COALESCE(MAX(seq), 0) FROM room_messages WHERE room = $1", room)

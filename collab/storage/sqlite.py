@@ -238,6 +238,11 @@ class SQLiteStore(Store):
             (room, client_id))
         return _room_message(rows[0]) if rows else None
 
+    async def fence_token(self, kind: str, key: str) -> int:
+        rows = await self._point_rows(
+            "SELECT token FROM actor_fences WHERE kind = ? AND key = ?", (kind, key))
+        return rows[0][0] if rows else 0
+
     async def room_last_seq(self, room: str) -> int:
         rows = await self._point_rows("SELECT MAX(seq) FROM room_messages WHERE room = ?",
                                       (room,))
