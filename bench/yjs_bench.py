@@ -162,7 +162,7 @@ class ServerProcess:
             async for line in self.proc.stdout:
                 log.write(line)
 
-    def url(self, doc: str) -> str:
+    def url(self, doc: str, client: int = 0) -> str:
         return f"ws://127.0.0.1:{self.port}/yjs/{doc}"
 
     @property
@@ -200,6 +200,40 @@ class ServerProcess:
             except (TimeoutError, asyncio.CancelledError):
                 self._copy.cancel()
         return time.perf_counter() - t0
+
+
+class Cluster:
+    """`processes` servers on one SQLite file and one Redis, used like one ServerProcess:
+    client i connects to process i mod N (the observer, client 0, to the first: it
+    connects first, so that process owns the document and the others relay to it);
+    CPU and memory are summed over all of them."""
+
+    def __init__(self, collab: str, db_path: Path, log_path: Path, processes: int,
+                 redis_url: str) -> None:
+        env = dict(os.environ, REDIS_URL=redis_url)
+        self.members = [ServerProcess(collab, db_path, log_path.with_suffix(f".{i}.log"),
+                                      env=env) for i in range(processes)]
+        self.log_path = log_path
+
+    async def start(self) -> None:
+        for member in self.members:
+            await member.start()
+
+    def url(self, doc: str, client: int = 0) -> str:
+        return self.members[client % len(self.members)].url(doc)
+
+    def cpu_s(self) -> float:
+        return sum(member.cpu_s() for member in self.members)
+
+    def rss_mib(self) -> float:
+        return sum(member.rss_mib() for member in self.members)
+
+    async def stop(self) -> float:
+        times = [await member.stop() for member in self.members]
+        with open(self.log_path, "ab") as log:  # noqa: ASYNC230 (small local files)
+            for member in self.members:
+                log.write(member.log_path.read_bytes())
+        return max(times)
 
 
 # -- clients ---------------------------------------------------------------------
@@ -397,10 +431,12 @@ async def wait_until(predicate, limit_s: float) -> bool:
 
 
 async def run_fanout(server: ServerProcess, session: aiohttp.ClientSession, args) -> dict:
-    url = server.url("fanout-" + uuid.uuid4().hex[:8])
+    doc = "fanout-" + uuid.uuid4().hex[:8]
+    url = server.url(doc)
     stats = Stats()
     observer = Client(session, url, OBSERVER, full=True, stats=stats)
-    writers = [Client(session, url, i, full=False, stats=stats) for i in range(args.clients)]
+    writers = [Client(session, server.url(doc, i + 1), i, full=False, stats=stats)
+               for i in range(args.clients)]
     await connect_all([observer])  # alone first, then the writers
     await connect_all(writers)
     per_writer = max(1, round(args.rate * args.duration))
@@ -465,8 +501,8 @@ class Pushed:
         return [c.gone for c in [self.observer, *self.writers] if c.gone]
 
 
-async def push(server: ServerProcess, session: aiohttp.ClientSession, url: str, writers: int,
-               total: int, window: int, stats: Stats) -> Pushed:
+async def push(server: ServerProcess | Cluster, session: aiohttp.ClientSession, doc: str,
+               writers: int, total: int, window: int, stats: Stats) -> Pushed:
     """`writers` writers send `total` updates between them, as fast as accepted: each may have
     at most `window` updates that the observer has not received yet."""
     acked = [-1] * writers  # highest seq of each writer seen by the observer (sent in order)
@@ -477,9 +513,11 @@ async def push(server: ServerProcess, session: aiohttp.ClientSession, url: str, 
             acked[sender] = seq
             progress[sender].set()
 
-    observer = Client(session, url, OBSERVER, full=True, stats=stats, on_marker=on_marker)
+    observer = Client(session, server.url(doc), OBSERVER, full=True, stats=stats,
+                      on_marker=on_marker)
     # Writers read (and answer sync step 1) but neither scan nor apply what they receive.
-    clients = [Client(session, url, i, full=False, stats=None) for i in range(writers)]
+    clients = [Client(session, server.url(doc, i + 1), i, full=False, stats=None)
+               for i in range(writers)]
     await connect_all([observer])
     await connect_all(clients)
     counts = [total // writers + (1 if i < total % writers else 0) for i in range(writers)]
@@ -507,10 +545,10 @@ async def push(server: ServerProcess, session: aiohttp.ClientSession, url: str, 
 
 
 async def run_throughput(server: ServerProcess, session: aiohttp.ClientSession, args) -> dict:
-    url = server.url("throughput-" + uuid.uuid4().hex[:8])
+    doc = "throughput-" + uuid.uuid4().hex[:8]
     stats = Stats()
-    p = await push(server, session, url, args.writers, args.total, args.window, stats)
-    text = await fresh_text(session, url)
+    p = await push(server, session, doc, args.writers, args.total, args.window, stats)
+    text = await fresh_text(session, server.url(doc))
     converged = text_check(text, args.total)["ok"] and str(p.observer.text) == text
     lost = p.lost
     for c in [p.observer, *p.writers]:
@@ -536,7 +574,7 @@ async def run_coldload(collab: str, workdir: Path, args) -> dict:
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             stats = Stats()
-            p = await push(server, session, server.url(doc), 1, args.updates, 50, stats)
+            p = await push(server, session, doc, 1, args.updates, 50, stats)
             expected = str(p.observer.text)
             preload_lost = p.lost
             for c in [p.observer, *p.writers]:
@@ -662,7 +700,11 @@ async def run(args) -> dict:
             if name == "coldload":
                 r = await run_coldload(args.collab, workdir, args)
             else:
-                server = ServerProcess(args.collab, workdir / f"{name}.db", log)
+                if args.processes > 1:
+                    server = Cluster(args.collab, workdir / f"{name}.db", log, args.processes,
+                                     args.redis_url)
+                else:
+                    server = ServerProcess(args.collab, workdir / f"{name}.db", log)
                 await server.start()
                 try:
                     connector = aiohttp.TCPConnector(limit=0)
@@ -707,6 +749,11 @@ def main() -> None:
     ap.add_argument("--collab", default=default_collab(),
                     help="command that runs collab (default: the `collab` next to this Python); "
                          "e.g. 'python -m collab' with PYTHONPATH=<source tree>")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="fanout, throughput: server processes sharing one SQLite file and "
+                         "Redis, clients spread over them round-robin (1)")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
+                    help="Redis for --processes above 1 (redis://127.0.0.1:6379/0)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, server log)")
     args = ap.parse_args()

@@ -3,8 +3,7 @@ for tests that drive actors directly, without a server process."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
+from collab.cluster import client as redis_client
 from collab.config import Settings
 from collab.runtime import cluster
 from collab.runtime.registry import Registry
@@ -29,7 +28,7 @@ class Runtime:
         self.committer.start()
         self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
         if self.redis_url is not None:  # one of several processes sharing the store
-            self.redis = Redis.from_url(self.redis_url)
+            self.redis = redis_client.connect(self.redis_url)
             await cluster.join(self.system, self.redis)
         self.system.timer_waker.start()
         return self.system

@@ -80,7 +80,9 @@ class NClient:
             if "event" in message:
                 self.events.append(message)
             elif message.get("id") in self.pending:
-                self.pending.pop(message["id"]).set_result(message)
+                future = self.pending.pop(message["id"])
+                if not future.done():  # not given up on (timed out)
+                    future.set_result(message)
             else:
                 self.orphans.append(message)
             self._changed.set()

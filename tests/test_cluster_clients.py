@@ -16,6 +16,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from tests.nclient import NativeError, NClient
+from tests.redisproc import RedisProcess
 from tests.serverproc import ServerProcess
 from tests.test_interop_node import content_of, require_node, run_node, server_content
 from tests.waits import until
@@ -171,3 +172,78 @@ async def test_kill_9_of_the_owner_closes_relayed_sockets_and_loses_nothing(clus
 
     await until(back)
     assert str(fresh.get("body", type=Text)) == acked
+
+
+async def ready(session, srv: ServerProcess) -> bool:
+    resp = await session.get(f"{srv.http_url}/readyz")
+    return resp.status == 200
+
+
+async def test_a_redis_restart_mid_stream(tmp_path, session):
+    """Redis dies (its leases and subscriptions with it) while clients edit through
+    two processes: both report not ready, owned documents stop after a lease TTL
+    and close their sockets with 1012; with Redis back, the processes subscribe
+    again, clients reconnect, and every acknowledged update is there."""
+    redis = RedisProcess().start()
+    servers = [ServerProcess(tmp_path / f"{name}.db", database_url=f"sqlite:///{tmp_path}/s.db",
+                             env={"REDIS_URL": redis.url, "COLLAB_LEASE_TTL": "1"}).start()
+               for name in "ab"]
+    try:
+        a, b = servers
+        doc = "restart"
+        owner_doc, writer_doc = Doc(), Doc()
+        on_a = await native_subscribe(session, a, doc, owner_doc)
+        writer = await native_subscribe(session, b, doc, writer_doc)
+        text = writer_doc.get("body", type=Text)
+
+        async def write(chars: str) -> None:
+            before = writer_doc.get_state()
+            text.insert(len(text), chars)
+            await writer.request("doc.update", doc=doc, update=writer_doc.get_update(before))
+
+        for n in range(10):
+            await write(f"<{n}>")
+        redis.stop()
+        for srv in servers:
+            await until(lambda s=srv: _not(ready(session, s)))
+        # A lease TTL later the owner stopped the document, closing its socket, and
+        # the relaying process gave up on the owner, closing its own.
+        for client in (on_a, writer):
+            await client.wait_for(lambda c=client: c.ws.closed)
+            assert client.ws.close_code == 1012
+
+        redis.start()
+        for srv in servers:
+            await until(lambda s=srv: ready(session, s))
+        # Reconnect the way they were: one client on each process, and edit on.
+        fresh_a, writer_doc = Doc(), Doc()
+
+        async def reconnected() -> bool:
+            nonlocal on_a, writer
+            try:
+                on_a = await native_subscribe(session, a, doc, fresh_a)
+            except (NativeError, ConnectionError):
+                return False
+            try:
+                writer = await native_subscribe(session, b, doc, writer_doc)
+            except (NativeError, ConnectionError):
+                await on_a.close()
+                return False
+            return True
+
+        await until(reconnected)
+        text = writer_doc.get("body", type=Text)
+        assert str(text) == "".join(f"<{n}>" for n in range(10))
+        await write("<after>")
+        await on_a.wait_for(lambda: apply_events(on_a, fresh_a, doc) and
+                            str(fresh_a.get("body", type=Text)).endswith("<after>"))
+        await on_a.close()
+        await writer.close()
+    finally:
+        for srv in servers:
+            srv.stop()
+        redis.stop()
+
+
+async def _not(check) -> bool:
+    return not await check

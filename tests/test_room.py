@@ -93,6 +93,10 @@ class Device:
         assert (message["actor"], message["key"]) == (self.room.kind, self.key)
         self.events.append((message["name"], message["data"]))
 
+    def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        self.events.append(("closed", code))
+
     async def _ask(self, make) -> Any:
         reply = asyncio.get_running_loop().create_future()
         self.rt.system.post(self.room, self.key, make(reply))

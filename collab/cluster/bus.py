@@ -53,6 +53,8 @@ class Bus:
         self._ready = asyncio.Event()
         self._reconnect_callbacks: list[Callable[[], None]] = []
         self.connected = False
+        #: Loop time the subscriber connection was lost, while it is.
+        self.down_since: float | None = None
         self.published = 0
         self._stopping = False
 
@@ -123,6 +125,7 @@ class Bus:
                 await pubsub.subscribe(*self._handlers)
                 self._pubsub = pubsub
                 self.connected = True
+                self.down_since = None
                 failures = 0
                 self._ready.set()
                 if not first:
@@ -144,6 +147,8 @@ class Bus:
                 log.warning("Redis pub/sub lost (%s); subscribing again in %.2f s", exc, delay)
                 self._pubsub = None
                 self.connected = False
+                if self.down_since is None:
+                    self.down_since = asyncio.get_running_loop().time()
                 await asyncio.sleep(delay)
             finally:
                 self._pubsub = None

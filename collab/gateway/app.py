@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from collab import __version__
 from collab.actors.document import Document
 from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
+from collab.cluster import client as redis_client
 from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway import actors_api, docs_api, rooms_api
@@ -91,7 +91,7 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     system = app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
     redis = None
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client.connect(settings.redis_url)
         await cluster.join(system, redis)
         log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
     system.timer_waker.start()

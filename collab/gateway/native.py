@@ -133,9 +133,10 @@ class Session:
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
         route.post(Subscribe(self.conn, state_vector, future))
+        _bound(future, Document.kind, name, "a subscribe")
 
         def forget_failed(fut: asyncio.Future[Any]) -> None:
-            if fut.exception() is not None and name in self.docs:
+            if (fut.cancelled() or fut.exception() is not None) and name in self.docs:
                 self.docs.pop(name).post(Leave(self.conn))
 
         future.add_done_callback(forget_failed)
@@ -173,20 +174,10 @@ class Session:
 
     def _ask(self, cls: type[Actor], key: str, make: Callable[[asyncio.Future[Any]], Any],
              what: str, reply: Reply, transform: Callable[[Any], Any] | None = None) -> None:
-        """Post `make(future)` to actor (cls, key); its answer settles `reply`. Bounded
-        like ActorRef.ask, with a timer rather than a task per request."""
+        """Post `make(future)` to actor (cls, key); its answer settles `reply` (bounded)."""
         future = reply.future(transform)
         self.system.post(cls, key, make(future))
-        if future.done():
-            return
-        timeout = DEFAULT_CALL_TIMEOUT
-
-        def expire() -> None:
-            if not future.done():
-                future.set_exception(CallTimeout.after(cls.kind, key, what, timeout))
-
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
-        future.add_done_callback(lambda _: timer.cancel())
+        _bound(future, cls.kind, key, what)
 
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
@@ -284,7 +275,24 @@ class Reply:
     def post(self, route: Route, make: Callable[[asyncio.Future[Any]], Any],
              transform: Callable[[Any], Any] | None = None) -> None:
         """Post `make(future)` to the actor `route` leads to; its answer settles this reply."""
-        route.post(make(self.future(transform)))
+        future = self.future(transform)
+        route.post(make(future))
+        _bound(future, route.cls.kind, route.key, "a document request")
+
+
+def _bound(future: asyncio.Future[Any], kind: str, key: str, what: str) -> None:
+    """Answer `future` with CallTimeout if the actor has not within the call timeout
+    (like ActorRef.ask, but with a timer rather than a task per request)."""
+    if future.done():
+        return
+    timeout = DEFAULT_CALL_TIMEOUT
+
+    def expire() -> None:
+        if not future.done():
+            future.set_exception(CallTimeout.after(kind, key, what, timeout))
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    future.add_done_callback(lambda _: timer.cancel())
 
 
 OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {

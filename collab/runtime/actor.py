@@ -230,6 +230,9 @@ class ActorBase:
                 result = self.relay_fanout().baseline()
             else:
                 result = self.relay_fanout().replay(message.from_seq)
+                known = self.system.forwarder.remote_peers.known
+                result["gone"] = [pid for pid in message.peers
+                                  if not known(self.kind, self.key, message.node, pid)]
         except CollabError as exc:
             if not message.reply.done():
                 message.reply.set_exception(exc)

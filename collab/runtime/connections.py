@@ -31,6 +31,9 @@ class Outlet(Protocol):
     def send_out(self, out: Outgoing) -> None:
         """Write one encoded message; never blocks, never raises."""
 
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with a WebSocket close code (in the background)."""
+
 
 class Conn:
     """One client connected to one actor."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from collab.errors import CollabError
+from collab.errors import CloseCode, CollabError
 from collab.protocol.native import actor_event
 from collab.runtime.actions import (
     DEFAULT_CALL_TIMEOUT,
@@ -240,6 +240,9 @@ class Actor(ActorBase):
             and not self.workflows.busy()
 
     async def save(self, reason: str) -> None:
+        for conn in self._conns.values():  # the server stops, or the lease was lost
+            conn.outlet.close(CloseCode.SERVICE_RESTART, "server restarting"
+                              if reason == "shutdown" else f"{self.kind} moved to another process")
         await self.workflows.stop()
         try:
             await self.on_sleep()

@@ -69,11 +69,13 @@ class RelayOpen:
 @travels("relay.resume")
 @dataclass(frozen=True, slots=True)
 class RelayResume:
-    """Process `node` missed items from `from_seq` on; `reply` gets {"t", "items"},
-    or ReplayUnavailable."""
+    """Process `node` missed items from `from_seq` on; `reply` gets {"t", "items",
+    "gone"}, or ReplayUnavailable. `gone`: those of its sockets `peers` that this
+    owner no longer knows (it thought their process dead): they must reconnect."""
 
     node: str
     from_seq: int
+    peers: list[str]
     reply: asyncio.Future[Any] = field(repr=False)
 
 
@@ -138,6 +140,10 @@ class RemotePeers:
         if peer is None or peer.closed:
             peer = self._peers[ident] = RemotePeer(self, kind, key, node, pid, echo_ack)
         return peer
+
+    def known(self, kind: str, key: str, node: str, pid: str) -> bool:
+        peer = self._peers.get((kind, key, node, pid))
+        return peer is not None and not peer.closed
 
     def drop(self, peer: RemotePeer) -> None:
         ident = (peer.kind, peer.key, peer.node, peer.pid)

@@ -115,6 +115,10 @@ class Forwarder:
             envelope["peer"] = peer.id
             envelope["ack"] = peer.echo_ack
         self.forwarded += 1
+        if not self.bus.connected:
+            # An answer could not reach us: fail now rather than wait for a timeout.
+            asyncio.get_running_loop().call_soon(unheard, "Redis is unreachable from here")
+            return
         received = self.bus.publish(node_channel(owner), pack(envelope), count=True)
 
         def check(fut: asyncio.Future[int]) -> None:

@@ -159,9 +159,9 @@ class Relay:
             self.lost("the owner did not answer in time")
 
     def _opened(self, reply: asyncio.Future[Any]) -> None:
-        if self.closed:
-            return
         error = None if reply.cancelled() else reply.exception()
+        if self.closed or self.token is not None:
+            return  # gone, or an earlier open (asked again after a reconnect) answered
         if reply.cancelled() or error is not None:
             reason = error.message if isinstance(error, CollabError) else str(error)
             self.lost(f"could not reach the owner of {self.kind}:{self.key}: {reason}",
@@ -190,14 +190,14 @@ class Relay:
 
     def _resume(self) -> None:
         self._resuming = True
-        self._ask(lambda reply: RelayResume(self.relays.node, self.next_seq, reply),
-                  self._resumed)
+        self._ask(lambda reply: RelayResume(self.relays.node, self.next_seq, list(self.peers),
+                                            reply), self._resumed)
 
     def _resumed(self, reply: asyncio.Future[Any]) -> None:
         self._resuming = False
+        error = None if reply.cancelled() else reply.exception()
         if self.closed:
             return
-        error = None if reply.cancelled() else reply.exception()
         if reply.cancelled() or error is not None:
             reason = error.message if isinstance(error, CollabError) else str(error)
             self.lost(f"missed messages from {self.kind}:{self.key}: {reason}")
@@ -205,6 +205,14 @@ class Relay:
         answer = reply.result()
         if answer["t"] != self.token:
             self.lost(f"{self.kind}:{self.key} has a new owner")
+            return
+        for pid in answer.get("gone", ()):
+            peer = self.peers.pop(pid, None)
+            self._rejoin.pop(pid, None)
+            if peer is not None:
+                peer.close(CloseCode.SERVICE_RESTART, "the owner lost track of this socket")
+        if not self.peers:
+            self._dissolve()
             return
         for payload in answer["items"]:
             item = unpack(payload)
@@ -248,8 +256,12 @@ class Relay:
     def resync(self) -> None:
         """Redis was away: what the owner published meanwhile is lost to us, and what
         our sockets sent may not have reached it. Fetch the first, and let document
-        clients re-send the second (the owner answers a join with its state vector)."""
-        if self.closed or self.token is None:
+        clients re-send the second (the owner answers a join with its state vector).
+        An open still waiting for its answer is asked again."""
+        if self.closed or self._queued is not None:
+            return
+        if self.token is None:  # the owner's answer to our open may be what was lost
+            self._ask(lambda reply: RelayOpen(self.relays.node, reply), self._opened)
             return
         if not self._resuming:
             self._resume()
@@ -288,6 +300,7 @@ class Relays:
     """This process's relays, one per actor owned elsewhere that its sockets use."""
 
     def __init__(self, forwarder: Forwarder, bus: Bus, watch_interval: float) -> None:
+        """`watch_interval`: a third of the lease TTL."""
         self.forwarder = forwarder
         self.bus = bus
         self.node = forwarder.node
@@ -297,6 +310,7 @@ class Relays:
         bus.on_reconnect(self._resync_all)
 
     def start(self) -> None:
+        self.spawn(self._close_when_cut_off())
         self.spawn(self.bus.watch(self.watch_interval, self._owner_channels, self._owner_gone))
         self.spawn(self.bus.watch(self.watch_interval,
                                   self.forwarder.remote_peers.node_channels,
@@ -335,6 +349,17 @@ class Relays:
         for relay in list(self._relays.values()):
             if node_channel(relay.owner) == channel:
                 relay.lost(f"the process that owns {relay.kind}:{relay.key} is gone")
+
+    async def _close_when_cut_off(self) -> None:
+        """Without Redis for a lease TTL, owners have stopped their actors (they could
+        not renew): close our relayed sockets too, rather than let them stall."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            since = self.bus.down_since
+            if since is not None and loop.time() - since > 3 * self.watch_interval:
+                for relay in list(self._relays.values()):
+                    relay.lost("Redis is unreachable")
 
     def _resync_all(self) -> None:
         for relay in list(self._relays.values()):
