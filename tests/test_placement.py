@@ -16,6 +16,7 @@ from collab.runtime.durable import ActorRef
 from collab.storage.base import StaleOwner
 from tests.apps.counter import Counter, Lobby, registry
 from tests.inproc import Runtime
+from tests.tcpproxy import TcpProxy
 from tests.waits import until
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -181,44 +182,11 @@ async def test_a_relay_whose_owner_dies_closes_its_sockets(pair, key):
     assert len(b.system.relays) == 0
 
 
-class RedisProxy:
-    """A TCP proxy in front of the real Redis that the test can cut, as a network
-    partition or a Redis restart would."""
-
-    def __init__(self) -> None:
-        self.links: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
-
-    async def _serve(self, reader, writer) -> None:
-        target = REDIS_URL.split("//", 1)[1].split("/", 1)[0]
-        host, port = target.rsplit(":", 1)
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        self.links += [writer, up_writer]
-
-        async def pipe(src, dst) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        self.server.close()
-        for link in self.links:
-            link.transport.abort()
-
-
 async def test_actors_stop_when_their_leases_cannot_be_renewed(tmp_path, key):
-    proxy = RedisProxy()
-    node = Runtime(tmp_path / "cut.db", registry, redis_url=await proxy.start(), lease_ttl=0.6)
+    host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    node = Runtime(tmp_path / "cut.db", registry,
+                   redis_url=f"redis://127.0.0.1:{await proxy.start()}/0", lease_ttl=0.6)
     await node.start()
     try:
         assert await counter(node, key).call("increment") == 1
