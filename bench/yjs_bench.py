@@ -11,6 +11,7 @@ asserts anything about timings: it is a measuring tool, not a test.
     python bench/yjs_bench.py --only throughput --writers 10 --total 20000
     python bench/yjs_bench.py --only coldload --updates 10000 --loads 3
     python bench/yjs_bench.py --json               # one JSON object at the end
+    python bench/yjs_bench.py --only fanout,throughput --processes 2   # clients over 2 processes
 
 Scenarios (all in one document each, `ws://127.0.0.1:PORT/yjs/<doc>`):
 
