@@ -1,4 +1,5 @@
-"""Two real `collab serve` processes sharing one SQLite file and a real Redis:
+"""Two real `collab serve` processes sharing one SQLite file and a real Redis (the
+cron and client tests with three are in test_cluster_clients.py):
 HTTP calls to either reach the actor's one owner, and when the owner is killed
 with -9 the other takes the actor over, with every acknowledged state."""
 
@@ -46,36 +47,3 @@ async def test_calls_reach_the_owner_and_survive_its_kill_9(tmp_path, session):
     finally:
         a.stop()
         b.stop()
-
-
-async def test_a_cron_ticks_once_per_tick_across_three_processes(tmp_path, session):
-    """The ticker hibernates between ticks (idle timeout 0.2 s), so every process's
-    timer waker races to wake it; the lease lets one run each tick."""
-    key = f"ticker-{uuid.uuid4().hex[:8]}"
-    servers = [ServerProcess(tmp_path / f"{name}.db",
-                             database_url=f"sqlite:///{tmp_path}/shared.db",
-                             env={"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "1",
-                                  "COLLAB_IDLE_TIMEOUT": "0.2"}, args=APP).start()
-               for name in "abc"]
-    try:
-        base = f"/api/actors/ticker/{key}/actions"
-        resp = await session.post(f"{servers[0].http_url}{base}/start")
-        assert resp.status == 200, await resp.text()
-
-        async def ticks() -> list[float]:
-            for srv in servers:  # whichever process owns it now answers, or forwards
-                resp = await session.post(f"{srv.http_url}{base}/ticks")
-                if resp.status == 200:
-                    return (await resp.json())["result"]
-            return []
-
-        async def several() -> bool:
-            return len(await ticks()) >= 5
-
-        await until(several)
-        seen = await ticks()
-        assert len(seen) == len(set(seen)), f"a tick ran twice: {seen}"
-        assert seen == sorted(seen)
-    finally:
-        for srv in servers:
-            srv.stop()

@@ -1,9 +1,10 @@
 """Clients spread over three real `collab serve` processes sharing one store (a SQLite
 file, or a Postgres schema) and a real Redis. Whichever process a socket lands on,
 it reaches the actor's one owner: stock y-websocket clients converge and see each
-other's awareness, every chat member sees the same order, and when the owner is
-killed with -9 the sockets on other processes are closed with 1012, reconnect and
-find everything that was acknowledged."""
+other's awareness, every chat member sees the same order, a cron ticks once per tick
+cluster-wide, and when the owner is killed with -9 the sockets on other processes
+are closed with 1012, reconnect and find everything that was acknowledged. Last, a
+Redis restart in the middle of editing (a Redis of the test's own)."""
 
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ def cluster(tmp_path, store_url):
     """`cluster(n)`: n server processes on one store and one Redis, 1 s leases."""
     started: list[ServerProcess] = []
 
-    def start(n: int = 3, env: dict[str, str] | None = None) -> list[ServerProcess]:
+    def start(n: int = 3, env: dict[str, str] | None = None,
+              args: tuple = ()) -> list[ServerProcess]:
         for i in range(n):
             name = f"node{len(started)}-{i}"
             started.append(ServerProcess(
                 tmp_path / f"{name}.db", database_url=store_url,
-                env={"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "1", **(env or {})}).start())
+                env={"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "1", **(env or {})},
+                args=args).start())
         return started[-n:]
 
     yield start
@@ -80,6 +83,31 @@ async def test_stock_yjs_clients_on_three_processes_converge(cluster):
     assert result["serverCloses"] == []
     copies = owners_copy(servers, doc)
     assert copies and all(copy == content_of(result) for copy in copies)
+
+
+async def test_a_cron_ticks_once_per_tick_across_three_processes(cluster, session):
+    """The ticker hibernates between ticks (idle timeout 0.2 s), so every process's
+    timer waker races to wake it; the lease lets one run each tick."""
+    servers = cluster(3, env={"COLLAB_IDLE_TIMEOUT": "0.2"},
+                      args=("--app", "tests.apps.counter:registry"))
+    base = f"/api/actors/ticker/ticker-{uuid.uuid4().hex[:8]}/actions"
+    resp = await session.post(f"{servers[0].http_url}{base}/start")
+    assert resp.status == 200, await resp.text()
+
+    async def ticks() -> list[float]:
+        for srv in servers:  # whichever process owns it now answers, or forwards
+            resp = await session.post(f"{srv.http_url}{base}/ticks")
+            if resp.status == 200:
+                return (await resp.json())["result"]
+        return []
+
+    async def several() -> bool:
+        return len(await ticks()) >= 5
+
+    await until(several)
+    seen = await ticks()
+    assert len(seen) == len(set(seen)), f"a tick ran twice: {seen}"
+    assert seen == sorted(seen)
 
 
 ROOM = {"actor": "room"}
