@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 
-from collab import __version__
-from collab.config import ConfigError, Settings, redact_url
+from collab import __version__, logs
+from collab.config import ConfigError, Settings, deployment_warnings, redact_url
+from collab.gateway.workers import REUSE_PORT_ENV
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"collab: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
+    if not os.environ.get(REUSE_PORT_ENV):  # in a worker child: its parent has warned
+        for warning in deployment_warnings(settings):
+            logging.getLogger("collab").warning(warning)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     workers = args.workers if args.workers is not None else _int_env("WEB_CONCURRENCY", 1)
@@ -73,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"collab: {exc}", file=sys.stderr)
             return 2
-    asyncio.run(serve(settings, registry))
-    return 0
+    return asyncio.run(serve(settings, registry))
 
 
 def _int_env(name: str, default: int) -> int:

@@ -42,11 +42,19 @@ DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
 #: SQLite `synchronous`: NORMAL survives a process crash in WAL mode; FULL also a power loss.
 DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_SYNCHRONOUS_CHOICES = ("OFF", "NORMAL", "FULL", "EXTRA")
-#: Seconds a graceful shutdown may spend flushing before it gives up.
+#: Seconds a graceful shutdown (SIGTERM) may take from the signal to the exit: closing
+#: sockets, stopping actors, flushing writes. Heroku and Kubernetes (by default) send
+#: SIGKILL 30 s after SIGTERM; 20 leaves room for the interpreter to exit.
 DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 #: Seconds an actor's ownership lease lasts in Redis without renewal (renewed every
 #: third of it): how long a dead owner's actors stay unavailable to the others.
 DEFAULT_LEASE_TTL = 10.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: `text`: one human-readable line per record; `json`: one JSON object per line, for
+#: log pipelines that parse fields.
+LOG_FORMATS = ("text", "json")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -68,9 +76,17 @@ class Settings:
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     log_level: str = "INFO"
+    log_format: str = "text"
+    #: One log line per HTTP request, a WebSocket's at its upgrade (aiohttp's access log).
+    access_log: bool = False
     #: Redis for actor ownership when several processes share the store; None: one process.
     redis_url: str | None = None
     lease_ttl: float = DEFAULT_LEASE_TTL
+    #: False: a `rediss://` Redis's certificate is not checked (the link stays encrypted);
+    #: Heroku Redis presents a self-signed one.
+    redis_verify_tls: bool = True
+    #: Heroku sets DYNO (`web.1`) in every dyno; its presence means the disk is ephemeral.
+    dyno: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
@@ -93,8 +109,12 @@ class Settings:
                                           DEFAULT_SQLITE_SYNCHRONOUS).upper(),
             "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
             "log_level": env.get("COLLAB_LOG_LEVEL", "INFO").upper(),
+            "log_format": env.get("COLLAB_LOG_FORMAT", "text").lower(),
+            "access_log": _bool(env, "COLLAB_ACCESS_LOG", False),
             "redis_url": env.get("REDIS_URL") or None,
             "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
+            "redis_verify_tls": _bool(env, "COLLAB_REDIS_VERIFY_TLS", True),
+            "dyno": env.get("DYNO") or None,
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         settings = cls(**values)
@@ -111,6 +131,12 @@ class Settings:
         if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS_CHOICES:
             raise ConfigError(
                 f"COLLAB_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_CHOICES}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"COLLAB_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"got {self.log_level!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"COLLAB_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                              f"got {self.log_format!r}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl"):
             if getattr(self, name) <= 0:
@@ -118,6 +144,24 @@ class Settings:
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+
+def deployment_warnings(settings: Settings) -> list[str]:
+    """What an operator must hear about before these settings lose data; empty if nothing.
+    Each entry is one complete sentence or two, for a WARNING log line."""
+    warnings = []
+    if settings.dyno and settings.uses_sqlite:
+        warnings.append(
+            f"running on Heroku (DYNO={settings.dyno}) with a SQLite store "
+            f"({redact_url(settings.database_url)}): a dyno's disk is wiped on every restart "
+            "and deploy (at least once a day), so every document, room and actor state "
+            "written here WILL BE LOST, and dynos do not share it. Attach Heroku Postgres "
+            "(heroku addons:create heroku-postgresql), which sets DATABASE_URL.")
+    return warnings
 
 
 def redact_url(url: str) -> str:
@@ -137,6 +181,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:

@@ -57,3 +57,39 @@ async def test_close_commits_what_is_pending():
     assert future.done() and store.batches == [[AppendUpdate("a", 1, b"x")]]
     with pytest.raises(RuntimeError):
         committer.submit([AppendUpdate("a", 2, b"x")])
+
+
+async def test_on_commit_hears_every_committed_batch():
+    store = RecordingStore()
+    heard: list[tuple[float, int]] = []
+    committer = GroupCommitter(store, on_commit=lambda seconds, ops: heard.append((seconds,
+                                                                                  ops)))
+    committer.start()
+    first = committer.submit([AppendUpdate("a", 1, b"x")])
+    await asyncio.sleep(0)
+    rest = [committer.submit([AppendUpdate("a", i, b"x")]) for i in range(2, 5)]
+    await asyncio.gather(first, *rest)
+    assert [ops for _, ops in heard] == [1, 3]
+    assert all(seconds > 0 for seconds, _ in heard)
+    await committer.close()
+
+
+async def test_a_failing_observer_fails_no_writer():
+    def broken(seconds: float, ops: int) -> None:
+        raise RuntimeError("a bug in the metrics")
+
+    committer = GroupCommitter(RecordingStore(), on_commit=broken)
+    committer.start()
+    await committer.submit([AppendUpdate("a", 1, b"x")])  # committed all the same
+    assert committer.stats.batches == 1
+    await committer.close()
+
+
+async def test_failed_batches_are_not_reported_as_commits():
+    heard = []
+    committer = GroupCommitter(RecordingStore(fail=True), on_commit=lambda *a: heard.append(a))
+    committer.start()
+    with pytest.raises(OSError):
+        await committer.submit([AppendUpdate("a", 1, b"x")])
+    assert heard == []
+    await committer.close()

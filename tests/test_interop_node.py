@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from collab.protocol import ywire
+from tests.requires import node_with
 from tests.serverproc import TIMEOUT
 
 JS_DIR = Path(__file__).parent / "js"
@@ -31,17 +31,8 @@ SUBPROCESS_TIMEOUT = SCRIPT_TIMEOUT_MS / 1000 + 10
 
 
 def require_node() -> str:
-    """The `node` executable; skips when Node or tests/js/node_modules is missing,
-    except in CI (CI=true), which installs both and must not skip these tests."""
-    if NODE is None:
-        missing = "`node` is not on PATH"
-    elif not (JS_DIR / "node_modules" / "y-websocket").is_dir():
-        missing = "tests/js/node_modules is missing: run `npm ci --prefix tests/js`"
-    else:
-        return NODE
-    if os.environ.get("CI"):
-        pytest.fail(f"the Node interop clients are required in CI: {missing}")
-    pytest.skip(missing)
+    """The `node` executable, with tests/js's npm packages installed."""
+    return node_with(JS_DIR, "y-websocket")
 
 
 @pytest.fixture(autouse=True)

@@ -489,6 +489,7 @@ class Document(Actor):
             return 0, 0
         snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows)
         await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
+        self.system.compactions += 1
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
         return len(rows), sum(len(row) for row in rows)
 

@@ -3,7 +3,8 @@
 Startup opens the store, starts group commit and the actor system. Shutdown
 closes every WebSocket with 1012 (clients reconnect elsewhere or later), then
 stops every actor (each flushes and compacts), then drains group commit and
-closes the store: nothing acknowledged or pending is lost.
+closes the store: nothing acknowledged or pending is lost. (On SIGTERM,
+gateway/drain.py runs these steps itself, in order and against a deadline.)
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
 from collab.cluster import client as redis_client
 from collab.config import Settings
-from collab.errors import CloseCode
-from collab.gateway import actors_api, docs_api, rooms_api
+from collab.gateway import actors_api, demo, docs_api, rooms_api
+from collab.gateway.drain import close_connections
 from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM
-from collab.gateway.native import native_socket
+from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.metrics import METRICS, Metrics, metrics
+from collab.gateway.native import OPS, native_socket
+from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
 from collab.runtime import cluster
 from collab.runtime.registry import Registry
@@ -86,12 +89,12 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     warm_up()
     store = open_store(settings)
     await store.open()
-    committer = GroupCommitter(store)
+    committer = GroupCommitter(store, on_commit=app[METRICS].observe_commit)
     committer.start()
     system = app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
     redis = None
     if settings.redis_url:
-        redis = redis_client.connect(settings.redis_url)
+        redis = redis_client.connect(settings.redis_url, verify_tls=settings.redis_verify_tls)
         await cluster.join(system, redis)
         log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
     system.timer_waker.start()
@@ -106,25 +109,20 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def close_connections(app: web.Application) -> None:
-    connections = list(app[CONNECTIONS])
-    if connections:
-        log.info("closing %d connections (1012 service restart)", len(connections))
-        await asyncio.gather(
-            *(conn.aclose(CloseCode.SERVICE_RESTART, "server restarting") for conn in connections),
-            return_exceptions=True)
-
-
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
+    app[TRAFFIC] = Traffic(tuple(OPS))
+    app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(runtime_context)
     app.on_shutdown.append(close_connections)
+    demo.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/ws", native_socket)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)

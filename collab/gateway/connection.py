@@ -6,7 +6,8 @@ Shared by both endpoints: `/yjs` writes Yjs messages as raw frames, `/ws`
 Frames are written straight to the transport (the same bytes for every peer of
 a broadcast), so an actor never awaits a socket. The transport's buffer is the
 connection's bounded outbound queue: past `max_outbound_bytes` the peer is a
-slow consumer and is dropped; it resyncs when it reconnects.
+slow consumer and is dropped; it resyncs when it reconnects. Every frame written
+is counted by kind in the endpoint's traffic counts (gateway/traffic.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from aiohttp import web
 
 from collab.errors import CloseCode
+from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import YjsOut
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,14 @@ class Connection:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
 
-    __slots__ = (
-        "_close_task", "_closing", "_transport", "id", "max_outbound_bytes", "remote", "ws")
+    __slots__ = ("_close_task", "_closing", "_sent", "_transport", "id", "max_outbound_bytes",
+                 "remote", "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
-                 max_outbound_bytes: int) -> None:
+                 max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
         self.ws = ws
+        self.traffic = traffic
+        self._sent = traffic.sent
         self.id = f"c{next(_ids)}"
         self.remote = request.remote or "?"
         self._transport = request.transport
@@ -50,11 +54,16 @@ class Connection:
         return self._closing or self.ws.closed or self._transport is None \
             or self._transport.is_closing()
 
-    def send_frame(self, frame: bytes) -> None:
+    def send_frame(self, frame: bytes, kind: str) -> None:
+        """Write one pre-encoded frame of message kind `kind`, one of the endpoint's
+        sent kinds (gateway/traffic.py)."""
         transport = self._transport
         if self._closing or transport is None or transport.is_closing():
             return
         transport.write(frame)
+        counts = self._sent[kind]  # inlined EndpointTraffic.count_sent: once per peer
+        counts[0] += 1
+        counts[1] += len(frame)
         if transport.get_write_buffer_size() > self.max_outbound_bytes:
             log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id,
                         transport.get_write_buffer_size())
@@ -62,7 +71,7 @@ class Connection:
             transport.abort()
 
     def send_yjs(self, out: YjsOut) -> None:
-        self.send_frame(out.raw_frame())
+        self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)])
 
     def close(self, code: int, reason: str) -> None:
         if self._closing:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from collab.config import Settings
 from collab.gateway.connection import Connection
+from collab.gateway.traffic import Traffic
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 SYSTEM = web.AppKey("system", ActorSystem)
 REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[Connection])
+TRAFFIC = web.AppKey("traffic", Traffic)

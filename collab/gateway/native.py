@@ -21,9 +21,10 @@ from aiohttp import WSMsgType, web
 from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
 from collab.errors import CollabError
 from collab.gateway.connection import Connection
-from collab.gateway.keys import SYSTEM
+from collab.gateway.keys import SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
 from collab.gateway.route import Route
+from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
@@ -50,8 +51,8 @@ class NativeConnection(Connection):
     __slots__ = ("binary",)
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
-                 max_outbound_bytes: int) -> None:
-        super().__init__(ws, request, max_outbound_bytes)
+                 max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
+        super().__init__(ws, request, max_outbound_bytes, traffic)
         #: Events go out as msgpack (True) or JSON (False): the client's first frame decides.
         self.binary = True
 
@@ -61,7 +62,9 @@ class NativeConnection(Connection):
         except (TypeError, ValueError) as exc:
             log.warning("%s: cannot encode %r: %s", self.id, out, exc)
             return
-        self.send_frame(frame)
+        message = out.message
+        kind = message.get("event") or (RESPONSE if message.get("ok") else ERROR)
+        self.send_frame(frame, kind if kind in self._sent else OTHER)
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_out(out.native())
@@ -90,6 +93,7 @@ class Session:
     def __init__(self, conn: NativeConnection, system: ActorSystem) -> None:
         self.conn = conn
         self.system = system
+        self.traffic = conn.traffic
         self.docs: dict[str, Route] = {}  # subscribed documents, by name
         self.actors: set[tuple[type[Actor], str]] = set()  # actors connected to
         self.first_frame = True
@@ -104,11 +108,15 @@ class Session:
         try:
             message = native.decode(data)
         except native.MalformedMessage as exc:
+            self.traffic.count_received(INVALID, len(data))
             log.info("%s: %s", self.conn.id, exc.message)
             self.answer_error(getattr(exc, "request_id", None), binary, exc)
             return
         request_id = message.get("id")
         handler = OPS.get(message["op"])
+        # Only ops in OPS are counted under their name: a client cannot invent labels.
+        self.traffic.count_received(message["op"] if handler is not None else INVALID,
+                                    len(data))
         try:
             if handler is None:
                 raise InvalidRequest(f"unknown op {message['op']!r}; ops are "
@@ -309,7 +317,7 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, NativeConnection, "/ws") as conn:
+    async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native) as conn:
         session = Session(conn, request.app[SYSTEM])
         try:
             async for msg in conn.ws:

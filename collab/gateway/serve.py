@@ -1,4 +1,4 @@
-"""Run the application until SIGTERM or SIGINT, then shut down gracefully.
+"""Run the application until SIGTERM or SIGINT, then shut down gracefully (drain.py).
 
 Prints `collab serving on http://HOST:PORT` once listening (with the real port
 when 0 was asked for): scripts and tests wait for that line.
@@ -15,16 +15,22 @@ from aiohttp import web
 
 from collab.config import Settings, redact_url
 from collab.gateway.app import build_app
+from collab.gateway.drain import drain
 from collab.gateway.workers import REUSE_PORT_ENV
+from collab.logs import ACCESS_LOG_FORMAT, announce
 from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings, registry: Registry | None = None) -> None:
+async def serve(settings: Settings, registry: Registry | None = None) -> int:
+    """Serve until a signal; returns the exit status."""
     app = build_app(settings, registry)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_timeout)
+    access = ({"access_log": logging.getLogger("aiohttp.access"),
+               "access_log_format": ACCESS_LOG_FORMAT} if settings.access_log
+              else {"access_log": None})
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
+                           **access)
     await runner.setup()
     # A worker of `collab serve --workers N` shares its port with its siblings.
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
@@ -35,14 +41,10 @@ async def serve(settings: Settings, registry: Registry | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     host, port = _bound_address(site, settings)
-    print(f"collab serving on http://{host}:{port} (store: {redact_url(settings.database_url)})",
-          flush=True)
-    try:
-        await stop.wait()
-        log.info("shutting down: closing sockets, flushing writes")
-    finally:
-        await runner.cleanup()
-        log.info("stopped")
+    announce(f"collab serving on http://{host}:{port} "
+             f"(store: {redact_url(settings.database_url)})", settings.log_format)
+    await stop.wait()
+    return await drain(app, runner, settings.shutdown_timeout)
 
 
 def _bound_address(site: web.TCPSite, settings: Settings) -> tuple[str, int]:

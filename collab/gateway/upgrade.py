@@ -17,6 +17,7 @@ from aiohttp import web
 from collab.errors import CloseCode, ShuttingDown
 from collab.gateway.connection import Connection
 from collab.gateway.keys import CONNECTIONS, SETTINGS, SYSTEM
+from collab.gateway.traffic import EndpointTraffic
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ C = TypeVar("C", bound=Connection)
 
 @asynccontextmanager
 async def websocket(request: web.Request,
-                    make: Callable[[web.WebSocketResponse, web.Request, int], C],
-                    what: str) -> AsyncIterator[C]:
-    """Upgrade `request` and yield the connection `make` builds; unregisters it on exit."""
+                    make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
+                    what: str, traffic: EndpointTraffic) -> AsyncIterator[C]:
+    """Upgrade `request` and yield the connection `make` builds, counting its frames in
+    `traffic`; unregisters it on exit."""
     settings = request.app[SETTINGS]
     if request.app[SYSTEM].closing:
         raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
@@ -42,7 +44,7 @@ async def websocket(request: web.Request,
         compress=False,  # frames are pre-encoded once and shared by every peer
     )
     await ws.prepare(request)
-    conn = make(ws, request, settings.max_outbound_bytes)
+    conn = make(ws, request, settings.max_outbound_bytes, traffic)
     connections = request.app[CONNECTIONS]
     connections.add(conn)
     try:

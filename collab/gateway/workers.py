@@ -20,6 +20,7 @@ import socket
 import sys
 
 from collab.config import Settings
+from collab.logs import announce
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
     for wait in waits:
         wait.cancel()
     if not stopping.is_set():
-        print(f"collab serving on http://{settings.host}:{port} ({workers} workers)", flush=True)
+        announce(f"collab serving on http://{settings.host}:{port} ({workers} workers)",
+                 settings.log_format)
     await stopping.wait()
     for proc in children:
         if proc is not None and proc.returncode is None:

@@ -13,11 +13,12 @@ import logging
 from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Inbound, Join, Leave
-from collab.errors import CloseCode, RemoteProtocolError, close_code_for
+from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
 from collab.gateway.connection import Connection
-from collab.gateway.keys import SYSTEM
+from collab.gateway.keys import SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
 from collab.gateway.route import Route
+from collab.gateway.traffic import INVALID, YJS_KINDS
 from collab.gateway.upgrade import websocket
 from collab.protocol import ywire
 
@@ -26,10 +27,15 @@ log = logging.getLogger(__name__)
 
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
-    async with websocket(request, Connection, f"doc {name!r}") as conn:
+    traffic = request.app[TRAFFIC].yjs
+    async with websocket(request, Connection, f"doc {name!r}", traffic) as conn:
         route = Route(request.app[SYSTEM], Document, name)
         post = route.post
-        post(Join(conn))
+        try:
+            post(Join(conn))
+        except ShuttingDown:  # the drain began during the handshake
+            await conn.aclose(CloseCode.SERVICE_RESTART, "server restarting")
+            return conn.ws
         parse = ywire.parse
         try:
             async for msg in conn.ws:
@@ -37,11 +43,14 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                     try:
                         message = parse(msg.data)
                     except RemoteProtocolError as exc:
+                        traffic.count_received(INVALID, len(msg.data))
                         log.info("doc %r: closing %s: %s", name, conn.id, exc.message)
                         await conn.aclose(close_code_for(exc), exc.message)
                         break
+                    traffic.count_received(YJS_KINDS[type(message)], len(msg.data))
                     post(Inbound(conn, message))
                 elif msg.type is WSMsgType.TEXT:
+                    traffic.count_received(INVALID, len(msg.data))
                     log.info("doc %r: closing %s: text frame", name, conn.id)
                     await conn.aclose(CloseCode.UNSUPPORTED_DATA,
                                       "text frames are not part of the y-websocket protocol")

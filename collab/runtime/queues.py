@@ -137,6 +137,13 @@ class Queues:
     def has_pending(self) -> bool:
         return any(self.pending.values())
 
+    def depth(self) -> int:
+        """Messages waiting in all of this actor's queues (dead letters not included)."""
+        return sum(len(waiting) for waiting in self.pending.values())
+
+    def dead_count(self) -> int:
+        return sum(len(dead) for dead in self.dead.values())
+
     def enqueue(self, queue: str, body: bytes) -> tuple[QueueRecord, PutQueueMessage]:
         """Append a message (validated by the caller); returns it and its write."""
         if queue not in self._actor._consumers and queue not in self._actor.inboxes:

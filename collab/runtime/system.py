@@ -2,12 +2,14 @@
 
 At most one live instance exists per (kind, key) in this process. A new
 instance created while its predecessor is still saving waits for it, so a
-wake-up never reads the store before the last sleep has committed.
+wake-up never reads the store before the last sleep has committed. It also
+keeps the process-wide counts operators read (`loads`, `compactions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from collab.cluster.placement import Placement
@@ -36,7 +38,10 @@ class ActorSystem:
         self.committer = committer
         self._live: dict[tuple[type[ActorBase], str], ActorBase] = {}
         self._stopping: dict[tuple[type[ActorBase], str], ActorBase] = {}
+        #: Activations since start: every instance created, by a request or a due timer.
         self.loads = 0
+        #: Document logs folded into snapshots since start.
+        self.compactions = 0
         self.closing = False
         self.timer_waker = TimerWaker(self)
         #: Set when several processes share the store: leases decide who runs what.
@@ -123,6 +128,17 @@ class ActorSystem:
     def loaded_count(self) -> int:
         """Instances in memory: live ones plus those still saving."""
         return len(self._live) + len(self._stopping)
+
+    def loaded(self) -> Iterator[ActorBase]:
+        """Every instance in memory (live or still saving), for reading counts; the
+        caller must not await while iterating."""
+        yield from self._live.values()
+        yield from self._stopping.values()
+
+    def refuse_new(self) -> None:
+        """Create no actor from now on (ShuttingDown); the loaded ones carry on until
+        `stop_all`. The first step of a graceful shutdown."""
+        self.closing = True
 
     async def stop_all(self, reason: str = "shutdown") -> None:
         """Ask every actor to save and unload; returns when all have stopped.

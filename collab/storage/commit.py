@@ -9,13 +9,18 @@ One submission's ops are never split. If the store refuses a batch because a
 submission came from an actor's former owner (StaleOwner: its Fence carries an
 old lease token), only the submissions fenced with that stale token fail; the
 rest are written again at once without them.
+
+`on_commit`, if given, hears of every committed batch (its duration and size):
+the way a caller above storage measures persist latency without storage knowing
+how it is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from collab.storage.base import Fence, StaleOwner, Store, WriteOp
@@ -23,6 +28,8 @@ from collab.storage.base import Fence, StaleOwner, Store, WriteOp
 log = logging.getLogger(__name__)
 
 Submission = tuple[Sequence[WriteOp], asyncio.Future[None]]
+#: Called after each committed batch with (seconds the transaction took, ops in it).
+CommitObserver = Callable[[float, int], None]
 
 
 @dataclass(slots=True)
@@ -36,9 +43,10 @@ class CommitStats:
 class GroupCommitter:
     """Serialises all writes to one store into back-to-back batched transactions."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_commit: CommitObserver | None = None) -> None:
         self.store = store
         self.stats = CommitStats()
+        self._on_commit = on_commit
         self._pending: list[Submission] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -90,6 +98,7 @@ class GroupCommitter:
     async def _commit(self, batch: list[Submission]) -> None:
         while batch:
             ops = [op for sub_ops, _ in batch for op in sub_ops]
+            started = time.perf_counter()
             try:
                 await self.store.write(ops)
             except StaleOwner as stale:
@@ -108,6 +117,11 @@ class GroupCommitter:
                 return
             self.stats.batches += 1
             self.stats.ops += len(ops)
+            if self._on_commit is not None:
+                try:
+                    self._on_commit(time.perf_counter() - started, len(ops))
+                except Exception:  # a reporting bug must not fail the writers' futures
+                    log.exception("commit observer failed")
             self._settle(batch, None)
             return
 

@@ -311,3 +311,17 @@ class Ticker(collab.Actor):
 
 
 registry.register(Ticker)
+
+
+class Lingerer(collab.Actor):
+    """Takes `seconds` to go to sleep: holds a shutdown open while a test watches it."""
+
+    @collab.action
+    def linger(self, seconds: float) -> None:
+        self.state["linger"] = seconds
+
+    async def on_sleep(self) -> None:
+        await asyncio.sleep(self.state.get("linger", 0))
+
+
+registry.register(Lingerer)

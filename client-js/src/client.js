@@ -1,0 +1,362 @@
+/**
+ * CollabClient: one WebSocket to collab's `/ws`, shared by every document
+ * provider, room and actor handle made from it. It owns the connection
+ * (token, reconnect with backoff), request ids and their answers, and routes
+ * events to their targets; the targets own what must happen on each new socket
+ * (subscribe, connect, catch up).
+ *
+ * A target is an object with `_onConnected()` (a socket opened),
+ * `_onDisconnected()` (it dropped) and `_onClientClosed()` (the client is
+ * closed for good): DocProvider, ActorHandle and Room.
+ */
+import { backoffDelay } from './backoff.js'
+import { decodeMessage, encodeMessage } from './codec.js'
+import { ActorHandle } from './actor.js'
+import { DocProvider } from './doc.js'
+import { CollabError, TRANSIENT_CODES } from './errors.js'
+import { Emitter } from './emitter.js'
+import { checkName } from './names.js'
+import { closedError, Outbox } from './outbox.js'
+import { Room } from './room.js'
+import { TokenSource } from './token.js'
+
+/** The server refused the token: get a fresh one before reconnecting. */
+const CLOSE_UNAUTHORIZED = 4401
+const SOCKET_OPEN = 1
+const SOCKET_CONNECTING = 0
+
+export class CollabClient extends Emitter {
+  /**
+   * @param {string | URL} url the server's native endpoint, e.g. 'ws://127.0.0.1:1234/ws'
+   * @param {object} [options]
+   * @param {string | (() => string | Promise<string>)} [options.token] sent as the `token` query parameter
+   * @param {typeof WebSocket} [options.WebSocket] a WebSocket class (in Node: the `ws` package's)
+   * @param {Record<string, string>} [options.params] more query parameters for the socket URL
+   * @param {number} [options.connectTimeout] ms a socket may take to open before it is abandoned
+   * @param {{baseDelay?: number, maxDelay?: number}} [options.reconnect] backoff bounds in ms
+   */
+  constructor (url, {
+    token,
+    WebSocket = globalThis.WebSocket,
+    params = {},
+    connectTimeout = 10_000,
+    reconnect: { baseDelay = 250, maxDelay = 10_000 } = {}
+  } = {}) {
+    super()
+    if (typeof WebSocket !== 'function') {
+      throw new TypeError('no WebSocket implementation: pass one as the WebSocket option ' +
+        "(in Node: import { WebSocket } from 'ws')")
+    }
+    const parsed = new URL(url)
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+      throw new TypeError(`the server URL must start with ws:// or wss:// (got ${parsed.href})`)
+    }
+    this.url = parsed.href
+    this._WebSocket = WebSocket
+    this._params = { ...params }
+    this._token = new TokenSource(token)
+    this._connectTimeout = connectTimeout
+    this._backoff = { baseDelay, maxDelay }
+
+    /** @type {'connecting' | 'connected' | 'disconnected'} */
+    this.status = 'disconnected'
+    this._socket = null
+    this._closed = false
+    /** Consecutive connections that ended without the server answering anything. */
+    this._failedAttempts = 0
+    this._reconnectTimer = null
+    this._connectTimer = null
+
+    this._nextId = 1
+    /** Requests sent on the current socket and not answered yet, by id (in send order). */
+    this._inFlight = new Map()
+    /** @type {Map<string, DocProvider>} */
+    this._docs = new Map()
+    /** @type {Map<string, ActorHandle>} by actorId(type, key) */
+    this._actors = new Map()
+
+    this._connect()
+  }
+
+  // -- the public API --------------------------------------------------------------
+
+  /**
+   * Share the Y.Doc `ydoc` as the server document `name`; returns its provider.
+   * One provider per name per client: destroy it before opening the name again.
+   */
+  doc (name, ydoc) {
+    this._checkUsable()
+    checkName(name, 'document name')
+    if (this._docs.has(name)) {
+      throw new Error(`document "${name}" is already open on this client; destroy its provider first`)
+    }
+    const provider = new DocProvider(this, name, ydoc)
+    this._docs.set(name, provider)
+    if (this._isOpen()) provider._onConnected()
+    return provider
+  }
+
+  /** Join the chat room `name` as `user` (connects the built-in `room` actor). */
+  room (name, { user } = {}) {
+    return this._addActor(new Room(this, name, { user }))
+  }
+
+  /**
+   * A handle on the actor `type`/`key`. With `connect: true` (the default)
+   * the socket connects to the actor at once, with `params`, and the handle
+   * receives its events; calls wait for that connection. With `connect: false`
+   * calls are made without a connection (no events).
+   */
+  actor (type, key, { params = {}, connect = true } = {}) {
+    return this._addActor(new ActorHandle(this, type, key, { params, connect }))
+  }
+
+  /**
+   * Close for good: destroy every provider, leave every room and actor,
+   * reject every pending request with code 'closed', and stop reconnecting.
+   */
+  close () {
+    if (this._closed) return
+    this._closed = true
+    clearTimeout(this._reconnectTimer)
+    clearTimeout(this._connectTimer)
+    for (const target of [...this._docs.values(), ...this._actors.values()]) target._onClientClosed()
+    this._docs.clear()
+    this._actors.clear()
+    this._failInFlight(closedError('the client'), { resend: false })
+    const socket = this._socket
+    this._socket = null
+    if (socket !== null) closeQuietly(socket, 1000, 'client closed')
+    this._setStatus('disconnected')
+  }
+
+  // -- for providers and handles ---------------------------------------------------
+
+  _isOpen () {
+    return this._socket !== null && this.status === 'connected' && this._socket.readyState === SOCKET_OPEN
+  }
+
+  /** Send a request on the current socket now; rejects with 'disconnected' when there is none. */
+  _request (message) {
+    if (this._closed) return Promise.reject(closedError('the client'))
+    if (!this._isOpen()) {
+      return Promise.reject(new CollabError('disconnected', 'not connected to the server'))
+    }
+    return new Promise((resolve, reject) => {
+      this._transmit({ message, resend: false, resolve, reject }, null)
+    })
+  }
+
+  /** Send a message that expects no answer (only failures are answered); dropped when offline. */
+  _notify (message) {
+    if (this._isOpen()) this._socket.send(encodeMessage(message))
+  }
+
+  /** Send one outbox entry (or a `_request`) on the open socket, under a fresh id. */
+  _transmit (entry, outbox) {
+    const id = this._nextId++
+    this._inFlight.set(id, { entry, outbox })
+    this._socket.send(encodeMessage({ id, ...entry.message }))
+  }
+
+  /** The delay before retry number `attempt` of anything (the client's backoff bounds). */
+  _retryDelay (attempt) {
+    return backoffDelay(attempt, this._backoff)
+  }
+
+  _forgetDoc (provider) {
+    if (this._docs.get(provider.name) === provider) this._docs.delete(provider.name)
+  }
+
+  _forgetActor (handle) {
+    const id = actorId(handle.type, handle.key)
+    if (this._actors.get(id) === handle) this._actors.delete(id)
+  }
+
+  // -- the connection --------------------------------------------------------------
+
+  async _connect () {
+    this._reconnectTimer = null
+    if (this._closed) return
+    this._setStatus('connecting')
+    let socket
+    try {
+      const token = await this._token.get()
+      if (this._closed) return
+      socket = new this._WebSocket(this._socketUrl(token))
+    } catch (error) {
+      // The token function failed, or the URL or WebSocket class did: report
+      // it and try again later, like any other failed connection.
+      this.emit('error', error)
+      this._setStatus('disconnected')
+      this._scheduleReconnect()
+      return
+    }
+    socket.binaryType = 'arraybuffer'
+    this._socket = socket
+    // A handshake can hang (a dead proxy, a lost SYN): give up on it so the
+    // backoff loop carries on instead of staying 'connecting' forever.
+    this._connectTimer = setTimeout(() => {
+      if (this._socket === socket && socket.readyState === SOCKET_CONNECTING) {
+        closeQuietly(socket)
+        this._onSocketClosed({ code: 1006, reason: 'connect timeout' })
+      }
+    }, this._connectTimeout)
+    socket.onopen = () => {
+      if (this._socket === socket) this._onSocketOpen()
+    }
+    socket.onmessage = (event) => {
+      if (this._socket === socket) this._onFrame(event.data)
+    }
+    socket.onclose = (event) => {
+      if (this._socket === socket) this._onSocketClosed(event)
+    }
+    // A close event always follows an error; handling 'error' also keeps the
+    // ws package from throwing it as an unhandled EventEmitter error.
+    socket.onerror = () => {}
+  }
+
+  _socketUrl (token) {
+    const url = new URL(this.url)
+    for (const [name, value] of Object.entries(this._params)) url.searchParams.set(name, String(value))
+    if (token !== null) url.searchParams.set('token', token)
+    return url.href
+  }
+
+  _onSocketOpen () {
+    clearTimeout(this._connectTimer)
+    this._setStatus('connected')
+    for (const target of [...this._docs.values(), ...this._actors.values()]) target._onConnected()
+  }
+
+  _onSocketClosed (event) {
+    clearTimeout(this._connectTimer)
+    this._socket = null
+    this._failInFlight(new CollabError('disconnected',
+      'the connection to the server was lost before the answer came'), { resend: true })
+    for (const target of [...this._docs.values(), ...this._actors.values()]) target._onDisconnected()
+    this._setStatus('disconnected')
+    if (event.code === CLOSE_UNAUTHORIZED) this._token.invalidate()
+    this._scheduleReconnect()
+  }
+
+  /**
+   * Reconnect after a backoff delay. The attempt count resets whenever a
+   * server answers a request, so the first retry after a working connection
+   * dropped (a 1012 restart, a network blip) comes at once-ish, and only a
+   * server that keeps failing is retried ever more slowly.
+   */
+  _scheduleReconnect () {
+    if (this._closed || this._reconnectTimer !== null) return
+    const delay = this._retryDelay(this._failedAttempts++)
+    this._reconnectTimer = setTimeout(() => this._connect(), delay)
+  }
+
+  /**
+   * The socket is gone: requests waiting for an answer get `error`, except
+   * resendable ones (with `resend`), which go back to their outbox to be sent
+   * again on the next socket.
+   */
+  _failInFlight (error, { resend }) {
+    const inFlight = [...this._inFlight.values()]
+    this._inFlight.clear()
+    const requeued = new Map()
+    for (const { entry, outbox } of inFlight) {
+      if (resend && entry.resend && outbox !== null && !outbox.disposed) {
+        if (!requeued.has(outbox)) requeued.set(outbox, [])
+        requeued.get(outbox).push(entry)
+      } else {
+        entry.reject(error)
+      }
+    }
+    for (const [outbox, entries] of requeued) outbox.requeue(entries)
+  }
+
+  _onFrame (data) {
+    let message
+    try {
+      message = decodeMessage(data)
+    } catch (error) {
+      this.emit('error', error)
+      return
+    }
+    if ('event' in message) {
+      this._onEvent(message)
+    } else if (message.id === null || message.id === undefined) {
+      // A notification (e.g. doc.awareness) failed: nobody awaits it.
+      this.emit('error', CollabError.fromResponse(message.error))
+    } else {
+      this._onResponse(message)
+    }
+  }
+
+  _onResponse (message) {
+    const pending = this._inFlight.get(message.id)
+    if (pending === undefined) return
+    this._inFlight.delete(message.id)
+    this._failedAttempts = 0 // a server answered: this connection works
+    const { entry, outbox } = pending
+    if (message.ok === true) {
+      entry.resolve(message.result)
+      return
+    }
+    const error = CollabError.fromResponse(message.error)
+    const retryable = error.code === 'rate_limited' || TRANSIENT_CODES.has(error.code)
+    if (entry.resend && retryable && outbox !== null && !outbox.disposed) {
+      outbox.retryLater([entry])
+    } else {
+      entry.reject(error)
+    }
+  }
+
+  _onEvent (message) {
+    switch (message.event) {
+      case 'doc.update':
+        this._docs.get(message.doc)?._receiveUpdate(message.update)
+        break
+      case 'doc.awareness':
+        this._docs.get(message.doc)?._receiveAwareness(message.update)
+        break
+      case 'actor.event':
+        this._actors.get(actorId(message.actor, message.key))?._receiveEvent(message.name, message.data)
+        break
+      // Events this client does not know (from a newer server) are ignored.
+    }
+  }
+
+  _setStatus (status) {
+    if (this.status === status) return
+    this.status = status
+    this.emit('status', status)
+  }
+
+  _checkUsable () {
+    if (this._closed) throw new Error('this CollabClient is closed; create a new one')
+  }
+
+  _addActor (handle) {
+    this._checkUsable()
+    const id = actorId(handle.type, handle.key)
+    if (this._actors.has(id)) {
+      throw new Error(`${handle.type} "${handle.key}" is already open on this client; ` +
+        'disconnect its handle first')
+    }
+    this._actors.set(id, handle)
+    if (this._isOpen()) handle._onConnected()
+    return handle
+  }
+}
+
+/** One key per actor: types are lowercase names and keys cannot contain ':'. */
+function actorId (type, key) {
+  return `${type}:${key}`
+}
+
+/** Close `socket` if it is not closed already; errors from an odd state are irrelevant here. */
+function closeQuietly (socket, code, reason) {
+  try {
+    socket.close(code, reason)
+  } catch {
+    // closing during the handshake can throw in some implementations
+  }
+}

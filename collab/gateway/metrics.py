@@ -1,0 +1,170 @@
+"""`GET /metrics`: this process in the Prometheus text format.
+
+Almost everything is read at scrape time from counts the server keeps anyway
+(connections, loaded actors, traffic by kind, group commit, queues), through one
+custom collector, so serving a client costs nothing extra for being measured.
+The one exception is the persist-latency histogram, fed by the group committer
+once per batch (not per update). Each application has its own registry, so
+several in one process (tests) never clash. Labels are an endpoint, an actor
+kind or a message kind: fixed sets named in code, never a document, room, user
+or key name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from collab.gateway.keys import CONNECTIONS, REGISTRY, SYSTEM, TRAFFIC
+from collab.runtime.durable import Actor
+
+#: Upper bounds (seconds) of the persist-latency buckets. A group-committed batch
+#: takes ~0.1-1 ms on SQLite NORMAL and ~3.5 ms on Postgres on one host
+#: (docs/architecture.md); the long tail is there to show a store in trouble
+#: (fsync stalls, a remote database, retries) before it becomes an outage.
+PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One application's metrics: its registry, and the hook group commit reports to."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(ServerCollector(app))
+        self.persist_seconds = Histogram(
+            "collab_persist_seconds",
+            "Seconds one group-committed batch of writes took to commit (one store "
+            "transaction).", buckets=PERSIST_BUCKETS, registry=self.registry)
+        # The process's own numbers (memory, CPU, open files, GC), as prometheus_client's
+        # global registry has them; fresh instances, since that registry is not ours.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def observe_commit(self, seconds: float, ops: int) -> None:
+        """GroupCommitter's `on_commit`: one committed batch."""
+        self.persist_seconds.observe(seconds)
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The exposition the scraper asked for (text format, or OpenMetrics if its
+        Accept header prefers it) and its content type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class ServerCollector:
+    """Reads the server's own counters whenever Prometheus scrapes."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def describe(self) -> list[Metric]:
+        return []  # names are only known once the runtime has started; no clash checks
+
+    def collect(self) -> Iterator[Metric]:
+        app = self._app
+        yield from self._connections(app)
+        yield from self._traffic(app)
+        system = app.get(SYSTEM)
+        if system is None:  # scraped before startup finished
+            return
+        kinds = [cls.kind for cls in app[REGISTRY]]
+        loaded: Counter[str] = Counter()
+        waiting: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        for actor in system.loaded():
+            loaded[actor.kind] += 1
+            if isinstance(actor, Actor):
+                waiting[actor.kind] += actor.queues.depth()
+                dead[actor.kind] += actor.queues.dead_count()
+        yield _by_kind(GaugeMetricFamily(
+            "collab_actors_loaded", "Actor instances in memory (live or saving), by actor kind.",
+            labels=["kind"]), kinds, loaded)
+        yield _by_kind(GaugeMetricFamily(
+            "collab_queue_depth", "Messages waiting in the durable queues of loaded actors, "
+            "by actor kind.", labels=["kind"]), kinds, waiting)
+        yield _by_kind(GaugeMetricFamily(
+            "collab_queue_dead_letters", "Dead letters in the durable queues of loaded "
+            "actors, by actor kind.", labels=["kind"]), kinds, dead)
+        yield CounterMetricFamily(
+            "collab_actor_activations", "Actor instances created since start (a request or "
+            "a due timer woke them): wake-ups.", value=system.loads)
+        yield CounterMetricFamily(
+            "collab_timer_wakeups", "Hibernated actors woken by a due durable timer since "
+            "start.", value=system.timer_waker.woken)
+        yield CounterMetricFamily(
+            "collab_compactions", "Document logs folded into a snapshot since start.",
+            value=system.compactions)
+        stats = system.committer.stats
+        yield CounterMetricFamily(
+            "collab_commits", "Group-committed batches (store transactions) since start.",
+            value=stats.batches)
+        yield CounterMetricFamily(
+            "collab_committed_ops", "Write operations committed since start.", value=stats.ops)
+        yield CounterMetricFamily(
+            "collab_commit_failures", "Batches the store failed to commit since start.",
+            value=stats.failures)
+        yield GaugeMetricFamily(
+            "collab_commit_pending_ops", "Write operations waiting for the next transaction.",
+            value=system.committer.pending)
+        yield GaugeMetricFamily(
+            "collab_draining", "1 once a graceful shutdown has begun.",
+            value=1 if system.closing else 0)
+
+    def _connections(self, app: web.Application) -> Iterator[Metric]:
+        open_by_endpoint = Counter(conn.traffic.endpoint for conn in app[CONNECTIONS])
+        gauge = GaugeMetricFamily("collab_connections", "Open WebSocket connections, by "
+                                  "endpoint (yjs: /yjs/<doc>, ws: /ws).", labels=["endpoint"])
+        for endpoint in app[TRAFFIC].endpoints():
+            gauge.add_metric([endpoint.endpoint], open_by_endpoint[endpoint.endpoint])
+        yield gauge
+
+    def _traffic(self, app: web.Application) -> Iterator[Metric]:
+        families = {
+            ("received", 0): CounterMetricFamily(
+                "collab_messages_received", "WebSocket messages received, by endpoint and "
+                "message kind ('invalid': refused before reaching an actor).",
+                labels=["endpoint", "kind"]),
+            ("received", 1): CounterMetricFamily(
+                "collab_received_bytes", "Payload bytes of WebSocket messages received "
+                "(characters for text frames), by endpoint and message kind.",
+                labels=["endpoint", "kind"]),
+            ("sent", 0): CounterMetricFamily(
+                "collab_messages_sent", "WebSocket messages written to sockets, by endpoint "
+                "and message kind (a broadcast counts once per socket).",
+                labels=["endpoint", "kind"]),
+            ("sent", 1): CounterMetricFamily(
+                "collab_sent_bytes", "Bytes of WebSocket frames written to sockets, by "
+                "endpoint and message kind.", labels=["endpoint", "kind"]),
+        }
+        for endpoint in app[TRAFFIC].endpoints():
+            for direction in ("received", "sent"):
+                for kind, counts in getattr(endpoint, direction).items():
+                    for index in (0, 1):
+                        families[direction, index].add_metric([endpoint.endpoint, kind],
+                                                              counts[index])
+        yield from families.values()
+
+
+def _by_kind(family: GaugeMetricFamily, kinds: list[str],
+             values: Counter[str]) -> GaugeMetricFamily:
+    for kind in kinds:  # every registered kind, so a zero is a zero and not a gap
+        family.add_metric([kind], values[kind])
+    return family
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS].render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+METRICS = web.AppKey("metrics", Metrics)
