@@ -68,6 +68,8 @@ class Forwarder:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._from_afar: set[asyncio.Future[Any]] = set()  # replies another process waits for
         self._rerouted: set[asyncio.Future[Any]] = set()  # sent back here once after a failure
+        #: Packed messages queued this loop turn, and their unheard callbacks, by process.
+        self._outgoing: dict[str, tuple[list[bytes], list[Callable[[str], None]]]] = {}
         self.forwarded = 0
         self.served = 0
 
@@ -119,18 +121,31 @@ class Forwarder:
             # An answer could not reach us: fail now rather than wait for a timeout.
             asyncio.get_running_loop().call_soon(unheard, "Redis is unreachable from here")
             return
-        received = self.bus.publish(node_channel(owner), pack(envelope), count=True)
-
-        def check(fut: asyncio.Future[int]) -> None:
-            if not fut.result():
-                unheard("it is not listening (it may have died; its lease will expire)")
-
-        received.add_done_callback(check)
+        self._post(owner, pack(envelope), unheard)
 
     def send_control(self, owner: str, kind: str, key: str, op: str, **fields: Any) -> None:
         """A relay's notice to the owner, with no answer and no message class."""
-        self.bus.publish(node_channel(owner), pack(
-            {"from": self.node, "kind": kind, "key": key, "op": op, "f": fields}))
+        self._post(owner, pack({"from": self.node, "kind": kind, "key": key, "op": op,
+                                "f": fields}))
+
+    def _post(self, node: str, item: bytes,
+              unheard: Callable[[str], None] | None = None) -> None:
+        """Queue one packed message for process `node`. What a loop turn queued for
+        one process travels as one publish (a list), in order: a relay's burst of
+        client messages costs one Redis message, not one each."""
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        items, unheards = self._outgoing.setdefault(node, ([], []))
+        items.append(item)
+        if unheard is not None:
+            unheards.append(unheard)
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, {}
+        for node, (items, unheards) in outgoing.items():
+            received = self.bus.publish(node_channel(node), pack(items), count=bool(unheards))
+            if received is not None:
+                received.add_done_callback(lambda fut, waiting=unheards: _check(fut, waiting))
 
     def _reroute(self, kind: str, key: str, message: Any, why: str) -> None:
         reply = message.reply
@@ -154,7 +169,13 @@ class Forwarder:
     # -- receiving -------------------------------------------------------------------
 
     def _received(self, data: bytes) -> None:
-        message = unpack(data)
+        for item in unpack(data):
+            try:
+                self._handle(unpack(item))
+            except Exception:  # one bad message must not drop the rest of its batch
+                log.exception("bad message on %s", node_channel(self.node))
+
+    def _handle(self, message: dict[str, Any]) -> None:
         if "answer" in message:
             self._answered(message)
             return
@@ -167,8 +188,7 @@ class Forwarder:
         if "rid" in message:
             rid = message["rid"]
             reply = asyncio.get_running_loop().create_future()
-            reply.add_done_callback(lambda fut: self.bus.publish(
-                node_channel(asker), _answer(rid, fut)))
+            reply.add_done_callback(lambda fut: self._post(asker, _answer(rid, fut)))
             self._from_afar.add(reply)
             reply.add_done_callback(self._from_afar.discard)
         peer = None
@@ -195,6 +215,12 @@ class Forwarder:
             future.set_result(message["result"])
         else:
             future.set_exception(error_from(message["code"], message["message"]))
+
+
+def _check(received: asyncio.Future[int], unheard: list[Callable[[str], None]]) -> None:
+    if not received.result():
+        for callback in unheard:
+            callback("it is not listening (it may have died; its lease will expire)")
 
 
 def _answer(rid: int, reply: asyncio.Future[Any]) -> bytes:
