@@ -575,3 +575,27 @@ async def test_postgres_out_of_reach_then_back(pg_url):
     finally:
         proxy.cut()
         await store.close()
+
+
+async def test_a_full_disk_refuses_writes_clearly_and_recovers(tmp_path):
+    """SQLite out of space (here: a page cap, as a full disk looks to SQLite): the batch
+    is refused whole with a clear StoreUnavailable, nothing acknowledged is lost, and
+    writes work again once there is room."""
+    store = SQLiteStore(f"sqlite:///{tmp_path}/full.db")
+    await store.open()
+    try:
+        await store.write([PutActorState("c", "k", b"acknowledged")])
+        pages = await store.in_writer(
+            lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+        await store.in_writer(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+        with pytest.raises(StoreUnavailable) as full:
+            await store.write([PutActorState("c", "k", b"x" * 1_000_000),
+                               AppendUpdate("d", 1, b"y" * 1_000_000)])
+        assert "full" in str(full.value) and "full.db" in str(full.value)
+        assert await store.load_actor_state("c", "k") == b"acknowledged"
+        assert (await store.load_document("d")).updates == []
+        await store.in_writer(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+        await store.write([PutActorState("c", "k", b"after")])
+        assert await store.load_actor_state("c", "k") == b"after"
+    finally:
+        await store.close()

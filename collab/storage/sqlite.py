@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import aiosqlite
 
+from collab.errors import StoreUnavailable
 from collab.storage.base import (
     AppendUpdate,
     DeleteQueueMessage,
@@ -257,6 +258,15 @@ class SQLiteStore(Store):
         return (await self._rows(sql, params))[0][0]
 
     async def write(self, ops: Sequence[WriteOp]) -> None:
+        try:
+            await self._write(ops)
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _CANNOT_WRITE:  # primary code
+                # Rolled back whole: refuse with a clear error; the next batch tries again.
+                raise StoreUnavailable(f"SQLite cannot write to {self.path}: {exc}") from None
+            raise
+
+    async def _write(self, ops: Sequence[WriteOp]) -> None:
         if not self.inline_commits:
             await self.in_writer(lambda conn: _write(conn, ops))
             return
@@ -387,6 +397,11 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                  int(m.deleted), m.reactions))
 
     _transaction(conn, body)
+
+
+#: Errors after which nothing was written and the store may work again later: a
+#: full disk (or a size cap), an I/O error, a file made read-only.
+_CANNOT_WRITE = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
