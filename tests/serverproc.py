@@ -69,6 +69,14 @@ class ServerProcess:
                 return self
         raise RuntimeError(f"server did not listen within {TIMEOUT}s; log:\n{self.log()}")
 
+    def rss_mib(self) -> float:
+        """The server's resident memory now, in MiB (Linux /proc)."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS line")
+
     def log(self) -> str:
         try:
             return self.log_path.read_text()

@@ -22,14 +22,6 @@ CLIENTS = 500
 RSS_GROWTH_LIMIT_MIB = 200
 
 
-def rss_mib(srv: ServerProcess) -> float:
-    with open(f"/proc/{srv.proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 def raise_open_file_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
@@ -67,11 +59,11 @@ async def test_500_clients_reconnect_at_once_and_all_resync(tmp_path):
             codes = await asyncio.gather(*(client.closed_with() for client, _ in first))
             assert set(codes) == {1012}
             srv.start()  # same database file
-            idle = rss_mib(srv)
+            idle = srv.rss_mib()
             storm = await asyncio.gather(*(sync(session, srv.http_url, "storm")
                                            for _ in range(CLIENTS)))
             assert all(text == expected for _, text in storm)
-            growth = rss_mib(srv) - idle
+            growth = srv.rss_mib() - idle
             assert growth < RSS_GROWTH_LIMIT_MIB, f"server RSS grew {growth:.0f} MiB"
             for client, _ in storm:
                 await client.ws.close()
