@@ -1,4 +1,5 @@
-"""The `collab` command: `serve` runs the server, `migrate` brings the schema up to date."""
+"""The `collab` command: `serve` runs the server, `migrate` brings the schema up to date,
+`token` prints a client token signed with COLLAB_SECRET."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import os
 import sys
 
 from collab import __version__, logs
-from collab.config import ConfigError, Settings, deployment_warnings, redact_url
+from collab.auth import issue_token, parse_ttl
+from collab.config import (
+    ConfigError,
+    Settings,
+    deployment_warnings,
+    redact_url,
+    security_warnings,
+)
 from collab.gateway.workers import REUSE_PORT_ENV
 
 
@@ -31,12 +39,24 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     migrate.add_argument("--database-url", help="store URL (env DATABASE_URL)")
     migrate.set_defaults(host=None, port=None, app=None, workers=None)
+    token = sub.add_parser("token", help="print a client token signed with COLLAB_SECRET")
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--doc", action="append", default=[], metavar="PATTERN",
+                       help="documents the token grants, * matches any run (repeatable)")
+    token.add_argument("--room", action="append", default=[], metavar="PATTERN",
+                       help="chat rooms the token grants (repeatable)")
+    token.add_argument("--read-only", action="store_true", help="grant read, not write")
+    token.add_argument("--admin", action="store_true", help="may call the admin API")
+    token.add_argument("--ttl", default="1h", help="lifetime: 30m, 1h, 2d (default 1h)")
+    token.set_defaults(host=None, port=None, database_url=None, app=None, workers=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    if args.command == "token":
+        return _token(args)
     try:
         settings = Settings.from_env(
             host=args.host,
@@ -52,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("collab").warning(warning)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if not os.environ.get(REUSE_PORT_ENV):
+        for warning in security_warnings(settings):
+            logging.getLogger("collab").warning(warning)
     workers = args.workers if args.workers is not None else _int_env("WEB_CONCURRENCY", 1)
     if workers < 1:
         print("collab: --workers must be at least 1", file=sys.stderr)
@@ -77,6 +100,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"collab: {exc}", file=sys.stderr)
             return 2
     return asyncio.run(serve(settings, registry))
+
+
+def _token(args: argparse.Namespace) -> int:
+    secret = os.environ.get("COLLAB_SECRET")
+    if not secret:
+        print("collab: COLLAB_SECRET is not set: it is the key tokens are signed with",
+              file=sys.stderr)
+        return 2
+    try:
+        ttl = parse_ttl(args.ttl)
+    except ValueError as exc:
+        print(f"collab: --ttl: {exc}", file=sys.stderr)
+        return 2
+    print(issue_token(secret, args.user, docs=args.doc, rooms=args.room,
+                      read_only=args.read_only, ttl=ttl, admin=args.admin))
+    return 0
 
 
 def _int_env(name: str, default: int) -> int:

@@ -7,7 +7,9 @@ reason for its value; README.md's configuration table mirrors this module.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from collab.auth import load_public_key
 
 DEFAULT_HOST = "127.0.0.1"
 #: When PORT is set (Heroku and friends) and no host is given, listen on every interface.
@@ -49,6 +51,9 @@ DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 #: Seconds an actor's ownership lease lasts in Redis without renewal (renewed every
 #: third of it): how long a dead owner's actors stay unavailable to the others.
 DEFAULT_LEASE_TTL = 10.0
+#: Bytes below which COLLAB_SECRET draws a warning: RFC 7518 section 3.2 asks for an
+#: HS256 key at least as long as its 256-bit hash output.
+MIN_SECRET_BYTES = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: `text`: one human-readable line per record; `json`: one JSON object per line, for
 #: log pipelines that parse fields.
@@ -87,6 +92,12 @@ class Settings:
     redis_verify_tls: bool = True
     #: Heroku sets DYNO (`web.1`) in every dyno; its presence means the disk is ephemeral.
     dyno: str | None = None
+    #: HS256 key for client tokens (docs/auth.md); None with no public key: development mode.
+    secret: str | None = field(default=None, repr=False)
+    #: PEM text or path of an RSA (RS256) or EC (ES256) public key for client tokens.
+    jwt_public_key: str | None = field(default=None, repr=False)
+    #: Origins a browser may open WebSockets from (`*`: any); empty: Origin not checked.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
@@ -115,6 +126,9 @@ class Settings:
             "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
             "redis_verify_tls": _bool(env, "COLLAB_REDIS_VERIFY_TLS", True),
             "dyno": env.get("DYNO") or None,
+            "secret": env.get("COLLAB_SECRET") or None,
+            "jwt_public_key": env.get("COLLAB_JWT_PUBLIC_KEY") or None,
+            "allowed_origins": _list(env, "COLLAB_ALLOWED_ORIGINS"),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         settings = cls(**values)
@@ -141,6 +155,16 @@ class Settings:
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.jwt_public_key:
+            try:
+                load_public_key(self.jwt_public_key)
+            except ValueError as exc:
+                raise ConfigError(f"COLLAB_JWT_PUBLIC_KEY: {exc}") from None
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Clients must present a signed token (COLLAB_SECRET or COLLAB_JWT_PUBLIC_KEY set)."""
+        return bool(self.secret or self.jwt_public_key)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -164,6 +188,23 @@ def deployment_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def security_warnings(settings: Settings) -> list[str]:
+    """What an operator must hear about before these settings expose data; empty if
+    nothing. Each entry is one complete sentence or two, for a WARNING log line."""
+    warnings = []
+    if not settings.auth_enabled:
+        warnings.append(
+            "AUTHENTICATION IS OFF (development mode): neither COLLAB_SECRET nor "
+            "COLLAB_JWT_PUBLIC_KEY is set, so every client may read and write every "
+            "document, room and actor, under any user id it claims. Set COLLAB_SECRET "
+            "(or COLLAB_JWT_PUBLIC_KEY) before exposing this server (docs/auth.md).")
+    elif settings.secret and len(settings.secret.encode()) < MIN_SECRET_BYTES:
+        warnings.append(
+            f"COLLAB_SECRET is {len(settings.secret.encode())} bytes; HS256 needs at least "
+            f"{MIN_SECRET_BYTES} random bytes to resist guessing (e.g. `openssl rand -hex 32`).")
+    return warnings
+
+
 def redact_url(url: str) -> str:
     """`url` with any password hidden, for printing (a Postgres URL often has one)."""
     scheme, sep, rest = url.partition("://")
@@ -181,6 +222,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks dropped, surrounding spaces and trailing slashes
+    trimmed (browsers send an Origin without one)."""
+    return tuple(item.strip().rstrip("/") for item in env.get(name, "").split(",")
+                 if item.strip())
 
 
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:

@@ -22,6 +22,10 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    #: Application codes (4000-4999), mirroring HTTP: the token expired or was revoked
+    #: mid-session (get a new one and reconnect) / the client did something it may not.
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
 
 
 class CollabError(Exception):
@@ -72,6 +76,20 @@ class BadRequest(CollabError):
         super().__init__(message, code=code)
         if status is not None:
             self.status = status
+
+
+class Unauthorized(BadRequest):
+    """No token, or one we do not accept, where auth is configured: HTTP 401."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(BadRequest):
+    """A valid token that does not grant this: HTTP 403 or a `forbidden` error frame."""
+
+    code = "forbidden"
+    status = 403
 
 
 class ShuttingDown(CollabError):

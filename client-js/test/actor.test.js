@@ -20,6 +20,7 @@ describe('actors', () => {
     const annSeen = record(ann, ['welcome', 'changed'])
     const bob = ctx.clients.make(ctx.server.wsUrl).actor('tally', 'events', { params: { name: 'bob' } })
     const bobSeen = record(bob, ['changed'])
+    await bob.ready // else ann's first change may be broadcast before bob is connected
     // Calls made before the connection is up wait for it: the actor sees who calls.
     assert.deepEqual(await ann.call('add', 2), { count: 2, by: 'ann' })
     assert.deepEqual(await bob.callWith('add', { args: [3], kwargs: { note: 'kw' } }), { count: 5, by: 'bob' })

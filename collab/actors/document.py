@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
-from collab.actors.ydoc import EMPTY_UPDATE, compacted_snapshot, doc_from_storage, merge_many
+from collab.actors.ydoc import (
+    EMPTY_UPDATE,
+    compacted_snapshot,
+    doc_from_storage,
+    is_panic,
+    merge_many,
+)
 from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
     CloseCode,
@@ -354,6 +360,10 @@ class Document(Actor):
             return self.doc.get_update(state_vector)
         except ValueError as exc:
             raise InvalidPayload(f"bad state vector: {exc}") from exc
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            raise InvalidPayload("bad state vector: pycrdt could not read it") from None
 
     def _apply(self, sender: Peer | None, update: bytes) -> int | None:
         """Apply one update; queue its broadcast and log row. Returns its seq,
@@ -364,6 +374,11 @@ class Document(Actor):
             self.doc.apply_update(update)
         except ValueError as exc:
             raise InvalidPayload(f"update rejected: {exc}") from exc
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            # The document is as it was: yrs checks an update before it integrates it.
+            raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
         self.seq += 1
         self._outbox.broadcast.append((sender, update))
         self._outbox.writes.append(AppendUpdate(self.key, self.seq, update))

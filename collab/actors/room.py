@@ -277,6 +277,10 @@ class Room(Actor):
     #: Messages per history page: the default and the most a client may ask for.
     HISTORY_LIMIT: ClassVar[int] = 50
     MAX_HISTORY_LIMIT: ClassVar[int] = 200
+    #: Actions a read-only user may call (they change no message); every other action
+    #: needs write access to the room (collab/gateway/native.py checks, docs/auth.md).
+    READ_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"history", "typing", "read", "unread", "receipts", "presence"})
 
     def initial_state(self) -> dict[str, Any]:
         return {"read": {}}  # user -> the last seq they have read

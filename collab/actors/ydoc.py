@@ -20,6 +20,12 @@ EMPTY_UPDATE = b"\x00\x00"
 MERGE_FAN_IN = 64
 
 
+def is_panic(exc: BaseException) -> bool:
+    """True for pyo3's PanicException: pycrdt's Rust core panicked on its input (some
+    corrupt updates make it). It derives from BaseException, not ValueError."""
+    return type(exc).__name__ == "PanicException"
+
+
 def merge_many(updates: list[bytes]) -> bytes:
     """Merge any number of Yjs v1 updates into one, in linear time."""
     if not updates:

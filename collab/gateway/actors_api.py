@@ -110,7 +110,7 @@ async def _read_body(request: web.Request) -> bytes:
 def _decode(body: bytes, binary: bool) -> Any:
     try:
         return msgpack.unpackb(body, raw=False) if binary else json.loads(body)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (ValueError, RecursionError, msgpack.UnpackException) as exc:
         kind = "msgpack" if binary else "JSON"
         raise BadRequest(f"body is not valid {kind}: {exc}", code="invalid_body") from None
 

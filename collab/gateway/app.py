@@ -23,10 +23,12 @@ from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
 from collab.cluster import client as redis_client
 from collab.config import Settings
-from collab.gateway import actors_api, demo, docs_api, rooms_api
+from collab.gateway import actors_api, admin_api, demo, docs_api, rooms_api
+from collab.gateway.access import Gatekeeper
 from collab.gateway.drain import close_connections
+from collab.gateway.http_auth import http_auth
 from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import CONNECTIONS, REGISTRY, SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.keys import CONNECTIONS, GATEKEEPER, REGISTRY, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
 from collab.gateway.traffic import Traffic
@@ -111,8 +113,10 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_message_bytes)
+    app = web.Application(middlewares=[json_errors, http_auth],
+                          client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
+    app[GATEKEEPER] = Gatekeeper(settings)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))
@@ -125,6 +129,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/ws", native_socket)
+    app.router.add_post("/api/admin/revoke", admin_api.revoke)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
     app.router.add_get("/api/rooms/{room:.+}/messages", rooms_api.get_messages)

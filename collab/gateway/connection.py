@@ -18,6 +18,7 @@ import logging
 
 from aiohttp import web
 
+from collab.auth import Principal, development_principal
 from collab.errors import CloseCode
 from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import YjsOut
@@ -32,7 +33,7 @@ class Connection:
     echo_ack = True
 
     __slots__ = ("_close_task", "_closing", "_sent", "_transport", "id", "max_outbound_bytes",
-                 "remote", "traffic", "ws")
+                 "principal", "remote", "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -45,6 +46,8 @@ class Connection:
         self.max_outbound_bytes = max_outbound_bytes
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
+        #: Who the client is and what it may do; set by the upgrade (gateway/upgrade.py).
+        self.principal: Principal = development_principal()
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.remote}>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from collab.config import Settings
+from collab.gateway.access import Gatekeeper
 from collab.gateway.connection import Connection
 from collab.gateway.traffic import Traffic
 from collab.runtime.registry import Registry
@@ -15,3 +16,4 @@ SYSTEM = web.AppKey("system", ActorSystem)
 REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)
+GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)

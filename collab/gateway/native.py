@@ -5,7 +5,8 @@ see protocol/native.py); each request is checked here, handed to its actor as
 a mailbox message, and answered in the frame format it came in, when the actor
 replies. Events (document updates, awareness, actor events) go out in the
 format of the client's first frame. A bad request gets an error response and
-nothing else: the socket, its subscriptions and the actors carry on.
+nothing else: the socket, its subscriptions and the actors carry on. A request
+the client's token does not grant gets a `forbidden` error and changes nothing.
 docs/protocol.md is the reference for everything here.
 """
 
@@ -19,7 +20,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
-from collab.errors import CollabError
+from collab.actors.room import Room
+from collab.auth import Principal
+from collab.errors import CollabError, Forbidden
+from collab.gateway.access import require
 from collab.gateway.connection import Connection
 from collab.gateway.keys import SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
@@ -137,6 +141,7 @@ class Session:
 
     def doc_subscribe(self, message: dict[str, Any], reply: Reply) -> None:
         name = parse_key(_field(message, "doc", str), what="document name")
+        require(self.conn.principal, "docs", name, write=False)
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
@@ -158,7 +163,8 @@ class Session:
         return name, doc
 
     def doc_update(self, message: dict[str, Any], reply: Reply) -> None:
-        _, doc = self._subscribed(message)
+        name, doc = self._subscribed(message)
+        require(self.conn.principal, "docs", name, write=True)
         update = _field(message, "update", bytes)
         reply.post(doc, lambda fut: PeerUpdate(self.conn, update, fut), lambda seq: {"seq": seq})
 
@@ -190,13 +196,18 @@ class Session:
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
         params = _field(message, "params", dict, required=False) or {}
+        _authorize_actor(self.conn.principal, cls, key, write=False)
+        if cls.kind == Room.kind:
+            params = _room_user(self.conn.principal, params, "user", fill=True)
 
         def connected(conn_id: str) -> dict[str, str]:
             self.actors.add((cls, key))
             return {"conn": conn_id}
 
-        self._ask(cls, key, lambda fut: Connect(self.conn, params, fut), "a connect", reply,
-                  connected)
+        principal = self.conn.principal
+        user = None if principal.unrestricted else principal.user
+        self._ask(cls, key, lambda fut: Connect(self.conn, params, fut, user), "a connect",
+                  reply, connected)
 
     def actor_disconnect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
@@ -208,6 +219,10 @@ class Session:
         action = _field(message, "action", str)
         args = _field(message, "args", list, required=False) or []
         kwargs = _field(message, "kwargs", dict, required=False) or {}
+        _authorize_actor(self.conn.principal, cls, key,
+                         write=action not in getattr(cls, "READ_ACTIONS", ()))
+        if cls.kind == Room.kind:
+            kwargs = _room_user(self.conn.principal, kwargs, "user=", fill=False)
         outlet = self.conn if (cls, key) in self.actors else None
         self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
                   repr(action), reply)
@@ -217,6 +232,7 @@ class Session:
         queue = _field(message, "queue", str)
         if "message" not in message:
             raise InvalidRequest('"actor.queue" needs "message"')
+        _authorize_actor(self.conn.principal, cls, key, write=True)
         body = encode_message(message["message"])
         self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
                   reply, lambda seq: {"seq": seq})
@@ -234,6 +250,30 @@ class Session:
         for kind, key in self.actors:
             Route(self.system, kind, key).post(Disconnect(self.conn))
         self.actors.clear()
+
+
+def _authorize_actor(principal: Principal, cls: type[Actor], key: str, *, write: bool) -> None:
+    """Raises Forbidden unless the token grants this: documents under `docs`, rooms
+    under `rooms` (by key), any other actor under `actors` as `<kind>/<key>`."""
+    if cls.kind == Document.kind:
+        require(principal, "docs", key, write=write)
+    elif cls.kind == Room.kind:
+        require(principal, "rooms", key, write=write)
+    else:
+        require(principal, "actors", f"{cls.kind}/{key}", write=write)
+
+
+def _room_user(principal: Principal, values: dict[str, Any], what: str, *,
+               fill: bool) -> dict[str, Any]:
+    """`values` (connect params or call kwargs) acting as the token's user: a room's
+    `user` must be the token's `sub`, and with `fill` it is set when absent.
+    Raises Forbidden for another user. Development mode trusts the client."""
+    if principal.unrestricted:
+        return values
+    user = values.get("user")
+    if user is not None and user != principal.user:
+        raise Forbidden(f"{what} {user!r} is not the token's user {principal.user!r}")
+    return {**values, "user": principal.user} if fill else values
 
 
 class Reply:

@@ -3,7 +3,9 @@
 The handler owns the socket: it validates the name before upgrading, parses
 each binary frame with the pure codec and posts the result to the document's
 actor. Bad input closes only this connection, with the code the errors module
-assigns; the document and its other clients carry on.
+assigns; the document and its other clients carry on. A client without read
+access is refused (403) before the upgrade; a read-only client that sends a
+change is closed with 4403 (its awareness, cursors and names, still flows).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import WSMsgType, web
 
 from collab.actors.document import Document, Inbound, Join, Leave
 from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
+from collab.gateway.access import require
 from collab.gateway.connection import Connection
 from collab.gateway.keys import SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
@@ -28,7 +31,9 @@ log = logging.getLogger(__name__)
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
     traffic = request.app[TRAFFIC].yjs
-    async with websocket(request, Connection, f"doc {name!r}", traffic) as conn:
+    async with websocket(request, Connection, f"doc {name!r}", traffic,
+                         lambda principal: require(principal, "docs", name, write=False)) as conn:
+        read_only = not conn.principal.can_write("docs", name)
         route = Route(request.app[SYSTEM], Document, name)
         post = route.post
         try:
@@ -48,6 +53,11 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                         await conn.aclose(close_code_for(exc), exc.message)
                         break
                     traffic.count_received(YJS_KINDS[type(message)], len(msg.data))
+                    if read_only and ywire.changes_document(message):
+                        log.info("doc %r: closing %s: a change from read-only user %r", name,
+                                 conn.id, conn.principal.user)
+                        await conn.aclose(CloseCode.FORBIDDEN, "read-only")
+                        break
                     post(Inbound(conn, message))
                 elif msg.type is WSMsgType.TEXT:
                     traffic.count_received(INVALID, len(msg.data))

@@ -53,6 +53,8 @@ def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if value >> MAX_VAR_UINT_BITS:  # the last byte may still carry bits past 53
+                raise RemoteProtocolError("varUint wider than 53 bits")
             return value, pos
         shift += 7
         if shift >= MAX_VAR_UINT_BITS:
@@ -130,6 +132,17 @@ class QueryAwareness:
 
 
 Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness
+
+#: A Yjs v1 update with no structs and an empty delete set: what a client that
+#: has nothing new sends as its sync step 2.
+EMPTY_UPDATE = b"\x00\x00"
+
+
+def changes_document(message: Message) -> bool:
+    """Whether `message` carries document content (a non-empty step 2 or update),
+    as opposed to a handshake, an empty step 2 or awareness."""
+    return isinstance(message, SyncStep2 | SyncUpdate) and message.update != EMPTY_UPDATE
+
 
 _SYNC_CLASSES = {SyncType.STEP1: SyncStep1, SyncType.STEP2: SyncStep2, SyncType.UPDATE: SyncUpdate}
 
@@ -212,7 +225,7 @@ def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
         state, pos = read_var_string(payload, pos)
         try:
             json.loads(state)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # deep nesting in a state, too
             raise InvalidPayload("awareness state is not valid JSON") from exc
         entries.append(AwarenessEntry(client_id, clock, state))
     if pos != len(payload):

@@ -172,7 +172,9 @@ class ActorBase:
                     result = self.handle(message)
                     if result is not None:
                         await result
-                except Exception:
+                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # a library's BaseException must not kill the actor
                     log.exception("%s %r: handler failed for %s", self.kind, self.key,
                                   type(message).__name__)
             try:

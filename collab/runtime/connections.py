@@ -38,12 +38,16 @@ class Outlet(Protocol):
 class Conn:
     """One client connected to one actor."""
 
-    __slots__ = ("_key", "_kind", "id", "outlet", "params", "state")
+    __slots__ = ("_key", "_kind", "id", "outlet", "params", "state", "user")
 
-    def __init__(self, outlet: Outlet, kind: str, key: str, params: dict[str, Any]) -> None:
+    def __init__(self, outlet: Outlet, kind: str, key: str, params: dict[str, Any],
+                 user: str | None = None) -> None:
         self.id = f"{outlet.id}.{next(_ids)}"
         self.outlet = outlet
         self.params = params
+        #: The user id of the client's verified token (its `sub`); None when the server
+        #: runs without auth (development mode), where only `params` say who it is.
+        self.user = user
         #: Ephemeral per-connection data; gone when the client disconnects.
         self.state: dict[str, Any] = {}
         self._kind = kind
@@ -72,6 +76,8 @@ class Connect:
     outlet: Outlet
     params: dict[str, Any]
     reply: asyncio.Future[Any] = field(repr=False)
+    #: The verified token's user id, None without auth (becomes `Conn.user`).
+    user: str | None = None
 
 
 @travels("actor.disconnect", closes=True)

@@ -315,7 +315,7 @@ class Actor(ActorBase):
         if outlet.closed:
             _fail(message.reply, ActionError("the socket closed", code="closed"))
             return
-        conn = Conn(outlet, self.kind, self.key, message.params)
+        conn = Conn(outlet, self.kind, self.key, message.params, message.user)
 
         async def run() -> str:
             await self.on_before_connect(conn)

@@ -65,10 +65,11 @@ export function newStats () {
  * lib0 delivers it synchronously between providers of one process, which
  * would let clients sync without the server.
  */
-export function createClient ({ url, doc, name, color, stats }) {
+export function createClient ({ url, doc, name, color, stats, params = {} }) {
   const ydoc = new Y.Doc()
   const provider = new WebsocketProvider(url, doc, ydoc, {
     connect: false,
+    params,
     disableBc: true,
     maxBackoffTime: 500,
     WebSocketPolyfill: stats ? countingWebSocket(stats) : WebSocket

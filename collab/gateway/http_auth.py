@@ -1,0 +1,41 @@
+"""Tokens on the HTTP API: with auth configured, every `/api/` request carries
+`Authorization: Bearer <jwt>` and is checked against the route it reached.
+
+Documents need read (GET) or write (POST …/update), room history needs read;
+the actor API (actions, queues, workflows) is for trusted back ends and needs an
+admin token (`"admin": true`), since its calls name any user they like.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from collab.auth import Principal
+from collab.errors import Forbidden, Unauthorized
+from collab.gateway.access import require
+from collab.gateway.keys import GATEKEEPER
+
+API_PREFIX = "/api/"
+BEARER = "bearer "
+
+
+@web.middleware
+async def http_auth(request: web.Request, handler):
+    gatekeeper = request.app[GATEKEEPER]
+    if gatekeeper.enabled and request.path.startswith(API_PREFIX):
+        header = request.headers.get(hdrs.AUTHORIZATION, "")
+        if not header.lower().startswith(BEARER):
+            raise Unauthorized("missing token: send Authorization: Bearer <jwt>")
+        authorize(gatekeeper.verify(header[len(BEARER):].strip()), request)
+    return await handler(request)
+
+
+def authorize(principal: Principal, request: web.Request) -> None:
+    """Raises Forbidden unless `principal` may make this API request."""
+    info = request.match_info
+    if request.path.startswith("/api/docs/") and "name" in info:
+        require(principal, "docs", info["name"], write=request.method != hdrs.METH_GET)
+    elif request.path.startswith("/api/rooms/") and "room" in info:
+        require(principal, "rooms", info["room"], write=request.method != hdrs.METH_GET)
+    elif not principal.admin:
+        raise Forbidden(f"{request.path} needs an admin token")
