@@ -41,6 +41,11 @@ DEFAULT_COMPACT_DELAY = 0.1
 #: Bytes a connection may have waiting in its socket buffer before it is treated
 #: as a slow consumer and dropped (it resyncs on reconnect). Bounds memory per peer.
 DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
+#: What one connection may send, per second (bursts of twice that): far above any
+#: editor or chat client (a fast typist sends ~20 updates/s), low enough that a flood
+#: from one socket cannot monopolise the server. 0 turns a limit off.
+DEFAULT_MAX_MESSAGES_PER_SECOND = 2000
+DEFAULT_MAX_BYTES_PER_SECOND = 16 * 1024 * 1024
 #: SQLite `synchronous`: NORMAL survives a process crash in WAL mode; FULL also a power loss.
 DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_SYNCHRONOUS_CHOICES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -78,6 +83,8 @@ class Settings:
     compact_bytes: int = DEFAULT_COMPACT_BYTES
     compact_delay: float = DEFAULT_COMPACT_DELAY
     max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES
+    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND
+    max_bytes_per_second: float = DEFAULT_MAX_BYTES_PER_SECOND
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     log_level: str = "INFO"
@@ -116,6 +123,10 @@ class Settings:
             "compact_delay": _float(env, "COLLAB_COMPACT_DELAY", DEFAULT_COMPACT_DELAY),
             "max_outbound_bytes": _int(env, "COLLAB_MAX_OUTBOUND_BYTES",
                                        DEFAULT_MAX_OUTBOUND_BYTES),
+            "max_messages_per_second": _float(env, "COLLAB_MAX_MESSAGES_PER_SECOND",
+                                              DEFAULT_MAX_MESSAGES_PER_SECOND),
+            "max_bytes_per_second": _float(env, "COLLAB_MAX_BYTES_PER_SECOND",
+                                           DEFAULT_MAX_BYTES_PER_SECOND),
             "sqlite_synchronous": env.get("COLLAB_SQLITE_SYNCHRONOUS",
                                           DEFAULT_SQLITE_SYNCHRONOUS).upper(),
             "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
@@ -155,6 +166,9 @@ class Settings:
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        for name in ("max_messages_per_second", "max_bytes_per_second"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 (no limit) or positive")
         if self.jwt_public_key:
             try:
                 load_public_key(self.jwt_public_key)

@@ -26,6 +26,8 @@ class CloseCode(IntEnum):
     #: mid-session (get a new one and reconnect) / the client did something it may not.
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
+    #: Past the connection's message or byte rate (gateway/ratelimit.py).
+    RATE_LIMITED = 4429
 
 
 class CollabError(Exception):

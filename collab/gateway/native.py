@@ -25,8 +25,9 @@ from collab.auth import Principal
 from collab.errors import CollabError, Forbidden
 from collab.gateway.access import require
 from collab.gateway.connection import Connection
-from collab.gateway.keys import SYSTEM, TRAFFIC
+from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
+from collab.gateway.ratelimit import RateLimit, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
@@ -359,9 +360,12 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 async def native_socket(request: web.Request) -> web.StreamResponse:
     async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native) as conn:
         session = Session(conn, request.app[SYSTEM])
+        limit = RateLimit(request.app[SETTINGS])
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:
+                    if await refused(limit, conn, len(msg.data)):
+                        break
                     session.receive(msg.data)
         finally:
             session.close()

@@ -18,8 +18,9 @@ from collab.actors.document import Document, Inbound, Join, Leave
 from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
 from collab.gateway.access import require
 from collab.gateway.connection import Connection
-from collab.gateway.keys import SYSTEM, TRAFFIC
+from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
+from collab.gateway.ratelimit import RateLimit, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import INVALID, YJS_KINDS
 from collab.gateway.upgrade import websocket
@@ -42,9 +43,12 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
             await conn.aclose(CloseCode.SERVICE_RESTART, "server restarting")
             return conn.ws
         parse = ywire.parse
+        limit = RateLimit(request.app[SETTINGS])
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY:
+                    if await refused(limit, conn, len(msg.data)):
+                        break
                     try:
                         message = parse(msg.data)
                     except RemoteProtocolError as exc:
