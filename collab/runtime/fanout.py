@@ -92,7 +92,7 @@ class PeerGone:
 class RemotePeer:
     """A client socket on process `node` (its id there is `pid`) joined to one actor."""
 
-    __slots__ = ("_remotes", "closed", "echo_ack", "id", "key", "kind", "node", "pid")
+    __slots__ = ("_fanout", "_remotes", "closed", "echo_ack", "id", "key", "kind", "node", "pid")
 
     def __init__(self, remotes: RemotePeers, kind: str, key: str, node: str, pid: str,
                  echo_ack: bool) -> None:
@@ -104,6 +104,9 @@ class RemotePeer:
         self.id = f"{node}/{pid}"
         self.echo_ack = echo_ack
         self.closed = False
+        #: The owning instance's Fanout, found on the first send. A peer lives no longer
+        #: than that instance (forget_actor closes it), so it never goes stale.
+        self._fanout: Fanout | None = None
 
     def __repr__(self) -> str:
         return f"<RemotePeer {self.id} {self.kind}:{self.key}>"
@@ -122,9 +125,12 @@ class RemotePeer:
     def _send(self, kind: str, obj: Any) -> None:
         if self.closed:
             return
-        fanout = self._remotes.fanout_of(self.kind, self.key)
-        if fanout is not None:
-            fanout.add(kind, obj, self)
+        fanout = self._fanout
+        if fanout is None:
+            fanout = self._fanout = self._remotes.fanout_of(self.kind, self.key)
+            if fanout is None:
+                return  # the actor is not live here: nothing to send for
+        fanout.add(kind, obj, self)
 
 
 class RemotePeers:

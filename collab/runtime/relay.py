@@ -163,8 +163,7 @@ class Relay:
         if self.closed or self.token is not None:
             return  # gone, or an earlier open (asked again after a reconnect) answered
         if reply.cancelled() or error is not None:
-            reason = error.message if isinstance(error, CollabError) else str(error)
-            self.lost(f"could not reach the owner of {self.kind}:{self.key}: {reason}",
+            self.lost(f"could not reach the owner of {self.kind}:{self.key}: {_why(error)}",
                       CloseCode.TRY_AGAIN_LATER)
             return
         start = reply.result()
@@ -199,8 +198,7 @@ class Relay:
         if self.closed:
             return
         if reply.cancelled() or error is not None:
-            reason = error.message if isinstance(error, CollabError) else str(error)
-            self.lost(f"missed messages from {self.kind}:{self.key}: {reason}")
+            self.lost(f"missed messages from {self.kind}:{self.key}: {_why(error)}")
             return
         answer = reply.result()
         if answer["t"] != self.token:
@@ -294,6 +292,13 @@ class Relay:
         self.relays.remove(self)
         if self._queued is None:  # else _start unsubscribes once it has subscribed
             self.relays.bus.unsubscribe(self.channel)
+
+
+def _why(error: BaseException | None) -> str:
+    """An ask's failure in words (None: it was cancelled)."""
+    if error is None:
+        return "cancelled"
+    return error.message if isinstance(error, CollabError) else str(error)
 
 
 class Relays:
