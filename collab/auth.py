@@ -7,9 +7,11 @@ request and asks a `Verifier` for the `Principal`; the principal answers
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -77,6 +79,46 @@ class Principal:
 
     def can_write(self, kind: str, name: str) -> bool:
         return self.access(kind, name) == READ_WRITE
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a client presented, for an application's authentication hook: the token
+    it passed (query parameter, subprotocol, Bearer header or `/ws` auth message;
+    None if none), and the upgrade or API request's headers, cookies and address."""
+
+    token: str | None
+    headers: Mapping[str, str]
+    cookies: Mapping[str, str]
+    remote: str | None
+
+
+#: An application's authentication hook (COLLAB_AUTH_HOOK): the Principal for these
+#: credentials, or None to fall back to token verification (401 without a key).
+#: It may raise collab.errors.Unauthorized / Forbidden to refuse with its own reason.
+AuthHook = Callable[[Credentials], Awaitable["Principal | None"]]
+
+
+def load_hook(spec: str) -> AuthHook:
+    """Import `module:function`, an async function taking Credentials.
+    Raises ValueError with a readable reason."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"COLLAB_AUTH_HOOK must look like 'package.module:function', "
+                         f"got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"COLLAB_AUTH_HOOK {spec}: cannot import {module_name!r}: "
+                         f"{exc}") from exc
+    hook = getattr(module, attribute, None)
+    if not inspect.iscoroutinefunction(hook):
+        raise ValueError(f"COLLAB_AUTH_HOOK {spec}: {attribute!r} is not an async function")
+    return hook
+
+
+#: A connection not yet authenticated: may read and write nothing.
+NOBODY = Principal(user="")
 
 
 def development_principal(user: str = "") -> Principal:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from collab import __version__, logs
-from collab.auth import issue_token, parse_ttl
+from collab.auth import issue_token, load_hook, parse_ttl
 from collab.config import (
     ConfigError,
     Settings,
@@ -90,10 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     from collab.gateway.serve import serve
     from collab.runtime.registry import load_registry
 
+    # `collab serve --app myapp:registry` (or COLLAB_AUTH_HOOK=myapp.auth:hook) from a
+    # project directory imports from it.
+    sys.path.insert(0, os.getcwd())
+    if settings.auth_hook:
+        try:
+            load_hook(settings.auth_hook)
+        except ValueError as exc:
+            print(f"collab: {exc}", file=sys.stderr)
+            return 2
     registry = None
     app_spec = args.app or os.environ.get("COLLAB_APP")
     if app_spec:
-        sys.path.insert(0, os.getcwd())  # `collab serve --app myapp:registry` from a project dir
         try:
             registry = load_registry(app_spec)
         except ValueError as exc:

@@ -46,6 +46,31 @@ DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
 #: from one socket cannot monopolise the server. 0 turns a limit off.
 DEFAULT_MAX_MESSAGES_PER_SECOND = 2000
 DEFAULT_MAX_BYTES_PER_SECOND = 16 * 1024 * 1024
+#: Seconds a `/ws` client that upgraded without a token has to send its `auth`
+#: message; until then it may send nothing else. Long enough for a slow phone
+#: network, short enough that idle unauthenticated sockets do not pile up.
+DEFAULT_AUTH_TIMEOUT = 10.0
+#: Bytes the first frame of a not-yet-authenticated `/ws` socket may have: a token
+#: with generous claims fits in a few KiB; nothing else is read before it.
+MAX_PREAUTH_MESSAGE_BYTES = 64 * 1024
+#: WebSockets one client address may hold open at once. High enough for an office
+#: behind one NAT address with many tabs each, low enough that one host cannot
+#: exhaust file descriptors. 0 turns it off.
+DEFAULT_MAX_CONNECTIONS_PER_IP = 500
+#: Documents plus actor connections one `/ws` socket may hold at once (an editor
+#: with many open tabs multiplexed, a sidebar of rooms); 0 turns it off.
+DEFAULT_MAX_SUBSCRIPTIONS = 256
+#: Bytes a document may take in the store (its snapshot plus the log since);
+#: updates that would pass it are refused. 64 MiB is a long book with images
+#: inlined; every loaded document is held in memory whole. 0 turns it off.
+DEFAULT_MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+#: Bytes of one client's awareness state (its JSON: cursor, name, colour); real
+#: editors send well under 1 KiB. A bigger state closes the sender (1009).
+DEFAULT_MAX_AWARENESS_BYTES = 16 * 1024
+#: Awareness updates one connection may send per second (bursts of twice that);
+#: past it only the latest waiting one is relayed when the budget allows, so a
+#: cursor storm costs the others nothing. Cursors at 60 Hz fit. 0: no limit.
+DEFAULT_MAX_AWARENESS_PER_SECOND = 60
 #: SQLite `synchronous`: NORMAL survives a process crash in WAL mode; FULL also a power loss.
 DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_SYNCHRONOUS_CHOICES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -105,6 +130,18 @@ class Settings:
     jwt_public_key: str | None = field(default=None, repr=False)
     #: Origins a browser may open WebSockets from (`*`: any); empty: Origin not checked.
     allowed_origins: tuple[str, ...] = ()
+    #: `module:function` of an application's authentication hook (docs/auth.md);
+    #: set, it turns auth on even without a key.
+    auth_hook: str | None = None
+    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+    #: Proxies in front of the server that append to X-Forwarded-For: the client's
+    #: address is that many entries from the right. 0: the TCP peer's address.
+    forwarded_hops: int = 0
+    max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_awareness_bytes: int = DEFAULT_MAX_AWARENESS_BYTES
+    max_awareness_per_second: float = DEFAULT_MAX_AWARENESS_PER_SECOND
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
@@ -140,6 +177,19 @@ class Settings:
             "secret": env.get("COLLAB_SECRET") or None,
             "jwt_public_key": env.get("COLLAB_JWT_PUBLIC_KEY") or None,
             "allowed_origins": _list(env, "COLLAB_ALLOWED_ORIGINS"),
+            "auth_hook": env.get("COLLAB_AUTH_HOOK") or None,
+            "auth_timeout": _float(env, "COLLAB_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT),
+            "max_connections_per_ip": _int(env, "COLLAB_MAX_CONNECTIONS_PER_IP",
+                                           DEFAULT_MAX_CONNECTIONS_PER_IP),
+            # Heroku's router is one proxy hop that appends the client's address.
+            "forwarded_hops": _int(env, "COLLAB_FORWARDED_HOPS", 1 if env.get("DYNO") else 0),
+            "max_subscriptions": _int(env, "COLLAB_MAX_SUBSCRIPTIONS", DEFAULT_MAX_SUBSCRIPTIONS),
+            "max_document_bytes": _int(env, "COLLAB_MAX_DOCUMENT_BYTES",
+                                       DEFAULT_MAX_DOCUMENT_BYTES),
+            "max_awareness_bytes": _int(env, "COLLAB_MAX_AWARENESS_BYTES",
+                                        DEFAULT_MAX_AWARENESS_BYTES),
+            "max_awareness_per_second": _float(env, "COLLAB_MAX_AWARENESS_PER_SECOND",
+                                               DEFAULT_MAX_AWARENESS_PER_SECOND),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         settings = cls(**values)
@@ -163,10 +213,13 @@ class Settings:
             raise ConfigError(f"COLLAB_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
                               f"got {self.log_format!r}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
-                     "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl"):
+                     "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
+                     "auth_timeout", "max_awareness_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("max_messages_per_second", "max_bytes_per_second"):
+        for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
+                     "forwarded_hops", "max_subscriptions", "max_document_bytes",
+                     "max_awareness_per_second"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or positive")
         if self.jwt_public_key:
@@ -177,8 +230,9 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
-        """Clients must present a signed token (COLLAB_SECRET or COLLAB_JWT_PUBLIC_KEY set)."""
-        return bool(self.secret or self.jwt_public_key)
+        """Clients must authenticate: a key for signed tokens (COLLAB_SECRET or
+        COLLAB_JWT_PUBLIC_KEY) or an application hook (COLLAB_AUTH_HOOK) is set."""
+        return bool(self.secret or self.jwt_public_key or self.auth_hook)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -208,10 +262,11 @@ def security_warnings(settings: Settings) -> list[str]:
     warnings = []
     if not settings.auth_enabled:
         warnings.append(
-            "AUTHENTICATION IS OFF (development mode): neither COLLAB_SECRET nor "
-            "COLLAB_JWT_PUBLIC_KEY is set, so every client may read and write every "
-            "document, room and actor, under any user id it claims. Set COLLAB_SECRET "
-            "(or COLLAB_JWT_PUBLIC_KEY) before exposing this server (docs/auth.md).")
+            "AUTHENTICATION IS OFF (development mode): none of COLLAB_SECRET, "
+            "COLLAB_JWT_PUBLIC_KEY and COLLAB_AUTH_HOOK is set, so every client may read "
+            "and write every document, room and actor, under any user id it claims. Set "
+            "COLLAB_SECRET (or COLLAB_JWT_PUBLIC_KEY, or COLLAB_AUTH_HOOK) before exposing "
+            "this server (docs/auth.md).")
     elif settings.secret and len(settings.secret.encode()) < MIN_SECRET_BYTES:
         warnings.append(
             f"COLLAB_SECRET is {len(settings.secret.encode())} bytes; HS256 needs at least "

@@ -26,6 +26,8 @@ class CloseCode(IntEnum):
     #: mid-session (get a new one and reconnect) / the client did something it may not.
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
+    #: The document is at its size quota (COLLAB_MAX_DOCUMENT_BYTES): nothing more fits.
+    DOCUMENT_TOO_LARGE = 4413
     #: Past the connection's message or byte rate (gateway/ratelimit.py).
     RATE_LIMITED = 4429
 
@@ -47,6 +49,8 @@ class RemoteProtocolError(CollabError):
 
     code = "protocol_error"
     close_code = CloseCode.PROTOCOL_ERROR
+    #: The HTTP status when the same input came in an HTTP body.
+    status = 400
 
 
 class UnsupportedMessage(RemoteProtocolError):
@@ -65,6 +69,21 @@ class InvalidPayload(RemoteProtocolError):
 
 class MessageTooBig(RemoteProtocolError):
     code = "message_too_big"
+    close_code = CloseCode.MESSAGE_TOO_BIG
+
+
+class DocumentTooLarge(RemoteProtocolError):
+    """An update would take a document past its size quota; nothing was applied."""
+
+    code = "document_too_large"
+    close_code = CloseCode.DOCUMENT_TOO_LARGE
+    status = 413
+
+
+class AwarenessTooLarge(RemoteProtocolError):
+    """An awareness state over the size limit, or too many from one connection."""
+
+    code = "awareness_too_large"
     close_code = CloseCode.MESSAGE_TOO_BIG
 
 

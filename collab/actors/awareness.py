@@ -3,15 +3,25 @@
 Pure data logic (no I/O), following y-protocols/awareness: a newer clock wins;
 an equal clock wins only when it removes a state. Each entry remembers the
 connection that announced it, so a closed connection's cursors can be removed.
+
+Bounded: a connection may hold MAX_CLIENTS_PER_OWNER live states, and the table
+MAX_CLIENTS entries; removed entries (kept only to refuse stale clocks) are
+dropped first when it fills.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
+from collab.errors import AwarenessTooLarge
 from collab.protocol.ywire import AwarenessEntry, encode_awareness
 
 NULL_STATE = "null"
+#: Live states one connection may announce: one per editor in the tab (y-websocket
+#: uses one), with room for clients that multiplex a few.
+MAX_CLIENTS_PER_OWNER = 64
+#: Entries, live or removed, one document keeps.
+MAX_CLIENTS = 10_000
 
 
 class AwarenessTable:
@@ -22,23 +32,49 @@ class AwarenessTable:
     def __len__(self) -> int:
         return sum(1 for entry in self._entries.values() if not entry.removed)
 
-    def apply(self, entries: Iterable[AwarenessEntry], owner: Hashable) -> list[AwarenessEntry]:
-        """Merge entries announced by `owner`; returns those that changed the table."""
-        accepted = []
+    def apply(self, entries: Iterable[AwarenessEntry], owner: Hashable,
+              max_state_bytes: int = 0) -> list[AwarenessEntry]:
+        """Merge entries announced by `owner`; returns those that changed the table.
+        Raises AwarenessTooLarge, having applied nothing, for a state over
+        `max_state_bytes` (0: any size) or past the table's bounds."""
+        entries = list(entries)
+        if max_state_bytes:
+            for entry in entries:
+                if len(entry.state) > max_state_bytes // 4 and \
+                        len(entry.state.encode()) > max_state_bytes:
+                    raise AwarenessTooLarge(f"awareness state of client {entry.client_id} is "
+                                            f"over {max_state_bytes} bytes")
+        newest: dict[int, AwarenessEntry] = {}
         for entry in entries:
-            current = self._entries.get(entry.client_id)
-            if current is not None and not (
-                current.clock < entry.clock
-                or (current.clock == entry.clock and entry.removed and not current.removed)
-            ):
-                continue
+            current = newest.get(entry.client_id) or self._entries.get(entry.client_id)
+            if _newer(entry, current):
+                newest[entry.client_id] = entry
+        accepted = list(newest.values())
+        self._check_room(accepted, owner)
+        for entry in accepted:
             self._entries[entry.client_id] = entry
             if entry.removed:
                 self._owners.pop(entry.client_id, None)
             else:
                 self._owners[entry.client_id] = owner
-            accepted.append(entry)
         return accepted
+
+    def _check_room(self, entries: list[AwarenessEntry], owner: Hashable) -> None:
+        new_live = {e.client_id for e in entries if not e.removed
+                    and self._owners.get(e.client_id) != owner}
+        if not new_live:
+            return
+        owned = sum(1 for who in self._owners.values() if who == owner)
+        if owned + len(new_live) > MAX_CLIENTS_PER_OWNER:
+            raise AwarenessTooLarge(f"one connection may announce at most "
+                                    f"{MAX_CLIENTS_PER_OWNER} awareness clients")
+        new = {e.client_id for e in entries} - self._entries.keys()
+        if len(self._entries) + len(new) > MAX_CLIENTS:
+            for client_id in [cid for cid, e in self._entries.items() if e.removed]:
+                del self._entries[client_id]
+            if len(self._entries) + len(new) > MAX_CLIENTS:
+                raise AwarenessTooLarge(f"this document already tracks {MAX_CLIENTS} "
+                                        "awareness clients")
 
     def remove_owner(self, owner: Hashable) -> list[AwarenessEntry]:
         """Mark every live state announced by `owner` as removed; returns the
@@ -63,3 +99,9 @@ class AwarenessTable:
 
     def states(self) -> dict[int, str]:
         return {cid: e.state for cid, e in self._entries.items() if not e.removed}
+
+
+def _newer(entry: AwarenessEntry, current: AwarenessEntry | None) -> bool:
+    """A newer clock wins; an equal clock only when it removes a live state."""
+    return current is None or current.clock < entry.clock \
+        or (current.clock == entry.clock and entry.removed and not current.removed)

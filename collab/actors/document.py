@@ -28,6 +28,7 @@ from collab.actors.ydoc import (
 from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
     CloseCode,
+    DocumentTooLarge,
     InvalidPayload,
     RemoteProtocolError,
     ShuttingDown,
@@ -146,6 +147,7 @@ class Committed:
 class Compacted:
     upto_seq: int
     folded: tuple[int, int]  # (rows, bytes) removed from the log
+    snapshot_bytes: int  # the size of the snapshot that replaced them
     error: BaseException | None
 
 
@@ -181,6 +183,10 @@ class Document(Actor):
         self.snapshot_seq = 0  # the stored snapshot covers log rows up to here
         self.log_rows = 0  # committed rows since the snapshot
         self.log_bytes = 0
+        self.snapshot_bytes = 0
+        #: What the document takes in the store, counting updates not yet committed:
+        #: the snapshot plus every log row since. Checked against the size quota.
+        self.stored_bytes = 0
         self._outbox = _Outbox()
         self._in_flight = 0  # commits not yet acknowledged
         self._compacting = False
@@ -195,6 +201,8 @@ class Document(Actor):
         self.snapshot_seq = stored.snapshot_seq
         self.log_rows = len(stored.updates)
         self.log_bytes = stored.log_bytes
+        self.snapshot_bytes = len(stored.snapshot or b"")
+        self.stored_bytes = self.snapshot_bytes + self.log_bytes
         self._maybe_schedule_compaction()
 
     def may_sleep(self) -> bool:
@@ -370,6 +378,13 @@ class Document(Actor):
         or None for an empty update (nothing to store or send)."""
         if update == EMPTY_UPDATE:
             return None
+        quota = self.system.settings.max_document_bytes
+        if quota and self.stored_bytes + len(update) > quota:
+            if self.log_rows and not self._compacting:
+                self._start_compaction()  # folding the log may free room for the next one
+            raise DocumentTooLarge(
+                f"document {self.key!r} would pass its size quota of {quota} bytes "
+                f"({self.stored_bytes} stored, this update {len(update)})")
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -380,12 +395,14 @@ class Document(Actor):
             # The document is as it was: yrs checks an update before it integrates it.
             raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
         self.seq += 1
+        self.stored_bytes += len(update)
         self._outbox.broadcast.append((sender, update))
         self._outbox.writes.append(AppendUpdate(self.key, self.seq, update))
         return self.seq
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
-        accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer)
+        accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer,
+                                        max_state_bytes=self.system.settings.max_awareness_bytes)
         if not accepted:
             return
         out = YjsOut(self.key, ywire.AwarenessMessage(payload))
@@ -485,34 +502,37 @@ class Document(Actor):
         gc_update, doc_state = self.doc.get_update(), self.doc.get_state()
 
         async def run() -> None:
-            error, folded = None, (0, 0)
+            error, folded, snapshot_bytes = None, (0, 0), 0
             try:
-                folded = await self._compact(upto, gc_update, doc_state)
+                folded, snapshot_bytes = await self._compact(upto, gc_update, doc_state)
             except Exception as exc:
                 error = exc
-            self.post(Compacted(upto, folded, error))
+            self.post(Compacted(upto, folded, snapshot_bytes, error))
 
         self._compaction = asyncio.ensure_future(run())
 
-    async def _compact(self, upto: int, gc_update: bytes, doc_state: bytes) -> tuple[int, int]:
+    async def _compact(self, upto: int, gc_update: bytes,
+                       doc_state: bytes) -> tuple[tuple[int, int], int]:
         """Fold every log row <= `upto` into a new snapshot, in one transaction.
-        Returns (rows, bytes) folded."""
+        Returns ((rows, bytes) folded, the new snapshot's size)."""
         await self.system.committer.flush()  # rows <= upto are all submitted: wait for them
         stored = await self.system.store.load_document(self.key)
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:
-            return 0, 0
+            return (0, 0), 0
         snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows)
         await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
         self.system.compactions += 1
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
-        return len(rows), sum(len(row) for row in rows)
+        return (len(rows), sum(len(row) for row in rows)), len(snapshot)
 
     def _compacted(self, message: Compacted) -> None:
         self._compacting = False
         self._compaction = None
         if message.error is None and message.folded[0]:
             self.snapshot_seq = max(self.snapshot_seq, message.upto_seq)
+            self.stored_bytes += message.snapshot_bytes - self.snapshot_bytes - message.folded[1]
+            self.snapshot_bytes = message.snapshot_bytes
         self.log_rows = max(0, self.log_rows - message.folded[0])
         self.log_bytes = max(0, self.log_bytes - message.folded[1])
         if message.error is not None:

@@ -1,9 +1,11 @@
-"""Who is knocking, before a WebSocket upgrade: the Origin allowlist and the client's token.
+"""Who is knocking: the Origin allowlist, the application's hook and the client's token.
 
 Finds the token in the `token` query parameter (what y-websocket's `params`
-sends) or in a `collab-token.<jwt>` subprotocol, verifies it (collab/auth.py) and
-answers with the Principal, or raises Unauthorized (401) / Forbidden (403).
-With no key configured (development mode) everyone gets an unrestricted principal.
+sends) or in a `collab-token.<jwt>` subprotocol; asks the application's hook
+(COLLAB_AUTH_HOOK) first, if there is one, then verifies the token
+(collab/auth.py); answers with the Principal, or raises Unauthorized (401) /
+Forbidden (403). With neither a key nor a hook (development mode) everyone gets
+an unrestricted principal.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
-from collab.auth import AuthError, Principal, Verifier, development_principal
-from collab.config import Settings
+from collab.auth import (
+    AuthError,
+    AuthHook,
+    Credentials,
+    Principal,
+    Verifier,
+    development_principal,
+    load_hook,
+)
+from collab.config import ConfigError, Settings
 from collab.errors import Forbidden, Unauthorized
 
 #: The subprotocol prefix carrying a token: browsers cannot set an Authorization
@@ -31,12 +41,25 @@ class Admission:
     subprotocol: str | None = None
 
 
+class MissingCredentials(Unauthorized):
+    """Nothing to authenticate with: no token, and no hook accepted the request.
+    `/ws` may still authenticate in-band with its `auth` message."""
+
+
 class Gatekeeper:
     """The access policy of one server, built once from its settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hook: AuthHook | None = None) -> None:
+        """`hook` overrides the one COLLAB_AUTH_HOOK names (for applications that build
+        the server in code). Raises ConfigError if that hook cannot be loaded."""
         self.verifier = (Verifier(settings.secret, settings.jwt_public_key)
-                         if settings.auth_enabled else None)
+                         if settings.secret or settings.jwt_public_key else None)
+        if hook is None and settings.auth_hook:
+            try:
+                hook = load_hook(settings.auth_hook)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        self.hook = hook
         self.allowed_origins = frozenset(settings.allowed_origins)
         #: user -> Unix time of their revocation: tokens issued at or before it are
         #: refused. In this process's memory only (docs/auth.md).
@@ -44,7 +67,7 @@ class Gatekeeper:
 
     @property
     def enabled(self) -> bool:
-        return self.verifier is not None
+        return self.verifier is not None or self.hook is not None
 
     def check_origin(self, request: web.Request) -> None:
         """Raises Forbidden if an allowlist is set and the request's Origin is not on it.
@@ -55,20 +78,36 @@ class Gatekeeper:
         if origin is not None and origin.rstrip("/") not in self.allowed_origins:
             raise Forbidden(f"origin {origin!r} is not allowed", code="origin_not_allowed")
 
-    def admit(self, request: web.Request) -> Admission:
-        """The principal behind `request`'s token. Raises Unauthorized saying why
-        (missing, expired, bad signature, ...) when auth is configured."""
+    async def admit(self, request: web.Request) -> Admission:
+        """The principal behind a WebSocket upgrade. Raises Unauthorized saying why
+        (MissingCredentials, expired, bad signature, ...) when auth is configured."""
         token, subprotocol = _find_token(request)
-        if self.verifier is None:
+        if not self.enabled:
             return Admission(development_principal(), subprotocol)
+        return Admission(await self.authenticate(token, request), subprotocol)
+
+    async def authenticate(self, token: str | None, request: web.Request) -> Principal:
+        """Who `token` (None: none presented) and `request` speak for: the hook's
+        answer if it gives one, else the verified token. Only call when `enabled`."""
+        if self.hook is not None:
+            credentials = Credentials(token, request.headers, request.cookies, request.remote)
+            principal = await self.hook(credentials)
+            if principal is not None:
+                if not isinstance(principal, Principal):
+                    raise TypeError(f"the auth hook returned {type(principal).__name__}, "
+                                    "not a collab.auth.Principal or None")
+                return principal
         if not token:
-            raise Unauthorized("missing token: pass it as ?token=<jwt> or in the "
-                               f"{TOKEN_SUBPROTOCOL_PREFIX}<jwt> subprotocol")
-        return Admission(self.verify(token), subprotocol)
+            raise MissingCredentials(
+                "missing token: pass it as ?token=<jwt>, in the "
+                f"{TOKEN_SUBPROTOCOL_PREFIX}<jwt> subprotocol or (on /ws) in an auth message")
+        if self.verifier is None:  # a hook that returned None, and no key to verify with
+            raise Unauthorized("not authenticated")
+        return self.verify(token)
 
     def verify(self, token: str) -> Principal:
-        """The principal `token` speaks for; raises Unauthorized saying why not.
-        Only call when `enabled`."""
+        """The principal a signed `token` speaks for; raises Unauthorized saying why
+        not. Only call with a verifier."""
         assert self.verifier is not None
         try:
             principal = self.verifier.verify(token)

@@ -25,10 +25,19 @@ from collab.cluster import client as redis_client
 from collab.config import Settings
 from collab.gateway import actors_api, admin_api, demo, docs_api, rooms_api
 from collab.gateway.access import Gatekeeper
+from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.drain import close_connections
 from collab.gateway.http_auth import http_auth
 from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import CONNECTIONS, GATEKEEPER, REGISTRY, SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.keys import (
+    ADDRESSES,
+    CONNECTIONS,
+    GATEKEEPER,
+    REGISTRY,
+    SETTINGS,
+    SYSTEM,
+    TRAFFIC,
+)
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
 from collab.gateway.traffic import Traffic
@@ -117,6 +126,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
                           client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[GATEKEEPER] = Gatekeeper(settings)
+    app[ADDRESSES] = ConnectionsPerAddress(settings.max_connections_per_ip)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))

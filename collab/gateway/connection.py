@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 
 from aiohttp import web
 
-from collab.auth import Principal, development_principal
+from collab.auth import NOBODY, Principal
 from collab.errors import CloseCode
 from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import YjsOut
@@ -32,8 +33,8 @@ class Connection:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
 
-    __slots__ = ("_close_task", "_closing", "_sent", "_transport", "id", "max_outbound_bytes",
-                 "principal", "remote", "traffic", "ws")
+    __slots__ = ("_close_task", "_closing", "_expiry", "_sent", "_transport", "id",
+                 "max_outbound_bytes", "principal", "remote", "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -46,8 +47,9 @@ class Connection:
         self.max_outbound_bytes = max_outbound_bytes
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
-        #: Who the client is and what it may do; set by the upgrade (gateway/upgrade.py).
-        self.principal: Principal = development_principal()
+        #: Who the client is and what it may do; nothing until `admit`.
+        self.principal: Principal = NOBODY
+        self._expiry: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.remote}>"
@@ -56,6 +58,23 @@ class Connection:
     def closed(self) -> bool:
         return self._closing or self.ws.closed or self._transport is None \
             or self._transport.is_closing()
+
+    def admit(self, principal: Principal) -> None:
+        """Act for `principal` from now on; closed with 4401 when its token expires."""
+        self.principal = principal
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if principal.expires_at is not None:
+            delay = max(0.0, principal.expires_at - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(
+                delay, self.close, CloseCode.UNAUTHORIZED, "token expired")
+
+    def forget(self) -> None:
+        """The socket is done: drop the expiry timer."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     def send_frame(self, frame: bytes, kind: str) -> None:
         """Write one pre-encoded frame of message kind `kind`, one of the endpoint's

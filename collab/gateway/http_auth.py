@@ -1,5 +1,6 @@
 """Tokens on the HTTP API: with auth configured, every `/api/` request carries
-`Authorization: Bearer <jwt>` and is checked against the route it reached.
+`Authorization: Bearer <jwt>` (or whatever the application's hook accepts, such
+as a session cookie) and is checked against the route it reached.
 
 Documents need read (GET) or write (POST …/update), room history needs read;
 the actor API (actions, queues, workflows) is for trusted back ends and needs an
@@ -12,7 +13,7 @@ from aiohttp import hdrs, web
 
 from collab.auth import Principal
 from collab.errors import Forbidden, Unauthorized
-from collab.gateway.access import require
+from collab.gateway.access import MissingCredentials, require
 from collab.gateway.keys import GATEKEEPER
 
 API_PREFIX = "/api/"
@@ -24,9 +25,12 @@ async def http_auth(request: web.Request, handler):
     gatekeeper = request.app[GATEKEEPER]
     if gatekeeper.enabled and request.path.startswith(API_PREFIX):
         header = request.headers.get(hdrs.AUTHORIZATION, "")
-        if not header.lower().startswith(BEARER):
-            raise Unauthorized("missing token: send Authorization: Bearer <jwt>")
-        authorize(gatekeeper.verify(header[len(BEARER):].strip()), request)
+        token = header[len(BEARER):].strip() if header.lower().startswith(BEARER) else None
+        try:
+            principal = await gatekeeper.authenticate(token, request)
+        except MissingCredentials:
+            raise Unauthorized("missing token: send Authorization: Bearer <jwt>") from None
+        authorize(principal, request)
     return await handler(request)
 
 

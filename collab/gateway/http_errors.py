@@ -29,7 +29,7 @@ async def json_errors(request: web.Request, handler):
     except BadRequest as exc:
         return error_response(exc.status, exc.code, exc.message)
     except RemoteProtocolError as exc:
-        return error_response(400, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
     except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess, ClusterUnavailable) as exc:
         return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:

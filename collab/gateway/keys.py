@@ -6,6 +6,7 @@ from aiohttp import web
 
 from collab.config import Settings
 from collab.gateway.access import Gatekeeper
+from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.connection import Connection
 from collab.gateway.traffic import Traffic
 from collab.runtime.registry import Registry
@@ -17,3 +18,4 @@ REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
+ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)

@@ -25,9 +25,10 @@ from collab.auth import Principal
 from collab.errors import CollabError, Forbidden
 from collab.gateway.access import require
 from collab.gateway.connection import Connection
+from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
 from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
-from collab.gateway.ratelimit import RateLimit, refused
+from collab.gateway.ratelimit import RateLimit, Throttle, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
@@ -95,13 +96,26 @@ _TYPE_NAMES = {"str": "a string", "bytes": "bytes (base64 in JSON)", "dict": "a 
 class Session:
     """The state of one `/ws` socket: its subscriptions and actor connections."""
 
-    def __init__(self, conn: NativeConnection, system: ActorSystem) -> None:
+    def __init__(self, conn: NativeConnection, system: ActorSystem, *,
+                 first_frame: bool = True) -> None:
         self.conn = conn
         self.system = system
         self.traffic = conn.traffic
         self.docs: dict[str, Route] = {}  # subscribed documents, by name
-        self.actors: set[tuple[type[Actor], str]] = set()  # actors connected to
-        self.first_frame = True
+        self.actors: set[tuple[type[Actor], str]] = set()  # actors connected (or connecting) to
+        self.max_subscriptions = system.settings.max_subscriptions
+        self.awareness = Throttle(system.settings.max_awareness_per_second)
+        self.first_frame = first_frame
+
+    def _make_room(self) -> None:
+        """Raises too_many_subscriptions when one more document or actor would pass
+        the socket's limit (COLLAB_MAX_SUBSCRIPTIONS)."""
+        if self.max_subscriptions and \
+                len(self.docs) + len(self.actors) >= self.max_subscriptions:
+            raise InvalidRequest(
+                f"this socket already holds {self.max_subscriptions} documents and actors, "
+                "the server's limit: unsubscribe or disconnect from one first",
+                code="too_many_subscriptions")
 
     # -- frames in, answers out -----------------------------------------------
 
@@ -143,6 +157,8 @@ class Session:
     def doc_subscribe(self, message: dict[str, Any], reply: Reply) -> None:
         name = parse_key(_field(message, "doc", str), what="document name")
         require(self.conn.principal, "docs", name, write=False)
+        if name not in self.docs:
+            self._make_room()
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
@@ -170,13 +186,22 @@ class Session:
         reply.post(doc, lambda fut: PeerUpdate(self.conn, update, fut), lambda seq: {"seq": seq})
 
     def doc_awareness(self, message: dict[str, Any], reply: Reply) -> None:
-        _, doc = self._subscribed(message)
+        name, doc = self._subscribed(message)
         payload = _field(message, "update", bytes)
-        reply.post(doc, lambda fut: PeerAwareness(self.conn, payload, fut))
+
+        def make(fut: asyncio.Future[None]) -> PeerAwareness:
+            return PeerAwareness(self.conn, payload, fut)
+
+        if self.awareness.take(name):
+            reply.post(doc, make)
+        else:  # past the awareness rate: the latest per document goes out later
+            self.awareness.hold(name, lambda: Reply(self, None, reply.binary).post(doc, make))
+            reply.ok(None)
 
     def doc_unsubscribe(self, message: dict[str, Any], reply: Reply) -> None:
         name, doc = self._subscribed(message)
         del self.docs[name]
+        self.awareness.discard(name)
         doc.post(Leave(self.conn))
         reply.ok(None)
 
@@ -188,11 +213,13 @@ class Session:
         return self.system.registry.resolve(kind), key  # raises UnknownActorType
 
     def _ask(self, cls: type[Actor], key: str, make: Callable[[asyncio.Future[Any]], Any],
-             what: str, reply: Reply, transform: Callable[[Any], Any] | None = None) -> None:
+             what: str, reply: Reply,
+             transform: Callable[[Any], Any] | None = None) -> asyncio.Future[Any]:
         """Post `make(future)` to actor (cls, key); its answer settles `reply` (bounded)."""
         future = reply.future(transform)
         self.system.post(cls, key, make(future))
         _bound(future, cls.kind, key, what)
+        return future
 
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
@@ -201,14 +228,24 @@ class Session:
         if cls.kind == Room.kind:
             params = _room_user(self.conn.principal, params, "user", fill=True)
 
-        def connected(conn_id: str) -> dict[str, str]:
+        first = (cls, key) not in self.actors
+        if first:
+            self._make_room()
+            # Counted at once, so connects in flight count against the limit too.
             self.actors.add((cls, key))
+
+        def connected(conn_id: str) -> dict[str, str]:
             return {"conn": conn_id}
+
+        def forget_failed(fut: asyncio.Future[Any]) -> None:
+            if first and (fut.cancelled() or fut.exception() is not None):
+                self.actors.discard((cls, key))
 
         principal = self.conn.principal
         user = None if principal.unrestricted else principal.user
-        self._ask(cls, key, lambda fut: Connect(self.conn, params, fut, user), "a connect",
-                  reply, connected)
+        future = self._ask(cls, key, lambda fut: Connect(self.conn, params, fut, user),
+                           "a connect", reply, connected)
+        future.add_done_callback(forget_failed)
 
     def actor_disconnect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
@@ -241,10 +278,16 @@ class Session:
     def ping(self, message: dict[str, Any], reply: Reply) -> None:
         reply.ok(None)
 
+    def auth(self, message: dict[str, Any], reply: Reply) -> None:
+        raise InvalidRequest("this socket is already authenticated (an auth message is only "
+                             "the first frame of a socket opened without a token)",
+                             code="already_authenticated")
+
     # -- the end ------------------------------------------------------------------
 
     def close(self) -> None:
         """The socket is gone: leave every document, disconnect from every actor."""
+        self.awareness.close()
         for doc in self.docs.values():
             doc.post(Leave(self.conn))
         self.docs.clear()
@@ -354,13 +397,17 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
     "actor.call": Session.actor_call,
     "actor.queue": Session.actor_queue,
     "ping": Session.ping,
+    AUTH_OP: Session.auth,
 }
 
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native) as conn:
-        session = Session(conn, request.app[SYSTEM])
+    async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native,
+                         in_band_auth=True) as (conn, admitted):
         limit = RateLimit(request.app[SETTINGS])
+        if not admitted and not await authenticate_in_band(conn, request, limit):
+            return conn.ws
+        session = Session(conn, request.app[SYSTEM], first_frame=admitted)
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:

@@ -1,11 +1,14 @@
 """Per-connection rate limits: a token bucket for messages and one for bytes, each
 refilled at its rate with room for a burst of twice that. A client past either is
-closed with 4429 (too many messages); everyone else carries on."""
+closed with 4429 (too many messages); everyone else carries on. Awareness
+(cursors) has its own, gentler budget: past it, updates are coalesced, not refused."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable, Hashable
 
 from collab.config import Settings
 from collab.errors import CloseCode
@@ -57,3 +60,51 @@ async def refused(limit: RateLimit, conn: Connection, size: int) -> bool:
     log.info("%s: over its rate limit, closing with 4429", conn.id)
     await conn.aclose(CloseCode.RATE_LIMITED, "too many messages: slow down")
     return True
+
+
+class Throttle:
+    """At most `rate` sends per second (bursts of twice that) for one connection; past
+    it, only the latest held send per key waits, and goes out when the budget allows.
+    For awareness: a newer state replaces an older one, so dropping the ones in
+    between loses nothing. A rate of 0 sends everything at once."""
+
+    __slots__ = ("bucket", "timer", "waiting")
+
+    def __init__(self, rate: float) -> None:
+        self.bucket = TokenBucket(rate) if rate else None
+        self.waiting: dict[Hashable, Callable[[], None]] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+    def take(self, key: Hashable) -> bool:
+        """True if a send for `key` may go now (and counts it); False: `hold` it."""
+        if self.bucket is None:
+            return True
+        return not self.waiting and self.bucket.take(1, time.monotonic())
+
+    def hold(self, key: Hashable, send: Callable[[], None]) -> None:
+        """Run `send` when the budget allows, unless a newer send for `key` replaces it."""
+        self.waiting.pop(key, None)  # the newest goes last, after older keys
+        self.waiting[key] = send
+        self._arm()
+
+    def discard(self, key: Hashable) -> None:
+        self.waiting.pop(key, None)
+
+    def close(self) -> None:
+        self.waiting.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _arm(self) -> None:
+        if self.timer is None and self.waiting and self.bucket is not None:
+            delay = max(0.0, (1 - self.bucket.tokens) / self.bucket.rate)
+            self.timer = asyncio.get_running_loop().call_later(delay, self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        now = time.monotonic()
+        while self.waiting and self.bucket is not None and self.bucket.take(1, now):
+            key = next(iter(self.waiting))
+            self.waiting.pop(key)()
+        self._arm()

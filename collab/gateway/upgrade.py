@@ -1,17 +1,17 @@
 """Upgrading an HTTP request to a WebSocket, the same way for `/yjs` and `/ws`.
 
 Refuses with 503 while the server drains, with 403 for an Origin off the
-allowlist, with 401 without an acceptable token and with 403 when the caller's
-check refuses the principal; sets the frame size limit, the keep-alive ping and
-the close-handshake bound from the settings; registers the connection so
-shutdown can close it with 1012; closes it with 4401 when its token expires.
+allowlist, with 429 when the client's address holds too many sockets, with 401
+without acceptable credentials (unless the endpoint authenticates in-band:
+`/ws`'s auth message) and with 403 when the caller's check refuses the
+principal; sets the frame size limit, the keep-alive ping and the
+close-handshake bound from the settings; registers the connection so shutdown
+can close it with 1012; closes it with 4401 when its token expires.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -20,8 +20,10 @@ from aiohttp import web
 
 from collab.auth import Principal
 from collab.errors import CloseCode, ShuttingDown
+from collab.gateway.access import Admission, MissingCredentials
+from collab.gateway.addresses import client_address
 from collab.gateway.connection import Connection
-from collab.gateway.keys import CONNECTIONS, GATEKEEPER, SETTINGS, SYSTEM
+from collab.gateway.keys import ADDRESSES, CONNECTIONS, GATEKEEPER, SETTINGS, SYSTEM
 from collab.gateway.traffic import EndpointTraffic
 
 log = logging.getLogger(__name__)
@@ -37,21 +39,52 @@ C = TypeVar("C", bound=Connection)
 async def websocket(request: web.Request,
                     make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
                     what: str, traffic: EndpointTraffic,
-                    authorize: Callable[[Principal], None] | None = None) -> AsyncIterator[C]:
-    """Upgrade `request` and yield the connection `make` builds, counting its frames in
-    `traffic`; unregisters it on exit. `authorize` may raise Forbidden (a 403 before
-    the upgrade) after the token is verified; `conn.principal` is who it admitted."""
+                    authorize: Callable[[Principal], None] | None = None, *,
+                    in_band_auth: bool = False) -> AsyncIterator[tuple[C, bool]]:
+    """Upgrade `request` and yield (the connection `make` builds, whether it is
+    admitted), counting its frames in `traffic`; unregisters it on exit. `authorize`
+    may raise Forbidden (a 403 before the upgrade) after the client is authenticated;
+    `conn.principal` is who it admitted. With `in_band_auth`, a request that presents
+    no credentials at all is upgraded unadmitted: the caller must authenticate it
+    (`conn.admit`) before acting on anything it sends."""
     settings = request.app[SETTINGS]
     if request.app[SYSTEM].closing:
         raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
     gatekeeper = request.app[GATEKEEPER]
     gatekeeper.check_origin(request)
-    admission = gatekeeper.admit(request)
-    if authorize is not None:
+    address = client_address(request, settings.forwarded_hops)
+    addresses = request.app[ADDRESSES]
+    addresses.enter(address)  # 429 past the limit, before any other work
+    try:
+        admission: Admission | None = await gatekeeper.admit(request)
+    except MissingCredentials:
+        if not in_band_auth:
+            addresses.leave(address)
+            raise
+        admission = None
+    except BaseException:
+        addresses.leave(address)
+        raise
+    try:
+        async with _upgraded(request, make, what, traffic, authorize, admission) as conn:
+            conn.remote = address
+            yield conn, admission is not None
+    finally:
+        addresses.leave(address)
+
+
+@asynccontextmanager
+async def _upgraded(request: web.Request,
+                    make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
+                    what: str, traffic: EndpointTraffic,
+                    authorize: Callable[[Principal], None] | None,
+                    admission: Admission | None) -> AsyncIterator[C]:
+    settings = request.app[SETTINGS]
+    if authorize is not None and admission is not None:
         authorize(admission.principal)
     ws = web.WebSocketResponse(
         # Echo the token's subprotocol: a browser fails a handshake that answers none.
-        protocols=(admission.subprotocol,) if admission.subprotocol else (),
+        protocols=(admission.subprotocol,) if admission and admission.subprotocol else (),
         max_msg_size=settings.max_message_bytes,
         heartbeat=settings.ping_interval,
         timeout=CLOSE_HANDSHAKE_TIMEOUT,
@@ -59,25 +92,16 @@ async def websocket(request: web.Request,
     )
     await ws.prepare(request)
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
-    conn.principal = admission.principal
-    expiry = _close_at_expiry(conn, admission.principal)
+    if admission is not None:
+        conn.admit(admission.principal)
     connections = request.app[CONNECTIONS]
     connections.add(conn)
     try:
         yield conn
     finally:
-        if expiry is not None:
-            expiry.cancel()
+        conn.forget()
         if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
             log.info("%s: closed %s: message over %d bytes", what, conn.id,
                      settings.max_message_bytes)
         connections.discard(conn)
 
-
-def _close_at_expiry(conn: Connection, principal: Principal) -> asyncio.TimerHandle | None:
-    """Close `conn` with 4401 when its token expires (None: it never does)."""
-    if principal.expires_at is None:
-        return None
-    loop = asyncio.get_running_loop()
-    delay = max(0.0, principal.expires_at - time.time())
-    return loop.call_later(delay, conn.close, CloseCode.UNAUTHORIZED, "token expired")

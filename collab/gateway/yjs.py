@@ -20,7 +20,7 @@ from collab.gateway.access import require
 from collab.gateway.connection import Connection
 from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
-from collab.gateway.ratelimit import RateLimit, refused
+from collab.gateway.ratelimit import RateLimit, Throttle, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import INVALID, YJS_KINDS
 from collab.gateway.upgrade import websocket
@@ -33,7 +33,8 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
     traffic = request.app[TRAFFIC].yjs
     async with websocket(request, Connection, f"doc {name!r}", traffic,
-                         lambda principal: require(principal, "docs", name, write=False)) as conn:
+                         lambda principal: require(principal, "docs", name, write=False)
+                         ) as (conn, _):
         read_only = not conn.principal.can_write("docs", name)
         route = Route(request.app[SYSTEM], Document, name)
         post = route.post
@@ -44,6 +45,7 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
             return conn.ws
         parse = ywire.parse
         limit = RateLimit(request.app[SETTINGS])
+        awareness = Throttle(request.app[SETTINGS].max_awareness_per_second)
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY:
@@ -62,7 +64,11 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                                  conn.id, conn.principal.user)
                         await conn.aclose(CloseCode.FORBIDDEN, "read-only")
                         break
-                    post(Inbound(conn, message))
+                    if type(message) is ywire.AwarenessMessage and not awareness.take(None):
+                        # Past the awareness rate: the latest goes when the budget allows.
+                        awareness.hold(None, lambda m=message: post(Inbound(conn, m)))
+                    else:
+                        post(Inbound(conn, message))
                 elif msg.type is WSMsgType.TEXT:
                     traffic.count_received(INVALID, len(msg.data))
                     log.info("doc %r: closing %s: text frame", name, conn.id)
@@ -70,5 +76,6 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                                       "text frames are not part of the y-websocket protocol")
                     break
         finally:
+            awareness.close()
             post(Leave(conn))
     return conn.ws

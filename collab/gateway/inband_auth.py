@@ -1,0 +1,81 @@
+"""The `/ws` auth message: how a socket that upgraded without credentials proves who it is.
+
+Its first frame must be `{"op": "auth", "token": ...}`, within COLLAB_AUTH_TIMEOUT
+and at most MAX_PREAUTH_MESSAGE_BYTES. Nothing is read before it, nothing else is
+accepted instead of it and nothing is queued meanwhile (the weakness of
+GHSA-xwhh-v746-pj9m: messages buffered while authentication was pending); a
+wrong first frame, a refused token or the deadline closes the socket with 4401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from collab.config import MAX_PREAUTH_MESSAGE_BYTES
+from collab.errors import BadRequest, CloseCode, Forbidden
+from collab.gateway.connection import Connection
+from collab.gateway.keys import GATEKEEPER, SETTINGS
+from collab.gateway.ratelimit import RateLimit, refused
+from collab.gateway.traffic import INVALID
+from collab.protocol import native
+
+log = logging.getLogger(__name__)
+
+AUTH_OP = "auth"
+FIRST_MESSAGE = '{"op": "auth", "token": "<jwt>"}'
+
+
+async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit) -> bool:
+    """Read and check `conn`'s auth message; True once admitted (it has been answered),
+    False when the socket was closed instead. `conn` is a NativeConnection."""
+    settings = request.app[SETTINGS]
+    try:
+        async with asyncio.timeout(settings.auth_timeout):
+            msg = await conn.ws.receive()
+    except TimeoutError:
+        return await _refuse(conn, CloseCode.UNAUTHORIZED,
+                             f"no auth message within {settings.auth_timeout:g} s")
+    if msg.type is not WSMsgType.BINARY and msg.type is not WSMsgType.TEXT:
+        return False  # closed, or a protocol error aiohttp already answered
+    data = msg.data
+    conn.binary = isinstance(data, bytes)  # its first frame sets the event format
+    if await refused(limit, conn, len(data)):
+        return False
+    if len(data) > MAX_PREAUTH_MESSAGE_BYTES:
+        conn.traffic.count_received(INVALID, len(data))
+        return await _refuse(conn, CloseCode.MESSAGE_TOO_BIG,
+                             f"an auth message is at most {MAX_PREAUTH_MESSAGE_BYTES} bytes")
+    try:
+        message = native.decode(data)
+    except native.MalformedMessage as exc:
+        conn.traffic.count_received(INVALID, len(data))
+        return await _refuse(conn, CloseCode.UNAUTHORIZED, f"authenticate first: {exc.message}")
+    if message["op"] != AUTH_OP or not isinstance(message.get("token"), str):
+        conn.traffic.count_received(INVALID, len(data))
+        return await _refuse(conn, CloseCode.UNAUTHORIZED,
+                             f"authenticate first: send {FIRST_MESSAGE}")
+    conn.traffic.count_received(AUTH_OP, len(data))
+    request_id = message.get("id")
+    try:
+        principal = await request.app[GATEKEEPER].authenticate(message["token"], request)
+    except BadRequest as exc:  # Unauthorized or Forbidden, from the token or the hook
+        conn.send_out(native.error(request_id, exc.code, exc.message))
+        code = CloseCode.FORBIDDEN if isinstance(exc, Forbidden) else CloseCode.UNAUTHORIZED
+        return await _refuse(conn, code, exc.message)
+    except Exception:
+        log.exception("%s: the auth hook failed", conn.id)
+        return await _refuse(conn, CloseCode.INTERNAL_ERROR, "authentication failed")
+    conn.admit(principal)
+    conn.send_out(native.response(request_id, {"user": principal.user,
+                                               "expires_at": principal.expires_at}))
+    return True
+
+
+async def _refuse(conn: Connection, code: int, reason: str) -> bool:
+    log.info("%s: not authenticated, closing with %d: %s", conn.id, code, reason)
+    await conn.aclose(code, reason)
+    return False
