@@ -1,15 +1,18 @@
 """The demo at `/`: served by a plain `collab serve`, its committed bundle rebuilt
 from demo/ byte for byte, and two headless Chromium pages (Debian's chromium,
-driven by playwright-core from demo/node_modules) editing and chatting together.
-Screenshots land in tests/artifacts/ (git-ignored)."""
+driven by playwright-core from demo/node_modules) editing and chatting together,
+also on a server that checks tokens, where a page without a good one says how to
+get one. Screenshots land in tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
+from collab.auth import issue_token
 from tests.requires import node_with, require
 from tests.serverproc import TIMEOUT
 
@@ -18,6 +21,9 @@ DEMO = ROOT / "demo"
 STATIC = ROOT / "collab" / "static"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SECRET = "demo-test-secret-long-enough-for-hs256"
+#: What the page tells a visitor it refuses (demo/src/index.html).
+TOKEN_COMMAND = "collab token --user NAME --doc '*' --room '*'"
 
 
 async def test_the_demo_page_and_its_assets_are_served(server, session):
@@ -44,21 +50,53 @@ def test_the_committed_bundle_is_current(tmp_path):
     assert not stale, f"collab/static/ is stale ({stale}): run `npm run build --prefix demo`"
 
 
-def test_two_browsers_edit_and_chat_together(server):
+def run_browser_test(server, *args: str) -> dict:
+    """Run demo/test/browser.mjs against `server`; its JSON result, once it passed."""
     node = node_with(DEMO, "esbuild")
     require("chromium", Path(CHROMIUM).exists(), "apt-get install chromium")
     node_with(DEMO, "playwright-core")
     proc = subprocess.run(
         [node, str(DEMO / "test" / "browser.mjs"), "--url", server.http_url, "--doc", "browser",
-         "--shots", str(ARTIFACTS), "--timeout-ms", str(int(TIMEOUT * 1000))],
-        capture_output=True, text=True, timeout=TIMEOUT * 6, cwd=DEMO)
+         "--shots", str(ARTIFACTS), "--timeout-ms", str(int(TIMEOUT * 1000)), *args],
+        capture_output=True, text=True, timeout=TIMEOUT * 8, cwd=DEMO)
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}
     assert proc.returncode == 0 and result.get("ok"), (
         f"browser test failed\nstdout: {proc.stdout[-4000:]}\nstderr: {proc.stderr[-3000:]}"
         f"\nserver log: {server.log()[-3000:]}")
+    return result
+
+
+def test_two_browsers_edit_and_chat_together(server):
+    result = run_browser_test(server)
     assert result["textAnn"] == result["textBob"] == "Hello from Ann. Bob was here."
     assert result["textAfterReload"] == "Hello from Ann. Bob was here."
     assert "Bob was here." in result["visibleAfterReload"]  # on screen, beside Ann's caret
     assert not result.get("pageErrors"), result["pageErrors"]
     assert (ARTIFACTS / "demo-ann.png").stat().st_size > 0
+
+
+def test_with_auth_on_the_page_asks_for_a_token_and_works_with_one(server_factory):
+    server = server_factory("auth", env={"COLLAB_SECRET": SECRET})
+    ann, bob = (issue_token(SECRET, user, docs=["*"], rooms=["*"]) for user in ("ann", "bob"))
+    expired = issue_token(SECRET, "eve", docs=["*"], rooms=["*"], ttl=60, now=time.time() - 3600)
+    result = run_browser_test(server, "--token-ann", ann, "--token-bob", bob,
+                              "--bad-token", expired)
+
+    no_token, bad_token = result["refused"]
+    assert "needs a token" in no_token["title"]
+    assert "refused your token" in bad_token["title"] and "token expired" in bad_token["reason"]
+    for page in (no_token, bad_token):
+        assert TOKEN_COMMAND in page["text"] and "#token=" in page["text"]
+        assert not page["editorVisible"]
+        # It gave up: not one more socket while the others edited and chatted.
+        assert page["socketsAtEnd"] == page["sockets"] >= 1
+        assert page["statusAtEnd"] == "disconnected"
+
+    # Ann came in by #token=, Bob by ?token= with ?user=mallory: the token's sub wins.
+    assert result["names"] == ["ann", "bob"]
+    assert result["accessShown"] == [False, False]
+    assert result["textAnn"] == result["textBob"] == "Hello from Ann. Bob was here."
+    assert result["textAfterReload"] == "Hello from Ann. Bob was here."
+    assert not result.get("pageErrors"), result["pageErrors"]
+    assert (ARTIFACTS / "demo-no-token.png").stat().st_size > 0

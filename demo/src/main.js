@@ -3,6 +3,9 @@
 // typing, presence) and a connection/saved badge, all over one collab-client socket.
 //
 // Open /?doc=NAME&user=NAME (both optional) in two tabs to see it work together.
+// When the server checks tokens (COLLAB_SECRET, docs/auth.md), add #token=<jwt>
+// (or ?token=<jwt>): the user is then the token's `sub`. Without an acceptable
+// token the page says so, and how to get one, instead of reconnecting forever.
 
 import { EditorState } from '@codemirror/state'
 import { EditorView } from '@codemirror/view'
@@ -10,13 +13,17 @@ import { basicSetup } from 'codemirror'
 import { CollabClient } from '@collab/client'
 import { yCollab } from 'y-codemirror.next'
 import * as Y from 'yjs'
+import { AUTH_CLOSE_CODES, checkAccess, tokenFromLocation, tokenUser, watchedWebSocket } from './access.js'
 
 const COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#008080', '#f032e6', '#9a6324']
 const NAMES = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Ken']
 
 const params = new URLSearchParams(location.search)
 const docName = params.get('doc') || 'welcome'
-const userName = params.get('user') || `${NAMES[Math.floor(Math.random() * NAMES.length)]}-${Math.floor(Math.random() * 100)}`
+const token = tokenFromLocation(location)
+// With a token the server makes its `sub` the room's user and refuses any other name.
+const userName = (token !== null && tokenUser(token)) || params.get('user') ||
+  `${NAMES[Math.floor(Math.random() * NAMES.length)]}-${Math.floor(Math.random() * 100)}`
 const colour = COLOURS[hash(userName) % COLOURS.length]
 
 function hash (text) {
@@ -33,12 +40,62 @@ function el (tag, className, text) {
 }
 
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-const client = new CollabClient(`${scheme}//${location.host}/ws`)
+const client = new CollabClient(`${scheme}//${location.host}/ws`, {
+  token,
+  WebSocket: watchedWebSocket(onSocketEnd)
+})
+
+// -- access: a token refused, or not granting everything ------------------------------
+
+/** null, or why the page gave up: {status: 401 | 403, reason} (see showAccess). */
+let refused = null
+let checking = false
+
+/**
+ * A socket ended. One that never opened (a browser hides the 401 that refused
+ * it) or that the server closed over its token (expired, revoked): ask the HTTP
+ * API whether access is the trouble. If it is, stop reconnecting and say so;
+ * anything else (a restart, a network blip) is the client's to retry.
+ */
+async function onSocketEnd ({ code, opened }) {
+  if (refused !== null || checking || (opened && !AUTH_CLOSE_CODES.has(code))) return
+  checking = true
+  const refusal = await checkAccess(docName, token)
+  checking = false
+  if (refusal === null || refused !== null) return
+  refused = refusal
+  client.close()
+  showAccess(refusal, { fatal: true })
+}
+
+/** A request refused on an open socket (a token without this room, or read-only). */
+function onRequestError (error) {
+  if (refused === null && (error?.code === 'forbidden' || error?.code === 'unauthorized')) {
+    showAccess({ status: 403, reason: error.message }, { fatal: false })
+  }
+}
+
+function showAccess ({ status, reason }, { fatal }) {
+  let title
+  if (status === 401 && token === null) title = 'This server needs a token to let you in.'
+  else if (status === 401) title = 'The server refused your token.'
+  else title = `Your token does not give ${userName} access to everything here.`
+  document.querySelector('#access-title').textContent = title
+  // Without a token the server's reason ("missing token: …") would only name the header of our check.
+  document.querySelector('#access-reason').textContent = reason && token !== null ? `The server said: ${reason}` : ''
+  document.querySelector('#access-link').textContent =
+    `${location.origin}/?doc=${docName}#token=<the token>`
+  document.querySelector('#access').hidden = false
+  document.body.dataset.access = fatal ? 'refused' : 'limited'
+  renderBadge()
+}
 
 // -- the document ------------------------------------------------------------------
 
 const ydoc = new Y.Doc()
 const provider = client.doc(docName, ydoc)
+provider.on('error', onRequestError)
+client.on('error', onRequestError)
 provider.awareness.setLocalStateField('user', { name: userName, color: colour, colorLight: `${colour}33` })
 const ytext = ydoc.getText('codemirror')
 
@@ -72,11 +129,14 @@ renderAvatars()
 function renderBadge () {
   const badge = document.querySelector('#badge')
   let state
-  if (client.status !== 'connected') state = client.status === 'connecting' ? 'connecting' : 'offline'
+  if (refused !== null) state = 'refused'
+  else if (client.status !== 'connected') state = client.status === 'connecting' ? 'connecting' : 'offline'
   else if (!provider.synced) state = 'connecting'
   else state = provider.unsyncedChanges > 0 ? 'saving' : 'saved'
   badge.dataset.state = state
-  badge.textContent = { connecting: 'connecting…', offline: 'offline', saving: 'saving…', saved: 'saved' }[state]
+  badge.textContent = {
+    refused: 'no access', connecting: 'connecting…', offline: 'offline', saving: 'saving…', saved: 'saved'
+  }[state]
 }
 client.on('status', renderBadge)
 provider.on('synced', renderBadge)
@@ -136,7 +196,9 @@ async function loadRoom () {
   for (const { user } of presence.users) online.add(user)
   renderPresence()
 }
-loadRoom().catch((error) => console.error('chat:', error))
+loadRoom().catch((error) => {
+  if (refused === null && error?.code !== 'closed') console.error('chat:', error)
+})
 
 const input = document.querySelector('#chat-input')
 let typingSent = 0
@@ -157,4 +219,4 @@ document.querySelector('#chat-form').addEventListener('submit', (event) => {
 })
 
 // For the browser test and for poking around in the console.
-window.collabDemo = { client, ydoc, provider, room, view, userName }
+window.collabDemo = { client, ydoc, provider, room, view, userName, refused: () => refused }

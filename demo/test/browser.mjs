@@ -4,7 +4,13 @@
 // appears in the other with the typing indicator before it, and a reload keeps
 // the content and the chat history. Screenshots go to --shots.
 //
+// Against a server that checks tokens, pass tokens for users ann and bob: ann
+// opens the page with #token=, bob with ?token= (and a ?user= the token's sub
+// must override). Before them, a page without a token and one with --bad-token
+// must each show the access message and stop connecting.
+//
 //   node test/browser.mjs --url http://127.0.0.1:PORT --doc NAME --shots DIR
+//        [--token-ann JWT --token-bob JWT --bad-token JWT]
 //
 // Prints one JSON line: {ok, ...what it saw} or {ok: false, error}.
 
@@ -18,7 +24,10 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     doc: { type: 'string', default: 'browser-test' },
     shots: { type: 'string', default: 'artifacts' },
-    'timeout-ms': { type: 'string', default: '20000' }
+    'timeout-ms': { type: 'string', default: '20000' },
+    'token-ann': { type: 'string' },
+    'token-bob': { type: 'string' },
+    'bad-token': { type: 'string' }
   }
 })
 const timeout = Number(args['timeout-ms'])
@@ -27,13 +36,42 @@ const result = { ok: false }
 const editorText = (page) => page.evaluate(() => window.collabDemo.ydoc.getText('codemirror').toString())
 const visibleText = (page) => page.locator('.cm-content').innerText()
 
-async function open (browser, user) {
+const auth = args['token-ann'] !== undefined
+
+/** A new page at the demo with `query` and `hash` added to ?doc=; counts its WebSockets. */
+async function load (browser, who, { query = '', hash = '' } = {}) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } })
   page.setDefaultTimeout(timeout)
-  page.on('pageerror', (error) => { result.pageErrors = [...(result.pageErrors ?? []), `${user}: ${error.message}`] })
-  await page.goto(`${args.url}/?doc=${encodeURIComponent(args.doc)}&user=${user}`)
+  page.on('pageerror', (error) => { result.pageErrors = [...(result.pageErrors ?? []), `${who}: ${error.message}`] })
+  page.sockets = 0
+  page.on('websocket', () => { page.sockets++ })
+  await page.goto(`${args.url}/?doc=${encodeURIComponent(args.doc)}${query}${hash}`)
+  return page
+}
+
+/** Ann or Bob, signed in: by #token= / ?token= on an auth server, by ?user= otherwise. */
+async function open (browser, user) {
+  let where = { query: `&user=${user}` }
+  if (auth && user === 'ann') where = { hash: `#token=${args['token-ann']}` }
+  if (auth && user === 'bob') where = { query: `&user=mallory&token=${args['token-bob']}` }
+  const page = await load(browser, user, where)
   await page.locator('#badge[data-state="saved"]').waitFor()
   return page
+}
+
+/** A page the server refuses: waits for the access message and reports what it says. */
+async function refusedPage (browser, who, where) {
+  const page = await load(browser, who, where)
+  await page.locator('#access').waitFor({ state: 'visible' })
+  await page.locator('#badge[data-state="refused"]').waitFor()
+  return {
+    page,
+    title: await page.locator('#access-title').innerText(),
+    reason: await page.locator('#access-reason').innerText(),
+    text: await page.locator('#access').innerText(),
+    editorVisible: await page.locator('#editor').isVisible(),
+    sockets: page.sockets
+  }
 }
 
 async function typeAtEnd (page, text) {
@@ -48,6 +86,12 @@ const browser = await chromium.launch({
 })
 try {
   await mkdir(args.shots, { recursive: true })
+  const refused = []
+  if (auth) {
+    refused.push(await refusedPage(browser, 'no token', {}))
+    refused.push(await refusedPage(browser, 'bad token', { hash: `#token=${args['bad-token']}` }))
+    await refused[0].page.screenshot({ path: join(args.shots, 'demo-no-token.png') })
+  }
   const ann = await open(browser, 'ann')
   const bob = await open(browser, 'bob')
 
@@ -88,6 +132,17 @@ try {
   result.textAfterReload = await editorText(bob)
   result.visibleAfterReload = await visibleText(bob)
   await bob.screenshot({ path: join(args.shots, 'demo-bob-reloaded.png') })
+
+  if (auth) {
+    // The refused pages gave up: no socket since their message, all this while.
+    result.refused = await Promise.all(refused.map(async ({ page, ...seen }) => ({
+      ...seen,
+      socketsAtEnd: page.sockets,
+      statusAtEnd: await page.evaluate(() => window.collabDemo.client.status)
+    })))
+    result.names = await Promise.all([ann, bob].map((page) => page.evaluate(() => window.collabDemo.userName)))
+    result.accessShown = await Promise.all([ann, bob].map((page) => page.locator('#access').isVisible()))
+  }
   result.ok = true
 } catch (error) {
   result.error = String(error?.stack ?? error)
