@@ -14,7 +14,7 @@ from collab.errors import CloseCode
 from collab.protocol.ywire import SyncUpdate
 from tests.serverproc import ServerProcess
 from tests.tcpproxy import TcpProxy
-from tests.waits import TIMEOUT
+from tests.waits import until
 from tests.yclient import Editor, YClient
 
 
@@ -54,9 +54,11 @@ async def test_a_postgres_outage_under_live_clients(tmp_path, pg_url, session):
         assert status == 503 and ready["checks"]["store"] != "ok"
 
         await proxy.start()  # Postgres is back: the same process recovers by itself
-        async with asyncio.timeout(TIMEOUT):
-            while (await _status(session, f"{base}/readyz"))[0] != 200:
-                await asyncio.sleep(0.1)
+
+        async def ready() -> bool:
+            return (await _status(session, f"{base}/readyz"))[0] == 200
+
+        await until(ready)
         async with session.post(f"{base}/api/docs/outage/update",
                                 data=editor.type("after.")) as response:
             assert response.status == 200

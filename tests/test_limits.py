@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import pytest
 
 from collab.actors.awareness import MAX_CLIENTS_PER_OWNER

@@ -25,6 +25,7 @@ from collab.auth import (
 )
 from collab.config import ConfigError, Settings
 from collab.errors import Forbidden, Unauthorized
+from collab.gateway.revocations import Revocations, refused
 
 #: The subprotocol prefix carrying a token: browsers cannot set an Authorization
 #: header on a WebSocket, but they can offer subprotocols.
@@ -61,9 +62,10 @@ class Gatekeeper:
                 raise ConfigError(str(exc)) from None
         self.hook = hook
         self.allowed_origins = frozenset(settings.allowed_origins)
-        #: user -> Unix time of their revocation: tokens issued at or before it are
-        #: refused. In this process's memory only (docs/auth.md).
-        self.revoked: dict[str, float] = {}
+        #: Who is revoked since when: tokens issued at or before it are refused.
+        #: Stored and shared by every process (gateway/revocations.py); the app's
+        #: startup loads it.
+        self.revoked = Revocations()
 
     @property
     def enabled(self) -> bool:
@@ -113,15 +115,23 @@ class Gatekeeper:
             principal = self.verifier.verify(token)
         except AuthError as exc:
             raise Unauthorized(exc.reason) from None
-        revoked_at = self.revoked.get(principal.user)
-        if revoked_at is not None and (principal.issued_at is None
-                                       or principal.issued_at <= revoked_at):
+        revoked_at = self.revoked.revoked_at(principal.user)
+        if revoked_at is not None and refused(principal, revoked_at):
             raise Unauthorized("token revoked")
         return principal
 
-    def revoke(self, user: str, now: float) -> None:
-        """Refuse `user`'s tokens issued at or before `now` (Unix time) from here on."""
-        self.revoked[user] = now
+    def revoked_since(self, principal: Principal, since: float) -> bool:
+        """True if `principal` was revoked at or after `since` (Unix time): for a
+        client admitted while a revocation was on its way (its socket was not yet
+        registered for the revocation to close)."""
+        revoked_at = self.revoked.revoked_at(principal.user)
+        return revoked_at is not None and revoked_at >= since and refused(principal, revoked_at)
+
+    async def revoke(self, user: str, now: float) -> int:
+        """Refuse `user`'s tokens issued at or before `now` (Unix time) from here on, in
+        every process; returns once stored, with how many of this process's sockets it
+        closed (Revocations.revoke)."""
+        return await self.revoked.revoke(user, now)
 
 
 def _find_token(request: web.Request) -> tuple[str | None, str | None]:

@@ -1,8 +1,10 @@
-"""`POST /api/admin/revoke {"user": "<id>"}`: cut a user off at once.
+"""`POST /api/admin/revoke {"user": "<id>"}`: cut a user off at once, everywhere.
 
-Their live WebSockets close with 4403 and their tokens issued up to now are
-refused; a token issued afterwards works. The http_auth middleware admits only
-admin tokens here. Revocations live in this process's memory (docs/auth.md).
+Their tokens issued up to now are refused and their live WebSockets close with
+4403, in every process; a token issued afterwards works. The revocation is
+committed to the store before the answer (so it survives restarts), then
+published to the other processes over Redis (gateway/revocations.py). The
+http_auth middleware admits only admin tokens here.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import time
 
 from aiohttp import web
 
-from collab.errors import BadRequest, CloseCode
-from collab.gateway.keys import CONNECTIONS, GATEKEEPER
+from collab.errors import BadRequest
+from collab.gateway.keys import GATEKEEPER
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -23,10 +25,6 @@ async def revoke(request: web.Request) -> web.Response:
     user = body.get("user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not user:
         raise BadRequest('"user" must be a non-empty string')
-    request.app[GATEKEEPER].revoke(user, time.time())
-    closed = 0
-    for conn in list(request.app[CONNECTIONS]):
-        if conn.principal.user == user and not conn.closed:
-            conn.close(CloseCode.FORBIDDEN, "revoked")
-            closed += 1
+    # Answers once stored and published, with the sockets it closed in this process.
+    closed = await request.app[GATEKEEPER].revoke(user, time.time())
     return web.json_response({"user": user, "closed": closed})

@@ -120,6 +120,17 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+async def revocations_context(app: web.Application) -> AsyncIterator[None]:
+    """Enforce the stored revocations from startup on (after the runtime started:
+    they are read from its store and, in cluster mode, heard on its Redis bus)."""
+    revoked = app[GATEKEEPER].revoked
+    await revoked.start(app[SYSTEM], app[CONNECTIONS])
+    try:
+        yield
+    finally:
+        await revoked.stop()
+
+
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
     app = web.Application(middlewares=[json_errors, http_auth],
@@ -132,6 +143,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[TRAFFIC] = Traffic(tuple(OPS))
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(runtime_context)
+    app.cleanup_ctx.append(revocations_context)
     app.on_shutdown.append(close_connections)
     demo.add_routes(app)
     app.router.add_get("/healthz", healthz)

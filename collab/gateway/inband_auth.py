@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -60,8 +61,10 @@ async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit
                              f"authenticate first: send {FIRST_MESSAGE}")
     conn.traffic.count_received(AUTH_OP, len(data))
     request_id = message.get("id")
+    gatekeeper = request.app[GATEKEEPER]
+    since = time.time()
     try:
-        principal = await request.app[GATEKEEPER].authenticate(message["token"], request)
+        principal = await gatekeeper.authenticate(message["token"], request)
     except BadRequest as exc:  # Unauthorized or Forbidden, from the token or the hook
         conn.send_out(native.error(request_id, exc.code, exc.message))
         code = CloseCode.FORBIDDEN if isinstance(exc, Forbidden) else CloseCode.UNAUTHORIZED
@@ -69,6 +72,8 @@ async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit
     except Exception:
         log.exception("%s: the auth hook failed", conn.id)
         return await _refuse(conn, CloseCode.INTERNAL_ERROR, "authentication failed")
+    if gatekeeper.revoked_since(principal, since):  # revoked while we checked
+        return await _refuse(conn, CloseCode.FORBIDDEN, "revoked")
     conn.admit(principal)
     conn.send_out(native.response(request_id, {"user": principal.user,
                                                "expires_at": principal.expires_at}))

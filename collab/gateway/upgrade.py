@@ -12,6 +12,7 @@ can close it with 1012; closes it with 4401 when its token expires.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -55,6 +56,7 @@ async def websocket(request: web.Request,
     address = client_address(request, settings.forwarded_hops)
     addresses = request.app[ADDRESSES]
     addresses.enter(address)  # 429 past the limit, before any other work
+    admitting_since = time.time()
     try:
         admission: Admission | None = await gatekeeper.admit(request)
     except MissingCredentials:
@@ -68,6 +70,9 @@ async def websocket(request: web.Request,
     try:
         async with _upgraded(request, make, what, traffic, authorize, admission) as conn:
             conn.remote = address
+            if admission is not None and gatekeeper.revoked_since(admission.principal,
+                                                                  admitting_since):
+                conn.close(CloseCode.FORBIDDEN, "revoked")  # during the handshake
             yield conn, admission is not None
     finally:
         addresses.leave(address)

@@ -3,8 +3,8 @@
 A store keeps, per document, an append-only update log keyed by a per-document
 sequence number and at most one snapshot that covers every log row up to its
 `seq`; per application actor, its durable state, timers, queues and workflows;
-per chat room, its messages by sequence number. Writes arrive as a list of
-operations that commit in one transaction.
+per chat room, its messages by sequence number; per revoked user, since when.
+Writes arrive as a list of operations that commit in one transaction.
 """
 
 from __future__ import annotations
@@ -165,6 +165,15 @@ class Fence:
     token: int
 
 
+@dataclass(frozen=True, slots=True)
+class RevokeUser:
+    """Refuse `user`'s tokens issued at or before `at` (Unix time, seconds). The
+    store keeps the latest time per user: an older revocation changes nothing."""
+
+    user: str
+    at: float
+
+
 class StaleOwner(StoreUnavailable):
     """A write carried a fencing token older than one the store already accepted."""
 
@@ -177,7 +186,7 @@ class StaleOwner(StoreUnavailable):
 
 
 WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
-           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage)
+           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage | RevokeUser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +267,10 @@ class Store(ABC):
     async def fence_token(self, kind: str, key: str) -> int:
         """The highest lease token a write for (kind, key) carried, or 0: a new
         owner's token must be above it (Redis may have lost its counters)."""
+
+    @abstractmethod
+    async def load_revocations(self) -> dict[str, float]:
+        """Every revoked user and the time of their latest revocation (RevokeUser)."""
 
     @abstractmethod
     async def room_last_seq(self, room: str) -> int:

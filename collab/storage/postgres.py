@@ -35,6 +35,7 @@ from collab.storage.base import (
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
+    RevokeUser,
     RoomMessage,
     StaleOwner,
     Store,
@@ -43,7 +44,7 @@ from collab.storage.base import (
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import FENCE_SQL, MIGRATIONS, for_postgres
+from collab.storage.schema import FENCE_SQL, MIGRATIONS, REVOKE_SQL, for_postgres
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,10 @@ _ROOM = _Table("room_messages", (
 _FENCE = ("WITH up AS (" + FENCE_SQL.replace("(?, ?, ?)", "($1, $2, $3)") + " RETURNING token) "
           "SELECT GREATEST((SELECT token FROM up), "
           "(SELECT token FROM actor_fences WHERE kind = $1 AND key = $2))")
+#: REVOKE_SQL for arrays of (user, time), each user once (a statement may not
+#: upsert one row twice).
+_REVOKE = REVOKE_SQL.replace("VALUES (?, ?)",
+                             "SELECT * FROM unnest($1::text[], $2::float8[])")
 _APPEND = ("INSERT INTO doc_updates (doc, seq, data) "
            "SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])")
 _PUT_SNAPSHOT = ("INSERT INTO doc_snapshots (doc, seq, data, updated_at) VALUES ($1, $2, $3, $4) "
@@ -340,6 +345,10 @@ class PostgresStore(Store):
             "SELECT COALESCE(MAX(token), 0) FROM actor_fences WHERE kind = $1 AND key = $2",
             kind, key)
 
+    async def load_revocations(self) -> dict[str, float]:
+        rows = await self.pool.fetch("SELECT user_id, revoked_at FROM revocations")
+        return {user: revoked_at for user, revoked_at in rows}
+
     async def room_last_seq(self, room: str) -> int:
         return await self.pool.fetchval(
             "SELECT COALESCE(MAX(seq), 0) FROM room_messages WHERE room = $1", room)
@@ -362,6 +371,10 @@ class PostgresStore(Store):
                      if isinstance(op, ReplaceSnapshot)]
         statements = _statements(ops, now)
         fences = {(op.kind, op.key, op.token) for op in ops if isinstance(op, Fence)}
+        revocations: dict[str, float] = {}
+        for op in ops:
+            if isinstance(op, RevokeUser):
+                revocations[op.user] = max(op.at, revocations.get(op.user, op.at))
 
         async def apply(conn: asyncpg.Connection) -> None:
             for kind, key, token in fences:  # first: a stale owner writes nothing
@@ -375,6 +388,8 @@ class PostgresStore(Store):
                 await conn.executemany(_DELETE_COVERED, [row[:2] for row in snapshots])
             for sql, arrays in statements:
                 await conn.execute(sql, *arrays)
+            if revocations:
+                await conn.execute(_REVOKE, list(revocations), list(revocations.values()))
 
         for attempt in range(WRITE_ATTEMPTS):
             try:

@@ -109,6 +109,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                token BIGINT NOT NULL,
                PRIMARY KEY (kind, key))""",
     ]),
+    (8, [
+        # Users cut off by an administrator: their tokens issued (iat) at or before
+        # revoked_at (Unix time) are refused, by every process and after restarts.
+        # user_id, not user: USER is a reserved word in Postgres.
+        """CREATE TABLE revocations (
+               user_id TEXT PRIMARY KEY,
+               revoked_at DOUBLE PRECISION NOT NULL)""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -119,6 +127,12 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 FENCE_SQL = ("INSERT INTO actor_fences (kind, key, token) VALUES (?, ?, ?) "
              "ON CONFLICT (kind, key) DO UPDATE SET token = excluded.token "
              "WHERE excluded.token > actor_fences.token")
+
+#: Record a user's revocation, keeping the latest time when there is one already
+#: (same SQL on both back ends, with each driver's placeholders).
+REVOKE_SQL = ("INSERT INTO revocations (user_id, revoked_at) VALUES (?, ?) "
+              "ON CONFLICT (user_id) DO UPDATE SET revoked_at = excluded.revoked_at "
+              "WHERE excluded.revoked_at > revocations.revoked_at")
 
 #: SQLite type names Postgres lacks, and its name for each. The migrations keep
 #: SQLite's names: they are released, and in SQLite a column's type name decides

@@ -40,6 +40,7 @@ from collab.storage.base import (
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
+    RevokeUser,
     RoomMessage,
     StaleOwner,
     Store,
@@ -48,7 +49,7 @@ from collab.storage.base import (
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import FENCE_SQL, MIGRATIONS
+from collab.storage.schema import FENCE_SQL, MIGRATIONS, REVOKE_SQL
 
 T = TypeVar("T")
 #: Milliseconds a connection waits for another process's lock before failing
@@ -244,6 +245,10 @@ class SQLiteStore(Store):
             "SELECT token FROM actor_fences WHERE kind = ? AND key = ?", (kind, key))
         return rows[0][0] if rows else 0
 
+    async def load_revocations(self) -> dict[str, float]:
+        rows = await self._rows("SELECT user_id, revoked_at FROM revocations")
+        return {user: revoked_at for user, revoked_at in rows}
+
     async def room_last_seq(self, room: str) -> int:
         rows = await self._point_rows("SELECT MAX(seq) FROM room_messages WHERE room = ?",
                                       (room,))
@@ -325,6 +330,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     queue_ops = [op for op in ops if isinstance(op, PutQueueMessage | DeleteQueueMessage)]
     workflows = [op.workflow for op in ops if isinstance(op, PutWorkflow)]
     room_messages = [op.message for op in ops if isinstance(op, PutRoomMessage)]
+    revocations = [(op.user, op.at) for op in ops if isinstance(op, RevokeUser)]
 
     def body() -> None:
         for kind, key, token in fences:  # first: a stale owner writes nothing
@@ -395,6 +401,8 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 "deleted = excluded.deleted, reactions = excluded.reactions",
                 (m.room, m.seq, m.client_id, m.user, m.body, m.meta, m.created_at, m.edited_at,
                  int(m.deleted), m.reactions))
+        if revocations:  # the upsert keeps the latest time, in any order
+            conn.executemany(REVOKE_SQL, revocations)
 
     _transaction(conn, body)
 
