@@ -110,8 +110,13 @@ async def test_the_hook_admits_a_session_cookie_and_an_api_key(server_factory, s
 
 
 async def test_the_hook_refuses_and_falls_back_to_signed_tokens(server_factory, session):
-    srv = server_factory("hooked-jwt", env={"COLLAB_AUTH_HOOK": HOOK, "COLLAB_SECRET": SECRET})
+    srv = server_factory("hooked-jwt", env={"COLLAB_AUTH_HOOK": HOOK, "COLLAB_SECRET": SECRET,
+                                            "COLLAB_FORWARDED_HOPS": "1"})
     base = srv.http_url
+    async with session.get(f"{base}/yjs/plan?token={token(docs={'*': 'r'})}",
+                           headers={"X-Forwarded-For": "203.0.113.9"}) as response:
+        assert response.status == 403  # the hook sees the address the proxy saw
+        assert (await response.json())["error"]["message"] == "203.0.113.9 is blocked"
     async with session.get(f"{base}/yjs/plan?token=key-banned") as response:
         assert response.status == 403  # the hook's own refusal, with its reason
         assert (await response.json())["error"]["message"] == "this key is banned"
@@ -135,3 +140,11 @@ def test_a_hook_that_cannot_be_loaded_stops_the_server_with_a_clear_error(tmp_pa
     assert result.returncode == 2
     assert "COLLAB_AUTH_HOOK tests.apps.nope:auth: cannot import 'tests.apps.nope'" \
         in result.stderr
+
+
+async def test_in_development_mode_the_auth_message_is_accepted_and_changes_nothing(
+        server, session):
+    client = await NClient.connect(session, server.http_url)
+    assert await client.request("auth", token="anything") == {"user": "", "expires_at": None}
+    await client.request("doc.subscribe", doc="dev")
+    await client.close()

@@ -25,6 +25,7 @@ from collab.auth import (
 )
 from collab.config import ConfigError, Settings
 from collab.errors import Forbidden, Unauthorized
+from collab.gateway.addresses import client_address
 from collab.gateway.revocations import Revocations, refused
 
 #: The subprotocol prefix carrying a token: browsers cannot set an Authorization
@@ -62,6 +63,7 @@ class Gatekeeper:
                 raise ConfigError(str(exc)) from None
         self.hook = hook
         self.allowed_origins = frozenset(settings.allowed_origins)
+        self.forwarded_hops = settings.forwarded_hops
         #: Who is revoked since when: tokens issued at or before it are refused.
         #: Stored and shared by every process (gateway/revocations.py); the app's
         #: startup loads it.
@@ -92,7 +94,8 @@ class Gatekeeper:
         """Who `token` (None: none presented) and `request` speak for: the hook's
         answer if it gives one, else the verified token. Only call when `enabled`."""
         if self.hook is not None:
-            credentials = Credentials(token, request.headers, request.cookies, request.remote)
+            credentials = Credentials(token, request.headers, request.cookies,
+                                      client_address(request, self.forwarded_hops))
             principal = await self.hook(credentials)
             if principal is not None:
                 if not isinstance(principal, Principal):

@@ -29,7 +29,7 @@ class TokenBucket:
     def take(self, amount: float, now: float) -> bool:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < amount:
+        if self.tokens + 1e-9 < amount:  # float sums of elapsed time fall just short
             return False
         self.tokens -= amount
         return True

@@ -12,9 +12,15 @@ SESSIONS = {"s-ann": "ann"}
 API_KEYS = {"key-bob": "bob"}
 
 
+#: Client addresses the application blocks (as its proxy reports them).
+BLOCKED = {"203.0.113.9"}
+
+
 async def authenticate(credentials: Credentials) -> Principal | None:
     if credentials.token == "key-banned":
         raise Forbidden("this key is banned")
+    if credentials.remote in BLOCKED:
+        raise Forbidden(f"{credentials.remote} is blocked")
     user = SESSIONS.get(credentials.cookies.get("session", ""))
     if user is not None:
         return Principal(user, {"docs": {"*": "rw"}, "rooms": {"*": "rw"}})
