@@ -47,22 +47,47 @@ export interface WebSocketLike {
 export type WebSocketClass = new (url: string) => WebSocketLike
 
 export interface CollabClientOptions {
-  /** Sent as the `token` query parameter; a function is called once and again after a close with code 4401. */
+  /** Sent as `tokenTransport` says; a function is called once and again after a close with code 4401. */
   token?: string | null | (() => string | null | Promise<string | null>)
+  /**
+   * Where the token goes: 'message' (the default), the socket's first frame
+   * `{op: 'auth', token}`, out of URLs and logs; 'query', the `token` query
+   * parameter of the socket URL, for servers or proxies that need it there.
+   */
+  tokenTransport?: 'message' | 'query'
   /** Defaults to globalThis.WebSocket. */
   WebSocket?: WebSocketClass
   /** More query parameters for the socket URL. */
   params?: Record<string, string | number | boolean>
-  /** Milliseconds a socket may take to open before it is abandoned and retried (10000). */
+  /** Milliseconds a socket may take to open (and, with a token in the auth message, be accepted) before it is abandoned and retried (10000). */
   connectTimeout?: number
   /** Reconnect backoff in milliseconds: full jitter, base 250, at most 10000. */
   reconnect?: { baseDelay?: number, maxDelay?: number }
 }
 
+/** How a socket ended (the client's 'close' event). */
+export interface CloseInfo {
+  /**
+   * The WebSocket close code: 4401 token refused or expired, 4403 revoked or
+   * refused by the auth hook, 4429 rate limited, 1012 server restart, 1006 the
+   * connection broke, never came up or timed out; 1000 from client.close().
+   */
+  code: number
+  reason: string
+  /** Whether the socket had opened (false: the handshake itself failed). */
+  opened: boolean
+}
+
 export type ClientEvents = {
   status: (status: Status) => void
-  /** Failed notifications, unreadable frames, token function failures, refused actor connections. */
+  /**
+   * A refused token (CollabError 'unauthorized', or 'forbidden' from the
+   * server's hook), failed notifications, unreadable frames, token function
+   * failures, refused actor connections.
+   */
   error: (error: Error) => void
+  /** Every socket that ends, before the client reconnects (until close()). */
+  close: (info: CloseInfo) => void
 }
 
 export class CollabClient extends Emitter<ClientEvents> {

@@ -27,6 +27,9 @@ KINDS = ("docs", "rooms", "actors")
 READ = "r"
 READ_WRITE = "rw"
 ACCESS_LEVELS = (READ, READ_WRITE)
+#: An administrator's limit (never a grant): no access at all.
+NO_ACCESS = "none"
+LIMIT_LEVELS = (NO_ACCESS, READ, READ_WRITE)
 #: Seconds of clock difference between the token issuer and this server that `exp`
 #: and `iat` tolerate; small, so an expired token stops working almost at once.
 CLOCK_LEEWAY = 5.0
@@ -62,17 +65,22 @@ class Principal:
     admin: bool = False
     #: Development mode: no auth configured, everyone may do everything.
     unrestricted: bool = False
+    #: An administrator's ceiling over `permissions` (POST /api/admin/permissions):
+    #: {kind: {pattern: "none" | "r" | "rw"}}; names no pattern matches are not limited.
+    limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def access(self, kind: str, name: str) -> str | None:
         """The access level ("r", "rw") for `name` of `kind`, or None for no access.
-        The longest matching pattern wins (the most specific grant)."""
-        if self.unrestricted:
-            return READ_WRITE
-        best: tuple[int, str] | None = None
-        for pattern, level in self.permissions.get(kind, {}).items():
-            if fnmatchcase(name, pattern) and (best is None or len(pattern) > best[0]):
-                best = (len(pattern), level)
-        return best[1] if best is not None else None
+        The longest matching pattern wins (the most specific grant), then the
+        longest matching limit may lower it."""
+        level = READ_WRITE if self.unrestricted else _longest_match(
+            self.permissions.get(kind, {}), name)
+        if level is None or not self.limits:
+            return level
+        ceiling = _longest_match(self.limits.get(kind, {}), name)
+        if ceiling == NO_ACCESS:
+            return None
+        return READ if ceiling == READ else level
 
     def can_read(self, kind: str, name: str) -> bool:
         return self.access(kind, name) is not None
@@ -115,6 +123,30 @@ def load_hook(spec: str) -> AuthHook:
     if not inspect.iscoroutinefunction(hook):
         raise ValueError(f"COLLAB_AUTH_HOOK {spec}: {attribute!r} is not an async function")
     return hook
+
+
+def _longest_match(patterns: Mapping[str, str], name: str) -> str | None:
+    """The value of the longest pattern matching `name`, or None."""
+    best: tuple[int, str] | None = None
+    for pattern, value in patterns.items():
+        if fnmatchcase(name, pattern) and (best is None or len(pattern) > best[0]):
+            best = (len(pattern), value)
+    return best[1] if best is not None else None
+
+
+def parse_limits(body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """An administrator's limits from `body` ({kind: {pattern: level}} for the kinds
+    present). Raises ValueError saying what is wrong."""
+    limits: dict[str, dict[str, str]] = {}
+    for kind in KINDS:
+        patterns = body.get(kind, {})
+        if not isinstance(patterns, dict) or not all(
+                isinstance(p, str) and p and level in LIMIT_LEVELS
+                for p, level in patterns.items()):
+            raise ValueError(f'"{kind}" must map name patterns to "none", "r" or "rw"')
+        if patterns:
+            limits[kind] = dict(patterns)
+    return limits
 
 
 #: A connection not yet authenticated: may read and write nothing.

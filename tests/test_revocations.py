@@ -1,4 +1,4 @@
-"""Revocations (gateway/revocations.py): stored by every back end, kept across a
+"""Revocations (gateway/user_rules.py): stored by every back end, kept across a
 restart, and shared by the processes of a cluster, which close the user's sockets
 with 4403 and refuse the older tokens at once; a revocation whose message a Redis
 outage lost is still enforced, from the store."""

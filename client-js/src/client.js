@@ -5,6 +5,10 @@
  * events to their targets; the targets own what must happen on each new socket
  * (subscribe, connect, catch up).
  *
+ * Credentials go in the socket's first message (`{"op": "auth", "token"}`,
+ * docs/protocol.md section 1), pipelined with whatever the targets send
+ * next, or in the `token` query parameter (`tokenTransport: 'query'`).
+ *
  * A target is an object with `_onConnected()` (a socket opened),
  * `_onDisconnected()` (it dropped) and `_onClientClosed()` (the client is
  * closed for good): DocProvider, ActorHandle and Room.
@@ -22,21 +26,27 @@ import { TokenSource } from './token.js'
 
 /** The server refused the token: get a fresh one before reconnecting. */
 const CLOSE_UNAUTHORIZED = 4401
+/** Where the token goes: the socket's first message (out of URLs and logs) or the URL query. */
+const TOKEN_TRANSPORTS = new Set(['message', 'query'])
+/** Error codes answering a refused auth message; the server closes the socket after them. */
+const AUTH_REFUSALS = new Set(['unauthorized', 'forbidden'])
 const SOCKET_OPEN = 1
-const SOCKET_CONNECTING = 0
 
 export class CollabClient extends Emitter {
   /**
    * @param {string | URL} url the server's native endpoint, e.g. 'ws://127.0.0.1:1234/ws'
    * @param {object} [options]
-   * @param {string | (() => string | Promise<string>)} [options.token] sent as the `token` query parameter
+   * @param {string | (() => string | Promise<string>)} [options.token] the credentials, sent as `tokenTransport` says
+   * @param {'message' | 'query'} [options.tokenTransport] 'message' (the default): in an auth
+   *   message, the socket's first frame; 'query': as the `token` query parameter of the socket URL
    * @param {typeof WebSocket} [options.WebSocket] a WebSocket class (in Node: the `ws` package's)
    * @param {Record<string, string>} [options.params] more query parameters for the socket URL
-   * @param {number} [options.connectTimeout] ms a socket may take to open before it is abandoned
+   * @param {number} [options.connectTimeout] ms a socket may take to open (and be accepted) before it is abandoned
    * @param {{baseDelay?: number, maxDelay?: number}} [options.reconnect] backoff bounds in ms
    */
   constructor (url, {
     token,
+    tokenTransport = 'message',
     WebSocket = globalThis.WebSocket,
     params = {},
     connectTimeout = 10_000,
@@ -51,7 +61,11 @@ export class CollabClient extends Emitter {
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
       throw new TypeError(`the server URL must start with ws:// or wss:// (got ${parsed.href})`)
     }
+    if (!TOKEN_TRANSPORTS.has(tokenTransport)) {
+      throw new TypeError(`tokenTransport must be 'message' or 'query' (got ${String(tokenTransport)})`)
+    }
     this.url = parsed.href
+    this._tokenTransport = tokenTransport
     this._WebSocket = WebSocket
     this._params = { ...params }
     this._token = new TokenSource(token)
@@ -61,6 +75,8 @@ export class CollabClient extends Emitter {
     /** @type {'connecting' | 'connected' | 'disconnected'} */
     this.status = 'disconnected'
     this._socket = null
+    /** The current socket has opened: requests may be sent on it (right behind its auth message). */
+    this._socketOpened = false
     this._closed = false
     /** Consecutive connections that ended without the server answering anything. */
     this._failedAttempts = 0
@@ -125,15 +141,25 @@ export class CollabClient extends Emitter {
     this._actors.clear()
     this._failInFlight(closedError('the client'), { resend: false })
     const socket = this._socket
+    const opened = this._socketOpened
     this._socket = null
-    if (socket !== null) closeQuietly(socket, 1000, 'client closed')
+    this._socketOpened = false
+    if (socket !== null) {
+      closeQuietly(socket, 1000, 'client closed')
+      this.emit('close', { code: 1000, reason: 'client closed', opened })
+    }
     this._setStatus('disconnected')
   }
 
   // -- for providers and handles ---------------------------------------------------
 
+  /**
+   * Whether requests can be sent now. True from the moment the socket opens,
+   * before the server has answered its auth message: requests sent behind it
+   * wait on the server until it is accepted (or go down with the socket).
+   */
   _isOpen () {
-    return this._socket !== null && this.status === 'connected' && this._socket.readyState === SOCKET_OPEN
+    return this._socket !== null && this._socketOpened && this._socket.readyState === SOCKET_OPEN
   }
 
   /** Send a request on the current socket now; rejects with 'disconnected' when there is none. */
@@ -180,10 +206,11 @@ export class CollabClient extends Emitter {
     if (this._closed) return
     this._setStatus('connecting')
     let socket
+    let token
     try {
-      const token = await this._token.get()
+      token = await this._token.get()
       if (this._closed) return
-      socket = new this._WebSocket(this._socketUrl(token))
+      socket = new this._WebSocket(this._socketUrl(this._tokenTransport === 'query' ? token : null))
     } catch (error) {
       // The token function failed, or the URL or WebSocket class did: report
       // it and try again later, like any other failed connection.
@@ -194,16 +221,19 @@ export class CollabClient extends Emitter {
     }
     socket.binaryType = 'arraybuffer'
     this._socket = socket
-    // A handshake can hang (a dead proxy, a lost SYN): give up on it so the
-    // backoff loop carries on instead of staying 'connecting' forever.
+    this._socketOpened = false
+    // A handshake (or an auth message's answer) can hang (a dead proxy, a lost
+    // SYN): give up on it so the backoff loop carries on instead of staying
+    // 'connecting' forever.
     this._connectTimer = setTimeout(() => {
-      if (this._socket === socket && socket.readyState === SOCKET_CONNECTING) {
+      if (this._socket === socket && this.status === 'connecting') {
         closeQuietly(socket)
         this._onSocketClosed({ code: 1006, reason: 'connect timeout' })
       }
     }, this._connectTimeout)
+    const authToken = this._tokenTransport === 'message' ? token : null
     socket.onopen = () => {
-      if (this._socket === socket) this._onSocketOpen()
+      if (this._socket === socket) this._onSocketOpen(authToken)
     }
     socket.onmessage = (event) => {
       if (this._socket === socket) this._onFrame(event.data)
@@ -223,20 +253,64 @@ export class CollabClient extends Emitter {
     return url.href
   }
 
-  _onSocketOpen () {
+  /**
+   * The socket opened. With `authToken`, its first frame is the auth message
+   * and the client is 'connected' once the server accepts it; the targets'
+   * subscribe/connect requests follow it at once (the server reads nothing
+   * past the auth message until it is done, then takes them in order).
+   */
+  _onSocketOpen (authToken) {
+    this._socketOpened = true
+    if (authToken === null) {
+      this._onAdmitted()
+    } else {
+      const ignore = () => {}
+      this._transmit({ message: { op: 'auth', token: authToken }, auth: true, resend: false, resolve: ignore, reject: ignore }, null)
+    }
+    for (const target of [...this._docs.values(), ...this._actors.values()]) target._onConnected()
+  }
+
+  /** The server let this socket in (or was not asked to: no token, or one in the URL). */
+  _onAdmitted () {
     clearTimeout(this._connectTimer)
     this._setStatus('connected')
-    for (const target of [...this._docs.values(), ...this._actors.values()]) target._onConnected()
+  }
+
+  /**
+   * The answer to the auth message. A refusal (`unauthorized`, or `forbidden`
+   * from the server's hook) is reported as an 'error'; the server closes the
+   * socket next (4401 / 4403), which invalidates the token and reconnects.
+   */
+  _onAuthAnswer (message) {
+    const error = message.ok === true ? null : CollabError.fromResponse(message.error)
+    // 'already_authenticated': the socket was let in already (by a cookie the
+    // server's hook accepts, or an older server in development mode).
+    if (error === null || error.code === 'already_authenticated') {
+      this._failedAttempts = 0 // a server let us in: this connection works
+      this._onAdmitted()
+      return
+    }
+    this.emit('error', error)
+    // The server closes a socket whose token it refused; after any other
+    // answer (a server without auth messages) give up on this socket ourselves.
+    if (!AUTH_REFUSALS.has(error.code) && this._socket !== null) {
+      const socket = this._socket
+      closeQuietly(socket, 1000, 'auth message refused')
+      this._onSocketClosed({ code: 1000, reason: 'auth message refused' })
+    }
   }
 
   _onSocketClosed (event) {
     clearTimeout(this._connectTimer)
+    const opened = this._socketOpened
     this._socket = null
+    this._socketOpened = false
     this._failInFlight(new CollabError('disconnected',
       'the connection to the server was lost before the answer came'), { resend: true })
     for (const target of [...this._docs.values(), ...this._actors.values()]) target._onDisconnected()
-    this._setStatus('disconnected')
     if (event.code === CLOSE_UNAUTHORIZED) this._token.invalidate()
+    this.emit('close', { code: event.code, reason: String(event.reason ?? ''), opened })
+    this._setStatus('disconnected')
     this._scheduleReconnect()
   }
 
@@ -294,8 +368,12 @@ export class CollabClient extends Emitter {
     const pending = this._inFlight.get(message.id)
     if (pending === undefined) return
     this._inFlight.delete(message.id)
-    this._failedAttempts = 0 // a server answered: this connection works
     const { entry, outbox } = pending
+    if (entry.auth) {
+      this._onAuthAnswer(message)
+      return
+    }
+    this._failedAttempts = 0 // a server answered: this connection works
     if (message.ok === true) {
       entry.resolve(message.result)
       return

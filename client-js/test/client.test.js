@@ -12,9 +12,10 @@ import { record, recordingWebSocket, untilStatus, useServer, waitFor } from './h
 describe('the connection', () => {
   const ctx = useServer()
 
-  test('status goes connecting, connected; the token and params ride on the URL', async () => {
+  test('status goes connecting, connected; params ride on the URL, the token in the first message', async () => {
     const urls = []
-    const RecordingWebSocket = recordingWebSocket(urls)
+    const sent = []
+    const RecordingWebSocket = recordingWebSocket(urls, sent)
     let tokenCalls = 0
     const client = ctx.clients.make(ctx.server.wsUrl, {
       WebSocket: RecordingWebSocket,
@@ -26,8 +27,10 @@ describe('the connection', () => {
     assert.deepEqual(statuses.map(([, status]) => status), ['connected'])
     assert.equal(urls.length, 1)
     assert.equal(urls[0].pathname, '/ws')
-    assert.equal(urls[0].searchParams.get('token'), 'token-1')
+    assert.equal(urls[0].searchParams.has('token'), false)
     assert.equal(urls[0].searchParams.get('device'), 'laptop')
+    assert.equal(sent[0][0].op, 'auth')
+    assert.equal(sent[0][0].token, 'token-1')
   })
 
   test('close() rejects pending requests with code closed and stops for good', async () => {
@@ -49,17 +52,23 @@ describe('reconnecting', () => {
 
   test('after a restart the client reconnects with the same token, without calling the token function again', async () => {
     const urls = []
-    const RecordingWebSocket = recordingWebSocket(urls)
+    const sent = []
+    const RecordingWebSocket = recordingWebSocket(urls, sent)
     let tokenCalls = 0
     const client = ctx.clients.make(ctx.server.wsUrl, { WebSocket: RecordingWebSocket, token: () => `t${++tokenCalls}` })
     const statuses = record(client, ['status'])
+    const closes = record(client, ['close'])
     await untilStatus(client, 'connected')
     await ctx.server.stop() // closes sockets with 1012
     await untilStatus(client, 'disconnected')
     await ctx.server.start()
     await waitFor(() => client.status === 'connected' && urls.length >= 2, 'reconnected')
     assert.equal(tokenCalls, 1)
-    assert.ok(urls.every((url) => url.searchParams.get('token') === 't1'))
+    // Every socket that opened (not those tried while the server was down) began with the same token.
+    const opened = sent.filter((messages) => messages.length > 0)
+    assert.ok(opened.length >= 2)
+    assert.ok(opened.every((messages) => messages[0].op === 'auth' && messages[0].token === 't1'))
+    assert.deepEqual(closes[0][1], { code: 1012, reason: closes[0][1].reason, opened: true })
     const seen = statuses.map(([, status]) => status)
     assert.deepEqual(seen.slice(0, 2), ['connected', 'disconnected'])
     assert.equal(seen[seen.length - 1], 'connected')

@@ -3,9 +3,11 @@
  * are closed after each test, and a TCP proxy that cuts one client off the
  * network while the server and the other clients carry on.
  */
+import { createHmac } from 'node:crypto'
 import net from 'node:net'
 import { WebSocket } from 'ws'
 import { CollabClient } from '../index.js'
+import { decodeMessage } from '../src/codec.js'
 import { after, afterEach, before, beforeEach } from 'node:test'
 import { CollabServer, TIMEOUT_MS } from './server.js'
 
@@ -157,12 +159,36 @@ export function useServer ({ perTest = false, ...serverOptions } = {}) {
   return ctx
 }
 
-/** A WebSocket class that records the URL of every socket it opens into `urls`. */
-export function recordingWebSocket (urls) {
+/**
+ * A WebSocket class that records the URL of every socket it opens into `urls`
+ * and, given `sent`, pushes one array per socket onto it holding the decoded
+ * messages the client sends on that socket, in order.
+ */
+export function recordingWebSocket (urls, sent = null) {
   return class RecordingWebSocket extends WebSocket {
     constructor (url, ...rest) {
       super(url, ...rest)
       urls.push(new URL(url))
+      this._sentMessages = []
+      sent?.push(this._sentMessages)
+    }
+
+    send (data, ...rest) {
+      this._sentMessages.push(decodeMessage(data))
+      return super.send(data, ...rest)
     }
   }
+}
+
+/**
+ * An HS256 JWT signed with `secret` for `user`, granting everything (documents,
+ * rooms, actors), valid for `ttl` seconds from `now` (Unix seconds).
+ */
+export function signToken (secret, user, { ttl = 3600, now = Date.now() / 1000 } = {}) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const grants = { '*': 'rw' }
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({
+    sub: user, iat: Math.floor(now), exp: Math.floor(now + ttl), docs: grants, rooms: grants, actors: grants
+  })}`
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`
 }

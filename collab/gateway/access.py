@@ -10,7 +10,7 @@ an unrestricted principal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import hdrs, web
 
@@ -26,7 +26,7 @@ from collab.auth import (
 from collab.config import ConfigError, Settings
 from collab.errors import Forbidden, Unauthorized
 from collab.gateway.addresses import client_address
-from collab.gateway.revocations import Revocations, refused
+from collab.gateway.user_rules import UserRules, refused
 
 #: The subprotocol prefix carrying a token: browsers cannot set an Authorization
 #: header on a WebSocket, but they can offer subprotocols.
@@ -64,10 +64,9 @@ class Gatekeeper:
         self.hook = hook
         self.allowed_origins = frozenset(settings.allowed_origins)
         self.forwarded_hops = settings.forwarded_hops
-        #: Who is revoked since when: tokens issued at or before it are refused.
-        #: Stored and shared by every process (gateway/revocations.py); the app's
-        #: startup loads it.
-        self.revoked = Revocations()
+        #: Administrators' revocations and limits, stored and shared by every process
+        #: (gateway/user_rules.py); the app's startup loads them.
+        self.rules = UserRules()
 
     @property
     def enabled(self) -> bool:
@@ -92,7 +91,13 @@ class Gatekeeper:
 
     async def authenticate(self, token: str | None, request: web.Request) -> Principal:
         """Who `token` (None: none presented) and `request` speak for: the hook's
-        answer if it gives one, else the verified token. Only call when `enabled`."""
+        answer if it gives one, else the verified token, under the limits an
+        administrator set for that user. Only call when `enabled`."""
+        principal = await self._identify(token, request)
+        limits = self.rules.limits_of(principal.user)
+        return replace(principal, limits=limits) if limits else principal
+
+    async def _identify(self, token: str | None, request: web.Request) -> Principal:
         if self.hook is not None:
             credentials = Credentials(token, request.headers, request.cookies,
                                       client_address(request, self.forwarded_hops))
@@ -118,23 +123,10 @@ class Gatekeeper:
             principal = self.verifier.verify(token)
         except AuthError as exc:
             raise Unauthorized(exc.reason) from None
-        revoked_at = self.revoked.revoked_at(principal.user)
+        revoked_at = self.rules.revoked_at(principal.user)
         if revoked_at is not None and refused(principal, revoked_at):
             raise Unauthorized("token revoked")
         return principal
-
-    def revoked_since(self, principal: Principal, since: float) -> bool:
-        """True if `principal` was revoked at or after `since` (Unix time): for a
-        client admitted while a revocation was on its way (its socket was not yet
-        registered for the revocation to close)."""
-        revoked_at = self.revoked.revoked_at(principal.user)
-        return revoked_at is not None and revoked_at >= since and refused(principal, revoked_at)
-
-    async def revoke(self, user: str, now: float) -> int:
-        """Refuse `user`'s tokens issued at or before `now` (Unix time) from here on, in
-        every process; returns once stored, with how many of this process's sockets it
-        closed (Revocations.revoke)."""
-        return await self.revoked.revoke(user, now)
 
 
 def _find_token(request: web.Request) -> tuple[str | None, str | None]:

@@ -1,30 +1,61 @@
-"""`POST /api/admin/revoke {"user": "<id>"}`: cut a user off at once, everywhere.
+"""The admin API: cut a user off, or lower what they may do, at once and everywhere.
 
-Their tokens issued up to now are refused and their live WebSockets close with
-4403, in every process; a token issued afterwards works. The revocation is
-committed to the store before the answer (so it survives restarts), then
-published to the other processes over Redis (gateway/revocations.py). The
-http_auth middleware admits only admin tokens here.
+- `POST /api/admin/revoke {"user": "<id>"}`: their tokens issued up to now are
+  refused and their live WebSockets close with 4403; a token issued afterwards
+  works.
+- `POST /api/admin/permissions {"user": "<id>", "docs": {pattern: level}, ...}`
+  with levels "none", "r", "rw": a ceiling over whatever their tokens grant (an
+  empty body lifts it). Their live sockets that may no longer read what they
+  hold close with 4403; the others go on with the lower permissions.
+- `GET /api/admin/permissions/<user>`: the limits in force.
+
+Every change is committed to the store before the answer (so it survives
+restarts), then published to the other processes over Redis
+(gateway/user_rules.py). The http_auth middleware admits only admin tokens here.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
+from collab.auth import parse_limits
 from collab.errors import BadRequest
 from collab.gateway.keys import GATEKEEPER
 
 
-async def revoke(request: web.Request) -> web.Response:
+async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, Any]]:
     try:
         body = await request.json()
     except ValueError:
-        raise BadRequest("the body must be JSON: {\"user\": \"<id>\"}") from None
+        raise BadRequest(f"the body must be JSON: {shape}") from None
     user = body.get("user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not user:
         raise BadRequest('"user" must be a non-empty string')
-    # Answers once stored and published, with the sockets it closed in this process.
-    closed = await request.app[GATEKEEPER].revoke(user, time.time())
-    return web.json_response({"user": user, "closed": closed})
+    return user, body
+
+
+async def revoke(request: web.Request) -> web.Response:
+    user, _ = await _user_body(request, '{"user": "<id>"}')
+    applied = await request.app[GATEKEEPER].rules.revoke(user, time.time())
+    return web.json_response({"user": user, "closed": applied.closed})
+
+
+async def set_permissions(request: web.Request) -> web.Response:
+    user, body = await _user_body(
+        request, '{"user": "<id>", "docs": {"<pattern>": "none" | "r" | "rw"}, ...}')
+    try:
+        limits = parse_limits(body)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    applied = await request.app[GATEKEEPER].rules.limit(user, limits, time.time())
+    return web.json_response({"user": user, "limits": limits, "closed": applied.closed,
+                              "downgraded": applied.downgraded})
+
+
+async def get_permissions(request: web.Request) -> web.Response:
+    user = request.match_info["user"]
+    return web.json_response({"user": user,
+                              "limits": request.app[GATEKEEPER].rules.limits_of(user)})

@@ -120,15 +120,16 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def revocations_context(app: web.Application) -> AsyncIterator[None]:
-    """Enforce the stored revocations from startup on (after the runtime started:
-    they are read from its store and, in cluster mode, heard on its Redis bus)."""
-    revoked = app[GATEKEEPER].revoked
-    await revoked.start(app[SYSTEM], app[CONNECTIONS])
+async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
+    """Enforce administrators' revocations and limits from startup on (after the
+    runtime started: they are read from its store and, in cluster mode, heard on its
+    Redis bus)."""
+    rules = app[GATEKEEPER].rules
+    await rules.start(app[SYSTEM], app[CONNECTIONS])
     try:
         yield
     finally:
-        await revoked.stop()
+        await rules.stop()
 
 
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
@@ -143,7 +144,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[TRAFFIC] = Traffic(tuple(OPS))
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(runtime_context)
-    app.cleanup_ctx.append(revocations_context)
+    app.cleanup_ctx.append(user_rules_context)
     app.on_shutdown.append(close_connections)
     demo.add_routes(app)
     app.router.add_get("/healthz", healthz)
@@ -152,6 +153,8 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/ws", native_socket)
     app.router.add_post("/api/admin/revoke", admin_api.revoke)
+    app.router.add_post("/api/admin/permissions", admin_api.set_permissions)
+    app.router.add_get("/api/admin/permissions/{user}", admin_api.get_permissions)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_post("/api/docs/{name:.+}/update", docs_api.post_update)
     app.router.add_get("/api/rooms/{room:.+}/messages", rooms_api.get_messages)

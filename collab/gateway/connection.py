@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,8 +34,8 @@ class Connection:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
 
-    __slots__ = ("_close_task", "_closing", "_expiry", "_sent", "_transport", "id",
-                 "max_outbound_bytes", "principal", "remote", "traffic", "ws")
+    __slots__ = ("_close_task", "_closing", "_expiry", "_sent", "_transport", "admitted_at",
+                 "id", "max_outbound_bytes", "may_keep", "principal", "remote", "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -49,6 +50,12 @@ class Connection:
         self._close_task: asyncio.Task[None] | None = None
         #: Who the client is and what it may do; nothing until `admit`.
         self.principal: Principal = NOBODY
+        #: When the check that admitted it began (Unix time): a revocation after it
+        #: closes the socket.
+        self.admitted_at = 0.0
+        #: Whether this socket may go on with lower permissions (an administrator's
+        #: limits), given what it holds; the endpoint sets it. False: closed with 4403.
+        self.may_keep: Callable[[Principal], bool] = lambda principal: True
         self._expiry: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -59,9 +66,11 @@ class Connection:
         return self._closing or self.ws.closed or self._transport is None \
             or self._transport.is_closing()
 
-    def admit(self, principal: Principal) -> None:
-        """Act for `principal` from now on; closed with 4401 when its token expires."""
+    def admit(self, principal: Principal, since: float) -> None:
+        """Act for `principal`, authenticated by a check that began at `since` (Unix
+        time), from now on; closed with 4401 when its token expires."""
         self.principal = principal
+        self.admitted_at = since
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

@@ -22,6 +22,7 @@ from collab.gateway.connection import Connection
 from collab.gateway.keys import GATEKEEPER, SETTINGS
 from collab.gateway.ratelimit import RateLimit, refused
 from collab.gateway.traffic import INVALID
+from collab.gateway.user_rules import CLOSED
 from collab.protocol import native
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit
     except Exception:
         log.exception("%s: the auth hook failed", conn.id)
         return await _refuse(conn, CloseCode.INTERNAL_ERROR, "authentication failed")
-    if gatekeeper.revoked_since(principal, since):  # revoked while we checked
-        return await _refuse(conn, CloseCode.FORBIDDEN, "revoked")
-    conn.admit(principal)
+    conn.admit(principal, since)
+    if gatekeeper.rules.settle(conn) == CLOSED:  # an administrator's change while we checked
+        return False
     conn.send_out(native.response(request_id, {"user": principal.user,
                                                "expires_at": principal.expires_at}))
     return True

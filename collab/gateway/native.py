@@ -106,6 +106,19 @@ class Session:
         self.max_subscriptions = system.settings.max_subscriptions
         self.awareness = Throttle(system.settings.max_awareness_per_second)
         self.first_frame = first_frame
+        conn.may_keep = self.may_keep
+
+    def may_keep(self, principal: Principal) -> bool:
+        """Whether `principal` may still read every document and actor this socket
+        holds (an administrator lowering a live socket's permissions)."""
+        try:
+            for name in self.docs:
+                require(principal, "docs", name, write=False)
+            for cls, key in self.actors:
+                _authorize_actor(principal, cls, key, write=False)
+        except Forbidden:
+            return False
+        return True
 
     def _make_room(self) -> None:
         """Raises too_many_subscriptions when one more document or actor would pass

@@ -68,11 +68,12 @@ async def websocket(request: web.Request,
         addresses.leave(address)
         raise
     try:
-        async with _upgraded(request, make, what, traffic, authorize, admission) as conn:
+        async with _upgraded(request, make, what, traffic, authorize, admission,
+                             admitting_since) as conn:
             conn.remote = address
-            if admission is not None and gatekeeper.revoked_since(admission.principal,
-                                                                  admitting_since):
-                conn.close(CloseCode.FORBIDDEN, "revoked")  # during the handshake
+            if admission is not None:
+                # An administrator's change during the handshake missed this socket.
+                gatekeeper.rules.settle(conn)
             yield conn, admission is not None
     finally:
         addresses.leave(address)
@@ -83,7 +84,7 @@ async def _upgraded(request: web.Request,
                     make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
                     what: str, traffic: EndpointTraffic,
                     authorize: Callable[[Principal], None] | None,
-                    admission: Admission | None) -> AsyncIterator[C]:
+                    admission: Admission | None, admitting_since: float) -> AsyncIterator[C]:
     settings = request.app[SETTINGS]
     if authorize is not None and admission is not None:
         authorize(admission.principal)
@@ -98,7 +99,7 @@ async def _upgraded(request: web.Request,
     await ws.prepare(request)
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
     if admission is not None:
-        conn.admit(admission.principal)
+        conn.admit(admission.principal, admitting_since)
     connections = request.app[CONNECTIONS]
     connections.add(conn)
     try:

@@ -35,7 +35,10 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
     async with websocket(request, Connection, f"doc {name!r}", traffic,
                          lambda principal: require(principal, "docs", name, write=False)
                          ) as (conn, _):
-        read_only = not conn.principal.can_write("docs", name)
+        # An administrator may lower the permissions of a live socket (admin_api.py).
+        conn.may_keep = lambda principal: principal.can_read("docs", name)
+        principal = conn.principal
+        read_only = not principal.can_write("docs", name)
         route = Route(request.app[SYSTEM], Document, name)
         post = route.post
         try:
@@ -59,6 +62,9 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                         await conn.aclose(close_code_for(exc), exc.message)
                         break
                     traffic.count_received(YJS_KINDS[type(message)], len(msg.data))
+                    if conn.principal is not principal:  # lowered meanwhile
+                        principal = conn.principal
+                        read_only = not principal.can_write("docs", name)
                     if read_only and ywire.changes_document(message):
                         log.info("doc %r: closing %s: a change from read-only user %r", name,
                                  conn.id, conn.principal.user)

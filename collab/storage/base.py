@@ -174,6 +174,16 @@ class RevokeUser:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class LimitUser:
+    """Set `user`'s permission limits (`limits`: JSON text, `{}` lifts them) as of
+    `at` (Unix time). The store keeps the latest change per user."""
+
+    user: str
+    limits: str
+    at: float
+
+
 class StaleOwner(StoreUnavailable):
     """A write carried a fencing token older than one the store already accepted."""
 
@@ -186,7 +196,8 @@ class StaleOwner(StoreUnavailable):
 
 
 WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
-           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage | RevokeUser)
+           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage | RevokeUser
+           | LimitUser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +282,10 @@ class Store(ABC):
     @abstractmethod
     async def load_revocations(self) -> dict[str, float]:
         """Every revoked user and the time of their latest revocation (RevokeUser)."""
+
+    @abstractmethod
+    async def load_user_limits(self) -> dict[str, tuple[str, float]]:
+        """Every user with limits stored: (their JSON text, when set) (LimitUser)."""
 
     @abstractmethod
     async def room_last_seq(self, room: str) -> int:

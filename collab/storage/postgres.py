@@ -28,6 +28,7 @@ from collab.storage.base import (
     DeleteQueueMessage,
     DeleteTimer,
     Fence,
+    LimitUser,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -44,7 +45,7 @@ from collab.storage.base import (
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import FENCE_SQL, MIGRATIONS, REVOKE_SQL, for_postgres
+from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL, for_postgres
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ _FENCE = ("WITH up AS (" + FENCE_SQL.replace("(?, ?, ?)", "($1, $2, $3)") + " RE
 #: upsert one row twice).
 _REVOKE = REVOKE_SQL.replace("VALUES (?, ?)",
                              "SELECT * FROM unnest($1::text[], $2::float8[])")
+_LIMIT = LIMIT_SQL.replace("VALUES (?, ?, ?)",
+                           "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])")
 _APPEND = ("INSERT INTO doc_updates (doc, seq, data) "
            "SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])")
 _PUT_SNAPSHOT = ("INSERT INTO doc_snapshots (doc, seq, data, updated_at) VALUES ($1, $2, $3, $4) "
@@ -349,6 +352,10 @@ class PostgresStore(Store):
         rows = await self.pool.fetch("SELECT user_id, revoked_at FROM revocations")
         return {user: revoked_at for user, revoked_at in rows}
 
+    async def load_user_limits(self) -> dict[str, tuple[str, float]]:
+        rows = await self.pool.fetch("SELECT user_id, limits, set_at FROM user_limits")
+        return {user: (limits, set_at) for user, limits, set_at in rows}
+
     async def room_last_seq(self, room: str) -> int:
         return await self.pool.fetchval(
             "SELECT COALESCE(MAX(seq), 0) FROM room_messages WHERE room = $1", room)
@@ -375,6 +382,10 @@ class PostgresStore(Store):
         for op in ops:
             if isinstance(op, RevokeUser):
                 revocations[op.user] = max(op.at, revocations.get(op.user, op.at))
+        user_limits: dict[str, tuple[str, float]] = {}  # the latest per user, as the SQL keeps
+        for op in ops:
+            if isinstance(op, LimitUser) and op.at >= user_limits.get(op.user, ("", op.at))[1]:
+                user_limits[op.user] = (op.limits, op.at)
 
         async def apply(conn: asyncpg.Connection) -> None:
             for kind, key, token in fences:  # first: a stale owner writes nothing
@@ -390,6 +401,10 @@ class PostgresStore(Store):
                 await conn.execute(sql, *arrays)
             if revocations:
                 await conn.execute(_REVOKE, list(revocations), list(revocations.values()))
+            if user_limits:
+                await conn.execute(_LIMIT, list(user_limits),
+                                   [limits for limits, _ in user_limits.values()],
+                                   [at for _, at in user_limits.values()])
 
         for attempt in range(WRITE_ATTEMPTS):
             try:

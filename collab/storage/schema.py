@@ -117,6 +117,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                user_id TEXT PRIMARY KEY,
                revoked_at DOUBLE PRECISION NOT NULL)""",
     ]),
+    (9, [
+        # An administrator's ceiling over a user's permissions: JSON
+        # {kind: {pattern: "none" | "r" | "rw"}}, `{}` for none; set_at orders
+        # concurrent changes (the latest wins, in every process).
+        """CREATE TABLE user_limits (
+               user_id TEXT PRIMARY KEY,
+               limits TEXT NOT NULL,
+               set_at DOUBLE PRECISION NOT NULL)""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -133,6 +142,11 @@ FENCE_SQL = ("INSERT INTO actor_fences (kind, key, token) VALUES (?, ?, ?) "
 REVOKE_SQL = ("INSERT INTO revocations (user_id, revoked_at) VALUES (?, ?) "
               "ON CONFLICT (user_id) DO UPDATE SET revoked_at = excluded.revoked_at "
               "WHERE excluded.revoked_at > revocations.revoked_at")
+
+#: Record a user's limits, unless a later change is stored already.
+LIMIT_SQL = ("INSERT INTO user_limits (user_id, limits, set_at) VALUES (?, ?, ?) "
+             "ON CONFLICT (user_id) DO UPDATE SET limits = excluded.limits, "
+             "set_at = excluded.set_at WHERE excluded.set_at > user_limits.set_at")
 
 #: SQLite type names Postgres lacks, and its name for each. The migrations keep
 #: SQLite's names: they are released, and in SQLite a column's type name decides

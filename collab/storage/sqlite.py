@@ -33,6 +33,7 @@ from collab.storage.base import (
     DeleteQueueMessage,
     DeleteTimer,
     Fence,
+    LimitUser,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -49,7 +50,7 @@ from collab.storage.base import (
     WorkflowRecord,
     WriteOp,
 )
-from collab.storage.schema import FENCE_SQL, MIGRATIONS, REVOKE_SQL
+from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL
 
 T = TypeVar("T")
 #: Milliseconds a connection waits for another process's lock before failing
@@ -249,6 +250,10 @@ class SQLiteStore(Store):
         rows = await self._rows("SELECT user_id, revoked_at FROM revocations")
         return {user: revoked_at for user, revoked_at in rows}
 
+    async def load_user_limits(self) -> dict[str, tuple[str, float]]:
+        rows = await self._rows("SELECT user_id, limits, set_at FROM user_limits")
+        return {user: (limits, set_at) for user, limits, set_at in rows}
+
     async def room_last_seq(self, room: str) -> int:
         rows = await self._point_rows("SELECT MAX(seq) FROM room_messages WHERE room = ?",
                                       (room,))
@@ -331,6 +336,7 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     workflows = [op.workflow for op in ops if isinstance(op, PutWorkflow)]
     room_messages = [op.message for op in ops if isinstance(op, PutRoomMessage)]
     revocations = [(op.user, op.at) for op in ops if isinstance(op, RevokeUser)]
+    user_limits = [(op.user, op.limits, op.at) for op in ops if isinstance(op, LimitUser)]
 
     def body() -> None:
         for kind, key, token in fences:  # first: a stale owner writes nothing
@@ -403,6 +409,8 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                  int(m.deleted), m.reactions))
         if revocations:  # the upsert keeps the latest time, in any order
             conn.executemany(REVOKE_SQL, revocations)
+        if user_limits:  # the same: the latest change wins
+            conn.executemany(LIMIT_SQL, user_limits)
 
     _transaction(conn, body)
 

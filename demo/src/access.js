@@ -1,7 +1,9 @@
 // The demo's side of authentication (docs/auth.md): the token in the page's own
 // address, its user for display, and telling "the server refused us" apart from
-// "the server is unreachable", which a browser WebSocket cannot do by itself: it
-// hides the HTTP 401 that refused an upgrade behind a bare close code 1006.
+// "the server is unreachable". The client's 'close' event says how each socket
+// ended: a refused token closes an opened socket with 4401 / 4403, but a browser
+// hides an HTTP refusal before the upgrade (a bad Origin, too many connections)
+// behind a bare 1006 on a socket that never opened, so the HTTP API is asked then.
 
 /** Close codes a collab socket ends with when its token stops being good: expired, revoked. */
 export const AUTH_CLOSE_CODES = new Set([4401, 4403])
@@ -66,22 +68,4 @@ export async function checkAccess (doc, token) {
     // no JSON body: the status says enough
   }
   return { status: response.status, reason }
-}
-
-/**
- * A WebSocket class for CollabClient's `WebSocket` option that tells
- * `onEnd({code, opened})` how each of its sockets ended, beside whatever the
- * client itself does on close.
- *
- * @param {(end: {code: number, opened: boolean}) => void} onEnd
- */
-export function watchedWebSocket (onEnd) {
-  return class WatchedWebSocket extends WebSocket {
-    constructor (...args) {
-      super(...args)
-      let opened = false
-      this.addEventListener('open', () => { opened = true })
-      this.addEventListener('close', (event) => onEnd({ code: event.code, opened }))
-    }
-  }
 }

@@ -13,7 +13,7 @@ import { basicSetup } from 'codemirror'
 import { CollabClient } from '@collab/client'
 import { yCollab } from 'y-codemirror.next'
 import * as Y from 'yjs'
-import { AUTH_CLOSE_CODES, checkAccess, tokenFromLocation, tokenUser, watchedWebSocket } from './access.js'
+import { AUTH_CLOSE_CODES, checkAccess, tokenFromLocation, tokenUser } from './access.js'
 
 const COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#008080', '#f032e6', '#9a6324']
 const NAMES = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Ken']
@@ -40,10 +40,10 @@ function el (tag, className, text) {
 }
 
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-const client = new CollabClient(`${scheme}//${location.host}/ws`, {
-  token,
-  WebSocket: watchedWebSocket(onSocketEnd)
-})
+// The token goes in the socket's first message (client-js's default), so a refusal
+// arrives as a close with 4401 / 4403 rather than a browser's bare 1006.
+const client = new CollabClient(`${scheme}//${location.host}/ws`, { token })
+client.on('close', onSocketEnd)
 
 // -- access: a token refused, or not granting everything ------------------------------
 
@@ -52,7 +52,7 @@ let refused = null
 let checking = false
 
 /**
- * A socket ended. One that never opened (a browser hides the 401 that refused
+ * A socket ended. One that never opened (a browser hides the HTTP refusal of
  * it) or that the server closed over its token (expired, revoked): ask the HTTP
  * API whether access is the trouble. If it is, stop reconnecting and say so;
  * anything else (a restart, a network blip) is the client's to retry.
@@ -68,8 +68,12 @@ async function onSocketEnd ({ code, opened }) {
   showAccess(refusal, { fatal: true })
 }
 
-/** A request refused on an open socket (a token without this room, or read-only). */
+/**
+ * A request refused on an open socket (a token without this room, or read-only).
+ * A refused token (answered before the client is 'connected') is onSocketEnd's.
+ */
 function onRequestError (error) {
+  if (client.status !== 'connected') return
   if (refused === null && (error?.code === 'forbidden' || error?.code === 'unauthorized')) {
     showAccess({ status: 403, reason: error.message }, { fatal: false })
   }

@@ -1,0 +1,242 @@
+"""What administrators decided about users, as this process enforces it: revocations
+and permission limits.
+
+A revocation refuses a user's tokens issued up to a moment; limits put a ceiling
+over a user's grants (`Principal.limits`). Both are committed to the store before
+anything else happens, then (with several processes) published on Redis, so
+every process applies them to its own live sockets at once: a revoked user's
+sockets close with 4403; a limited user's sockets that may no longer read what
+they hold close with 4403, the others keep going with the lower permissions.
+Pub/sub loses what is published while a subscriber is cut off (redis-py even
+hides short cuts), so in cluster mode the tables are also read again after the
+bus reconnects and every RESYNC_INTERVAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any
+
+from collab.auth import Principal, parse_limits
+from collab.cluster.bus import Bus
+from collab.cluster.leases import PREFIX
+from collab.errors import CloseCode
+from collab.gateway.connection import Connection
+from collab.runtime.system import ActorSystem
+from collab.storage.base import LimitUser, RevokeUser, WriteOp
+
+log = logging.getLogger(__name__)
+
+#: The Redis channel every process subscribes to for decisions made elsewhere.
+CHANNEL = f"{PREFIX}:user-rules"
+#: Seconds a change waits for Redis to take the message before answering anyway
+#: (it is stored already; other processes then learn of it when their pub/sub
+#: reconnects, at their next resync, or at their next start).
+PUBLISH_TIMEOUT = 2.0
+#: Close reasons sent with 4403.
+REVOKED = "revoked"
+LIMITED = "permissions changed"
+#: Seconds between two reads of the tables in cluster mode: the longest a change
+#: whose message was lost goes unenforced here. One small row per user concerned.
+RESYNC_INTERVAL = 5.0
+
+Limits = Mapping[str, Mapping[str, str]]
+#: What `settle` did to a socket.
+CLOSED = "closed"
+DOWNGRADED = "downgraded"
+
+
+def refused(principal: Principal, revoked_at: float) -> bool:
+    """True if a revocation at `revoked_at` covers `principal`'s token: one issued at
+    or before it, or one without `iat`."""
+    return principal.issued_at is None or principal.issued_at <= revoked_at
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Applied:
+    """What a change did to this process's sockets."""
+
+    closed: int = 0
+    downgraded: int = 0
+
+
+class UserRules:
+    """user -> latest revocation time, and user -> (limits, when set)."""
+
+    def __init__(self) -> None:
+        self._revoked: dict[str, float] = {}
+        self._limits: dict[str, tuple[Limits, float]] = {}
+        self._system: ActorSystem | None = None
+        self._connections: Iterable[Connection] = ()
+        self._bus: Bus | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what the gatekeeper asks -------------------------------------------------
+
+    def revoked_at(self, user: str) -> float | None:
+        """When `user` was last revoked (Unix time), or None if never."""
+        return self._revoked.get(user)
+
+    def limits_of(self, user: str) -> Limits:
+        """`user`'s limits ({} when none)."""
+        entry = self._limits.get(user)
+        return entry[0] if entry is not None else {}
+
+    # -- lifetime -----------------------------------------------------------------
+
+    async def start(self, system: ActorSystem, connections: Iterable[Connection]) -> None:
+        """Enforce what the store holds, and apply changes from now on to
+        `connections` (this process's live sockets). In cluster mode, listen on Redis
+        first, so that nothing decided elsewhere during the load is missed."""
+        self._system = system
+        self._connections = connections
+        if system.forwarder is not None:
+            self._bus = system.forwarder.bus
+            self._bus.on_reconnect(self._reload_soon)
+            await self._bus.subscribe(CHANNEL, self._heard)
+        await self._load(apply=False)
+        if self._bus is not None:
+            self._spawn(self._resync_forever(), "user-rules-resync")
+
+    async def stop(self) -> None:
+        """Stop listening; the store keeps everything for the next start."""
+        if self._bus is not None:
+            self._bus.unsubscribe(CHANNEL)
+            self._bus = None
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- changes ------------------------------------------------------------------
+
+    async def revoke(self, user: str, at: float) -> Applied:
+        """Refuse `user`'s tokens issued at or before `at`, here and in every process.
+        Returns once committed (raises the store's error if it cannot be, and then
+        nothing changed), after handing it to Redis, with what it did here."""
+        await self._commit(RevokeUser(user, at), {"user": user, "revoked_at": at})
+        self._merge_revocation(user, at)
+        return self._apply(user)
+
+    async def limit(self, user: str, limits: Limits, at: float) -> Applied:
+        """Put `limits` over `user`'s permissions ({} lifts them), here and in every
+        process; like `revoke`."""
+        text = json.dumps(limits, sort_keys=True)
+        await self._commit(LimitUser(user, text, at),
+                           {"user": user, "limits": limits, "set_at": at})
+        self._merge_limits(user, limits, at)
+        return self._apply(user)
+
+    async def _commit(self, op: WriteOp, message: dict[str, Any]) -> None:
+        if self._system is None:
+            raise RuntimeError("UserRules.start() first")
+        await self._system.committer.submit([op])
+        if self._bus is not None:
+            sent = self._bus.publish(CHANNEL, json.dumps(message).encode(), count=True)
+            assert sent is not None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await sent
+
+    def _merge_revocation(self, user: str, at: float) -> bool:
+        """Keep the latest time; True if it moved."""
+        if at > self._revoked.get(user, float("-inf")):
+            self._revoked[user] = at
+            return True
+        return False
+
+    def _merge_limits(self, user: str, limits: Limits, at: float) -> bool:
+        """Keep the latest change; True if it was newer than what we had."""
+        current = self._limits.get(user)
+        if current is not None and current[1] >= at:
+            return False
+        self._limits[user] = (limits, at)
+        return True
+
+    def _apply(self, user: str) -> Applied:
+        """Bring this process's open sockets of `user` in line with the rules."""
+        closed = downgraded = 0
+        for conn in list(self._connections):
+            if conn.principal.user != user or conn.closed:
+                continue
+            outcome = self.settle(conn)
+            closed += outcome == CLOSED
+            downgraded += outcome == DOWNGRADED
+        return Applied(closed, downgraded)
+
+    def settle(self, conn: Connection) -> str | None:
+        """Bring one admitted socket in line with the rules: close it if its user was
+        revoked after it was admitted, or if it may no longer read what it holds;
+        lower its permissions otherwise. Returns CLOSED, DOWNGRADED or None."""
+        principal = conn.principal
+        revoked_at = self._revoked.get(principal.user)
+        if revoked_at is not None and refused(principal, revoked_at) \
+                and conn.admitted_at <= revoked_at:
+            conn.close(CloseCode.FORBIDDEN, REVOKED)
+            return CLOSED
+        limits = self.limits_of(principal.user)
+        if principal.limits == limits:
+            return None
+        lowered = dataclasses.replace(principal, limits=limits)
+        if not conn.may_keep(lowered):
+            conn.close(CloseCode.FORBIDDEN, LIMITED)
+            return CLOSED
+        conn.principal = lowered
+        return DOWNGRADED
+
+    # -- other processes ------------------------------------------------------------
+
+    def _heard(self, payload: bytes) -> None:
+        """A change published by a process (this one's own come back too)."""
+        message = json.loads(payload)
+        user = message.get("user")
+        if not isinstance(user, str):
+            raise ValueError(f"not a user rule: {message!r}")
+        if "revoked_at" in message:
+            moved = self._merge_revocation(user, float(message["revoked_at"]))
+        else:
+            moved = self._merge_limits(user, parse_limits(message["limits"]),
+                                       float(message["set_at"]))
+        if moved:
+            self._apply(user)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reload_soon(self) -> None:
+        """After a Redis outage: read the tables again (a bus callback, so sync)."""
+        if self._bus is not None:  # not stopped
+            self._spawn(self._reload(), "user-rules-reload")
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_INTERVAL)
+            await self._reload()
+
+    async def _reload(self) -> None:
+        try:
+            await self._load(apply=True)
+        except Exception as exc:  # the next resync tries again
+            log.warning("could not read the user rules again: %s", exc)
+
+    async def _load(self, *, apply: bool) -> None:
+        """Take in what the store holds; with `apply`, enforce what this process missed."""
+        assert self._system is not None
+        store = self._system.store
+        moved = {user for user, at in (await store.load_revocations()).items()
+                 if self._merge_revocation(user, at)}
+        for user, (text, at) in (await store.load_user_limits()).items():
+            if self._merge_limits(user, parse_limits(json.loads(text)), at):
+                moved.add(user)
+        if apply:
+            for user in moved:
+                log.info("a rule for %r missed on Redis, enforced from the store", user)
+                self._apply(user)
