@@ -91,3 +91,13 @@ async def pg_url() -> AsyncIterator[str]:
     """A Postgres URL whose schema is the test's own (dropped at teardown)."""
     async with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_url(request, tmp_path, pg_schema):
+    """A store URL of the test's own, once for SQLite and once for Postgres."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+    else:
+        async with pg_schema() as url:
+            yield url

@@ -25,15 +25,6 @@ from tests.waits import until
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_url(request, tmp_path, pg_schema):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/shared.db"
-    else:
-        async with pg_schema() as url:
-            yield url
-
-
 @pytest.fixture
 def cluster(tmp_path, store_url):
     """`cluster(n)`: n server processes on one store and one Redis, 1 s leases."""

@@ -8,15 +8,11 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from contextlib import AsyncExitStack
 
 import jwt
 import pytest
 
-from collab.config import Settings
 from collab.errors import CloseCode
-from collab.storage import open_store
-from collab.storage.base import RevokeUser
 from tests.nclient import NClient
 from tests.redisproc import RedisProcess
 from tests.serverproc import ServerProcess
@@ -68,64 +64,20 @@ async def native(session, srv: ServerProcess, jwt_token: str, *, doc: str | None
     return client
 
 
-# -- the store --------------------------------------------------------------------------
-
-BACKENDS = {"sqlite": {"sqlite_synchronous": "NORMAL"},
-            "sqlite-full": {"sqlite_synchronous": "FULL"}, "postgres": {}}
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def store(request, tmp_path, pg_schema):
-    async with AsyncExitStack() as stack:
-        if request.param == "postgres":
-            url = await stack.enter_async_context(pg_schema())
-        else:
-            url = f"sqlite:///{tmp_path}/store.db"
-        store = open_store(Settings(database_url=url, **BACKENDS[request.param]))
-        await store.open()
-        stack.push_async_callback(store.close)
-        yield store
-
-
-async def test_store_keeps_the_latest_revocation_per_user(store):
-    assert await store.load_revocations() == {}
-    await store.write([RevokeUser("eve", 100.5), RevokeUser("mallory", 50.0)])
-    # An older time changes nothing, in a later batch or in the same one.
-    await store.write([RevokeUser("eve", 90.0)])
-    await store.write([RevokeUser("mallory", 70.25), RevokeUser("mallory", 60.0)])
-    assert await store.load_revocations() == {"eve": 100.5, "mallory": 70.25}
-
-
-async def test_store_revocation_survives_reopening(store):
-    await store.write([RevokeUser("eve", 1234.5)])
-    await store.close()
-    await store.open()
-    assert await store.load_revocations() == {"eve": 1234.5}
-
-
 # -- one process, restarted ---------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request, tmp_path, pg_schema):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/restart.db"
-    else:
-        async with pg_schema() as url:
-            yield url
-
-
-async def test_revocation_survives_a_restart(tmp_path, database_url, session):
+async def test_revocation_survives_a_restart(tmp_path, store_url, session):
     user = a_user()
     old = token(user, issued=time.time() - OLD)
     with ServerProcess(tmp_path / "first.db", env=AUTH_ENV,
-                       database_url=database_url) as srv:
+                       database_url=store_url) as srv:
         client = await native(session, srv, old)
         assert await revoke(session, srv, user) == {"user": user, "closed": 1}
         await client.wait_for(lambda: client.ws.closed)
         assert client.ws.close_code == CloseCode.FORBIDDEN
     with ServerProcess(tmp_path / "second.db", env=AUTH_ENV,
-                       database_url=database_url) as srv:
+                       database_url=store_url) as srv:
         assert await refusal(session, srv, old) == (401, "token revoked")
         # Only the tokens issued up to the revocation: a newer one works.
         client = await native(session, srv, token(user, issued=time.time() + 2))

@@ -23,6 +23,7 @@ from collab.storage.base import (
     DeleteQueueMessage,
     DeleteTimer,
     Fence,
+    LimitUser,
     PutActorState,
     PutQueueMessage,
     PutRoomMessage,
@@ -30,6 +31,7 @@ from collab.storage.base import (
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
+    RevokeUser,
     RoomMessage,
     StaleOwner,
     StoredDocument,
@@ -599,3 +601,34 @@ async def test_a_full_disk_refuses_writes_clearly_and_recovers(tmp_path):
         assert await store.load_actor_state("c", "k") == b"after"
     finally:
         await store.close()
+
+
+# -- administrators' rules about users (gateway/user_rules.py) ---------------------
+
+
+async def test_store_keeps_the_latest_revocation_per_user(store):
+    assert await store.load_revocations() == {}
+    await store.write([RevokeUser("eve", 100.5), RevokeUser("mallory", 50.0)])
+    # An older time changes nothing, in a later batch or in the same one.
+    await store.write([RevokeUser("eve", 90.0)])
+    await store.write([RevokeUser("mallory", 70.25), RevokeUser("mallory", 60.0)])
+    assert await store.load_revocations() == {"eve": 100.5, "mallory": 70.25}
+
+
+async def test_store_revocation_survives_reopening(store):
+    await store.write([RevokeUser("eve", 1234.5)])
+    await store.close()
+    await store.open()
+    assert await store.load_revocations() == {"eve": 1234.5}
+
+
+async def test_store_keeps_the_latest_limits_per_user(store):
+    assert await store.load_user_limits() == {}
+    await store.write([LimitUser("eve", '{"docs": {"*": "r"}}', 10.0),
+                       LimitUser("eve", '{"docs": {"*": "none"}}', 5.0)])  # older: ignored
+    await store.write([LimitUser("bob", "{}", 3.0)])
+    await store.write([LimitUser("bob", '{"rooms": {"x": "r"}}', 2.0)])  # older: ignored
+    await store.close()
+    await store.open()
+    assert await store.load_user_limits() == {"eve": ('{"docs": {"*": "r"}}', 10.0),
+                                              "bob": ("{}", 3.0)}
