@@ -189,3 +189,35 @@ def test_pathological_actor_bodies(server, path, content_type, body):
     status, answer_type, answer = server.request(
         "POST", path.format(key=server.name("patho")), body, content_type)
     check_answer(status, answer_type, answer)
+
+
+# -- the admin API (open in development mode, which this server runs in) -----------------
+
+ADMIN_PATHS = ["/api/admin/revoke", "/api/admin/permissions"]
+VALID_LIMITS = json.dumps({"user": "fuzz", "docs": {"notes-*": "r", "secret/*": "none"},
+                           "rooms": {"*": "rw"}}).encode()
+
+
+@HTTP
+@given(st.sampled_from(ADMIN_PATHS), st.data())
+def test_mutated_admin_bodies(server, path, data):
+    body = mutate(data.draw, VALID_LIMITS)
+    check_answer(*server.request("POST", path, body))
+
+
+@settings(HTTP, max_examples=30)
+@given(st.sampled_from(ADMIN_PATHS), st.binary(max_size=64))
+def test_arbitrary_admin_bodies(server, path, body):
+    check_answer(*server.request("POST", path, body))
+
+
+@pytest.mark.parametrize("path, body", [
+    *((path, body) for path in ADMIN_PATHS  # once a 500: RecursionError from the decoder
+      for body in (b"[" * 100_000, b'{"user":' * 20_000, b'{"user": "\xff\xfe"}')),
+    ("/api/admin/permissions", b'{"user": "u", "docs": {"": "r"}}'),
+    ("/api/admin/permissions", b'{"user": "u", "docs": {"*": null}}'),
+    ("/api/admin/permissions", b'{"user": "u", "actors": {"*": "write"}}')])
+def test_pathological_admin_bodies(server, path, body):
+    status, answer_type, answer = server.request("POST", path, body)
+    check_answer(status, answer_type, answer)
+    assert status == 400, answer

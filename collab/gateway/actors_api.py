@@ -13,13 +13,13 @@ in msgpack). Answers come once what they report is committed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
+from collab.gateway.http_body import decode_body
 from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
@@ -70,7 +70,7 @@ async def send_to_queue(request: web.Request) -> web.Response:
     if not body:
         raise BadRequest("empty body; send the message as JSON or msgpack",
                          code="invalid_body")
-    seq = await run_call(queue.send(_decode(body, binary)))
+    seq = await run_call(queue.send(decode_body(body, binary)))
     return _encode({"queued": True, "seq": seq}, binary)
 
 
@@ -107,18 +107,10 @@ async def _read_body(request: web.Request) -> bytes:
     return body
 
 
-def _decode(body: bytes, binary: bool) -> Any:
-    try:
-        return msgpack.unpackb(body, raw=False) if binary else json.loads(body)
-    except (ValueError, RecursionError, msgpack.UnpackException) as exc:
-        kind = "msgpack" if binary else "JSON"
-        raise BadRequest(f"body is not valid {kind}: {exc}", code="invalid_body") from None
-
-
 def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:
     if not body:
         return [], {}
-    call = _decode(body, binary)
+    call = decode_body(body, binary)
     if not isinstance(call, dict) or set(call) - {"args", "kwargs"}:
         raise BadRequest('body must be an object {"args": [...], "kwargs": {...}}',
                          code="invalid_body")

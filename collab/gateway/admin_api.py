@@ -23,17 +23,16 @@ from aiohttp import web
 
 from collab.auth import parse_limits
 from collab.errors import BadRequest
+from collab.gateway.http_body import decode_body
 from collab.gateway.keys import GATEKEEPER
 
 
 async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, Any]]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest(f"the body must be JSON: {shape}") from None
+    """The user a change is about, and the whole body; raises BadRequest (400)."""
+    body = decode_body(await request.read())
     user = body.get("user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not user:
-        raise BadRequest('"user" must be a non-empty string')
+        raise BadRequest(f'"user" must be a non-empty string: {shape}')
     return user, body
 
 
