@@ -5,9 +5,13 @@ API key up before signed tokens are tried."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collab.errors import CloseCode
 from tests.nclient import NativeError, NClient
@@ -148,3 +152,31 @@ async def test_in_development_mode_the_auth_message_is_accepted_and_changes_noth
     assert await client.request("auth", token="anything") == {"user": "", "expires_at": None}
     await client.request("doc.subscribe", doc="dev")
     await client.close()
+
+
+FIRST_FRAMES = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200),
+    st.dictionaries(st.sampled_from(["id", "op", "token", "doc"]),
+                    st.one_of(st.none(), st.integers(), st.text(max_size=20),
+                              st.binary(max_size=20), st.just("auth")),
+                    max_size=4).map(lambda m: msgpack.packb(m, use_bin_type=True)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=FIRST_FRAMES)
+def test_any_first_frame_without_a_good_token_is_refused(secured, first):
+    async def attempt() -> int | None:
+        async with aiohttp.ClientSession() as client_session, \
+                client_session.ws_connect(f"{ws_base(secured)}/ws") as ws:
+            if isinstance(first, bytes):
+                await ws.send_bytes(first)
+            else:
+                await ws.send_str(first)
+            code, received = await _closed(ws)
+            assert all(not m.get("ok") for m in received)  # never admitted
+            return code
+
+    code = asyncio.run(attempt())
+    assert code in (CloseCode.UNAUTHORIZED, CloseCode.MESSAGE_TOO_BIG), code
