@@ -19,6 +19,8 @@ class CloseCode(IntEnum):
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    #: Never sent in a frame: the connection ended without one (RFC 6455 7.4.1).
+    ABNORMAL_CLOSURE = 1006
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013

@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from collab.auth import issue_token
 from collab.config import Settings
 from collab.gateway.app import build_app
 from collab.gateway.metrics import METRICS
@@ -16,6 +17,7 @@ from tests.waits import until
 from tests.yclient import Editor, YClient
 
 APP = ("--app", "tests.apps.counter:registry")
+SECRET = "metrics-test-secret-long-enough-for-hs256"
 #: Names that must never appear in a scrape (they are keys, not kinds).
 DOC = "metrics-private-doc"
 WORKER_KEY = "private-worker-key"
@@ -135,3 +137,31 @@ def test_two_apps_in_one_process_keep_their_own_registries():
     first[METRICS].observe_commit(0.002, 3)
     assert first[METRICS].registry.get_sample_value("collab_persist_seconds_count") == 1
     assert second[METRICS].registry.get_sample_value("collab_persist_seconds_count") == 0
+
+
+async def test_refusals_and_close_codes_are_counted(server_factory, session):
+    srv = server_factory(env={"COLLAB_SECRET": SECRET, "COLLAB_MAX_MESSAGES_PER_SECOND": "5"})
+    for _ in range(2):
+        async with session.get(f"{srv.http_url}/yjs/{DOC}") as response:
+            assert response.status == 401
+    token = issue_token(SECRET, "m", docs=["*"])
+    flood = await YClient.connect(session, srv.http_url, f"{DOC}?token={token}")
+    for _ in range(50):
+        if flood.ws.closed:
+            break
+        await flood.send(AwarenessMessage(encode_awareness([])))
+    assert await flood.closed_with() == 4429
+    calm = await session.ws_connect(f"{srv.http_url}/ws?token={token}")
+    await calm.close()
+
+    async def counted() -> bool:
+        _, values = await scrape(session, srv.http_url)
+        return value(values, "collab_websocket_closes_total", endpoint="ws", code="1000") == 1
+
+    await until(counted)
+    text, values = await scrape(session, srv.http_url)
+    assert value(values, "collab_upgrades_refused_total", endpoint="yjs",
+                 reason="unauthorized") == 2
+    assert value(values, "collab_websocket_closes_total", endpoint="yjs", code="4429") == 1
+    assert value(values, "collab_websocket_closes_total", endpoint="yjs", code="other") == 0
+    assert DOC not in text and token not in text

@@ -35,7 +35,8 @@ class Connection:
     echo_ack = True
 
     __slots__ = ("_close_task", "_closing", "_expiry", "_sent", "_transport", "admitted_at",
-                 "id", "max_outbound_bytes", "may_keep", "principal", "remote", "traffic", "ws")
+                 "closed_with", "id", "max_outbound_bytes", "may_keep", "principal", "remote",
+                 "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -57,6 +58,9 @@ class Connection:
         #: limits), given what it holds; the endpoint sets it. False: closed with 4403.
         self.may_keep: Callable[[Principal], bool] = lambda principal: True
         self._expiry: asyncio.TimerHandle | None = None
+        #: The close code this server sent, if it closed the socket (aiohttp's
+        #: `ws.close_code` is then the peer's answer to it).
+        self.closed_with: int | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.remote}>"
@@ -99,6 +103,7 @@ class Connection:
             log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id,
                         transport.get_write_buffer_size())
             self._closing = True
+            self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
             transport.abort()
 
     def send_yjs(self, out: YjsOut) -> None:
@@ -108,11 +113,14 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        self.closed_with = code
         self._close_task = asyncio.ensure_future(self.aclose(code, reason))
 
     async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Send a close frame with `code` and wait (bounded) for the handshake."""
         self._closing = True
+        if self.closed_with is None:
+            self.closed_with = code
         try:
             await self.ws.close(code=code, message=reason.encode()[:120])
         except Exception:  # the peer may already be gone; nothing to tell it

@@ -153,6 +153,21 @@ class ServerCollector:
                         families[direction, index].add_metric([endpoint.endpoint, kind],
                                                               counts[index])
         yield from families.values()
+        closes = CounterMetricFamily(
+            "collab_websocket_closes", "WebSockets ended, by endpoint and close code (sent "
+            "or received; 1006: no close frame, e.g. a dropped peer or an aborted slow "
+            "consumer; 4401/4403/4413/4429: auth, permissions, document quota, rate "
+            "limit; 'other': a code a client chose).", labels=["endpoint", "code"])
+        refused = CounterMetricFamily(
+            "collab_upgrades_refused", "WebSocket upgrades answered with an HTTP error "
+            "instead, by endpoint and error code.", labels=["endpoint", "reason"])
+        for endpoint in app[TRAFFIC].endpoints():
+            for code, count in endpoint.closes.items():
+                closes.add_metric([endpoint.endpoint, code], count)
+            for reason, count in endpoint.refused.items():
+                refused.add_metric([endpoint.endpoint, reason], count)
+        yield closes
+        yield refused
 
 
 def _by_kind(family: GaugeMetricFamily, kinds: list[str],

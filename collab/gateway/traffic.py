@@ -1,4 +1,5 @@
-"""Messages and bytes through this process's WebSockets, by endpoint and message kind.
+"""Messages and bytes through this process's WebSockets, by endpoint and message kind;
+and how sockets ended (close codes) or were refused before the upgrade (error codes).
 
 Plain integers, bumped where frames are read (the endpoint handlers) and written
 (`Connection`), and read by `/metrics` at scrape time: counting a frame costs a
@@ -9,6 +10,7 @@ carry a document, room, user or key name, whatever a client sends.
 
 from __future__ import annotations
 
+from collab.errors import CloseCode
 from collab.protocol import ywire
 
 #: Endpoint labels, one per WebSocket route.
@@ -33,6 +35,13 @@ ERROR = "error"
 NATIVE_EVENTS = ("doc.update", "doc.awareness", "actor.event")
 #: Anything a newer part of the server sends that this table does not name yet.
 OTHER = "other"
+#: Close codes counted by number (ours, and the standard ones clients send);
+#: anything else a client picks counts as OTHER. 1006: the TCP connection ended
+#: without a close frame (a dropped peer, a slow consumer aborted).
+CLOSE_CODES = tuple(str(code) for code in sorted({*map(int, CloseCode), 1005}))
+#: Why an upgrade was refused: the error codes the upgrade raises.
+REFUSALS = ("unauthorized", "forbidden", "origin_not_allowed", "too_many_connections",
+            "shutting_down")
 
 
 class EndpointTraffic:
@@ -40,7 +49,7 @@ class EndpointTraffic:
     `[messages, bytes]`. Received bytes are message payloads (aiohttp has removed the
     WebSocket framing); sent bytes are whole frames, as written to the socket."""
 
-    __slots__ = ("endpoint", "received", "sent")
+    __slots__ = ("closes", "endpoint", "received", "refused", "sent")
 
     def __init__(self, endpoint: str, kinds_in: tuple[str, ...],
                  kinds_out: tuple[str, ...]) -> None:
@@ -49,6 +58,17 @@ class EndpointTraffic:
         # scrape shows zeros rather than missing series.
         self.received: dict[str, list[int]] = {kind: [0, 0] for kind in (*kinds_in, INVALID)}
         self.sent: dict[str, list[int]] = {kind: [0, 0] for kind in (*kinds_out, OTHER)}
+        self.closes: dict[str, int] = dict.fromkeys((*CLOSE_CODES, OTHER), 0)
+        self.refused: dict[str, int] = dict.fromkeys((*REFUSALS, OTHER), 0)
+
+    def count_close(self, code: int | None) -> None:
+        """A socket ended with `code` (None: without a close frame)."""
+        label = str(1006 if code is None else code)
+        self.closes[label if label in self.closes else OTHER] += 1
+
+    def count_refused(self, error_code: str) -> None:
+        """An upgrade was answered with an error instead."""
+        self.refused[error_code if error_code in self.refused else OTHER] += 1
 
     def count_received(self, kind: str, size: int) -> None:
         counts = self.received.get(kind) or self.received[INVALID]

@@ -20,7 +20,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from collab.auth import Principal
-from collab.errors import CloseCode, Forbidden, ShuttingDown
+from collab.errors import BadRequest, CloseCode, Forbidden, ShuttingDown
 from collab.gateway.access import Admission, MissingCredentials
 from collab.gateway.addresses import client_address
 from collab.gateway.connection import Connection
@@ -48,6 +48,23 @@ async def websocket(request: web.Request,
     `conn.principal` is who it admitted. With `in_band_auth`, a request that presents
     no credentials at all is upgraded unadmitted: the caller must authenticate it
     (`conn.admit`) before acting on anything it sends."""
+    upgraded = False
+    try:
+        async with _admitted(request, make, what, traffic, authorize, in_band_auth) as opened:
+            upgraded = True
+            yield opened
+    except (BadRequest, ShuttingDown) as exc:
+        if not upgraded:  # refused before the upgrade: answered with an HTTP error
+            traffic.count_refused(exc.code)
+        raise
+
+
+@asynccontextmanager
+async def _admitted(request: web.Request,
+                    make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
+                    what: str, traffic: EndpointTraffic,
+                    authorize: Callable[[Principal], None] | None,
+                    in_band_auth: bool) -> AsyncIterator[tuple[C, bool]]:
     settings = request.app[SETTINGS]
     if request.app[SYSTEM].closing:
         raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
@@ -108,6 +125,8 @@ async def _upgraded(request: web.Request,
         yield conn
     finally:
         conn.forget()
+        traffic.count_close(conn.closed_with if conn.closed_with is not None
+                            else ws.close_code)
         if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
             log.info("%s: closed %s: message over %d bytes", what, conn.id,
                      settings.max_message_bytes)
