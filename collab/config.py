@@ -46,6 +46,10 @@ DEFAULT_MAX_OUTBOUND_BYTES = 16 * 1024 * 1024
 #: from one socket cannot monopolise the server. 0 turns a limit off.
 DEFAULT_MAX_MESSAGES_PER_SECOND = 2000
 DEFAULT_MAX_BYTES_PER_SECOND = 16 * 1024 * 1024
+#: Seconds a connection may be paced at those rates without a break before it is
+#: closed with 4429: a bulk import of tens of thousands of updates gets through at
+#: the rate; a flood that never lets up is cut off.
+DEFAULT_RATE_LIMIT_GRACE = 10.0
 #: Seconds a `/ws` client that upgraded without a token has to send its `auth`
 #: message; until then it may send nothing else. Long enough for a slow phone
 #: network, short enough that idle unauthenticated sockets do not pile up.
@@ -53,10 +57,11 @@ DEFAULT_AUTH_TIMEOUT = 10.0
 #: Bytes the first frame of a not-yet-authenticated `/ws` socket may have: a token
 #: with generous claims fits in a few KiB; nothing else is read before it.
 MAX_PREAUTH_MESSAGE_BYTES = 64 * 1024
-#: WebSockets one client address may hold open at once. High enough for an office
-#: behind one NAT address with many tabs each, low enough that one host cannot
-#: exhaust file descriptors. 0 turns it off.
-DEFAULT_MAX_CONNECTIONS_PER_IP = 500
+#: WebSockets one client address may hold open at once. High, because many real
+#: clients share an address (an office behind NAT, every client of a proxy whose
+#: hops are not configured), yet far below a process's file descriptor limit, so
+#: one host cannot exhaust it. 0 turns it off.
+DEFAULT_MAX_CONNECTIONS_PER_IP = 10_000
 #: Documents plus actor connections one `/ws` socket may hold at once (an editor
 #: with many open tabs multiplexed, a sidebar of rooms); 0 turns it off.
 DEFAULT_MAX_SUBSCRIPTIONS = 256
@@ -110,6 +115,7 @@ class Settings:
     max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND
     max_bytes_per_second: float = DEFAULT_MAX_BYTES_PER_SECOND
+    rate_limit_grace: float = DEFAULT_RATE_LIMIT_GRACE
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     log_level: str = "INFO"
@@ -164,6 +170,8 @@ class Settings:
                                               DEFAULT_MAX_MESSAGES_PER_SECOND),
             "max_bytes_per_second": _float(env, "COLLAB_MAX_BYTES_PER_SECOND",
                                            DEFAULT_MAX_BYTES_PER_SECOND),
+            "rate_limit_grace": _float(env, "COLLAB_RATE_LIMIT_GRACE",
+                                       DEFAULT_RATE_LIMIT_GRACE),
             "sqlite_synchronous": env.get("COLLAB_SQLITE_SYNCHRONOUS",
                                           DEFAULT_SQLITE_SYNCHRONOUS).upper(),
             "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
@@ -214,7 +222,7 @@ class Settings:
                               f"got {self.log_format!r}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
-                     "auth_timeout", "max_awareness_bytes"):
+                     "auth_timeout", "max_awareness_bytes", "rate_limit_grace"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",

@@ -140,7 +140,8 @@ def test_two_apps_in_one_process_keep_their_own_registries():
 
 
 async def test_refusals_and_close_codes_are_counted(server_factory, session):
-    srv = server_factory(env={"COLLAB_SECRET": SECRET, "COLLAB_MAX_MESSAGES_PER_SECOND": "5"})
+    srv = server_factory(env={"COLLAB_SECRET": SECRET, "COLLAB_MAX_MESSAGES_PER_SECOND": "5",
+                              "COLLAB_RATE_LIMIT_GRACE": "0.5"})
     for _ in range(2):
         async with session.get(f"{srv.http_url}/yjs/{DOC}") as response:
             assert response.status == 401

@@ -40,10 +40,7 @@ async def sync(session: aiohttp.ClientSession, base_url: str, doc: str) -> tuple
 
 async def test_500_clients_reconnect_at_once_and_all_resync(tmp_path):
     raise_open_file_limit(4 * CLIENTS)
-    # Every client comes from 127.0.0.1, and for a moment each old socket still counts
-    # beside its replacement: lift the per-address limit (tests/test_limits.py has it).
-    srv = ServerProcess(tmp_path / "storm.db",
-                        env={"COLLAB_MAX_CONNECTIONS_PER_IP": "0"}).start()
+    srv = ServerProcess(tmp_path / "storm.db").start()
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:

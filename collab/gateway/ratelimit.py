@@ -1,7 +1,10 @@
 """Per-connection rate limits: a token bucket for messages and one for bytes, each
 refilled at its rate with room for a burst of twice that. A client past either is
-closed with 4429 (too many messages); everyone else carries on. Awareness
-(cursors) has its own, gentler budget: past it, updates are coalesced, not refused."""
+paced: its socket is not read until the budget allows, so TCP pushes back on the
+sender and a bulk import just goes at the rate. One kept waiting for longer than
+COLLAB_RATE_LIMIT_GRACE (a flood, not a burst) is closed with 4429; everyone else
+carries on. Awareness (cursors) has its own, gentler budget: past it, updates are
+coalesced, not refused."""
 
 from __future__ import annotations
 
@@ -27,39 +30,67 @@ class TokenBucket:
         self.stamp = time.monotonic()
 
     def take(self, amount: float, now: float) -> bool:
+        if self.shortfall(amount, now):
+            return False
+        self.tokens -= min(amount, self.burst)
+        return True
+
+    def shortfall(self, amount: float, now: float) -> float:
+        """Seconds until `amount` is available (0: now). More than a burst counts as
+        a whole burst, so one large message waits for a full bucket, not forever."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens + 1e-9 < amount:  # float sums of elapsed time fall just short
-            return False
-        self.tokens -= amount
-        return True
+        missing = min(amount, self.burst) - self.tokens
+        return missing / self.rate if missing > 1e-9 else 0.0  # float sums fall just short
 
 
 class RateLimit:
     """What one connection may send; a rate of 0 turns that limit off."""
 
-    __slots__ = ("bytes", "messages")
+    __slots__ = ("bytes", "grace", "messages", "throttled_since")
 
     def __init__(self, settings: Settings) -> None:
         self.messages = TokenBucket(settings.max_messages_per_second) \
             if settings.max_messages_per_second else None
         self.bytes = TokenBucket(settings.max_bytes_per_second) \
             if settings.max_bytes_per_second else None
+        self.grace = settings.rate_limit_grace
+        #: When the connection began to be paced without a break (monotonic), or None.
+        self.throttled_since: float | None = None
 
-    def allow(self, size: int) -> bool:
+    def wait(self, size: int) -> float:
+        """0 if a message of `size` may pass now (and counts it), else the seconds
+        until it may."""
         now = time.monotonic()
-        return (self.messages is None or self.messages.take(1, now)) \
-            and (self.bytes is None or self.bytes.take(size, now))
+        wait = max(self.messages.shortfall(1, now) if self.messages else 0.0,
+                   self.bytes.shortfall(size, now) if self.bytes else 0.0)
+        if wait == 0.0:
+            if self.messages:
+                self.messages.take(1, now)
+            if self.bytes:
+                self.bytes.take(size, now)
+        return wait
 
 
 async def refused(limit: RateLimit, conn: Connection, size: int) -> bool:
-    """Count one message of `size` against `limit`; past it, close `conn` with 4429
-    and return True (the caller stops reading)."""
-    if limit.allow(size):
-        return False
-    log.info("%s: over its rate limit, closing with 4429", conn.id)
-    await conn.aclose(CloseCode.RATE_LIMITED, "too many messages: slow down")
-    return True
+    """Count one message of `size` against `limit`, pacing the connection past it (the
+    caller reads nothing meanwhile). A connection paced without a break for longer
+    than the grace is closed with 4429: returns True, and the caller stops reading."""
+    waited = False
+    while (wait := limit.wait(size)) > 0:
+        now = time.monotonic()
+        if limit.throttled_since is None:
+            limit.throttled_since = now
+        if now + wait - limit.throttled_since > limit.grace:
+            log.info("%s: over its rate limit for %g s, closing with 4429", conn.id,
+                     limit.grace)
+            await conn.aclose(CloseCode.RATE_LIMITED, "too many messages: slow down")
+            return True
+        waited = True
+        await asyncio.sleep(wait)
+    if not waited:  # it came within the budget: any pacing is over
+        limit.throttled_since = None
+    return False
 
 
 class Throttle:
