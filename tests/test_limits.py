@@ -14,6 +14,7 @@ from collab.actors.awareness import MAX_CLIENTS_PER_OWNER
 from collab.errors import CloseCode
 from collab.protocol.ywire import AwarenessEntry, AwarenessMessage, SyncUpdate, encode_awareness
 from tests.nclient import NativeError, NClient
+from tests.waits import until
 from tests.yclient import Editor, YClient
 
 
@@ -186,3 +187,32 @@ async def test_native_awareness_is_coalesced_and_every_request_answered(server_f
     assert message is not None
     await client.close()
     await watcher.ws.close()
+
+
+async def test_a_full_document_still_takes_deletions_and_then_has_room(server_factory,
+                                                                        session):
+    srv = server_factory("quota-delete", env={"COLLAB_MAX_DOCUMENT_BYTES": "4000",
+                                              "COLLAB_COMPACT_DELAY": "0"})
+    writer = await NClient.connect(session, srv.http_url)
+    await writer.request("doc.subscribe", doc="full")
+    editor = Editor()
+    with pytest.raises(NativeError):
+        for _ in range(100):
+            await writer.request("doc.update", doc="full", update=editor.type("x" * 200))
+    del editor.text[0:len(editor.text)]  # the user makes room: a deletion-only update
+    assert (await writer.request("doc.update", doc="full", update=editor.updates[-1]))["seq"]
+
+    room_for = Editor().type("y" * 200)  # another client's: it depends on nothing refused
+
+    async def fits() -> bool:  # once compaction has folded the deleted text away
+        try:
+            await writer.request("doc.update", doc="full", update=room_for)
+        except NativeError as exc:
+            assert exc.code == "document_too_large"
+            return False
+        return True
+
+    await until(fits)
+    async with session.get(f"{srv.http_url}/api/docs/full?format=json&text=body") as r:
+        assert (await r.json())["text"]["body"] == "y" * 200
+    await writer.close()

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPACT_TIMER = "compact"
+#: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
+DELETIONS_ONLY = b"\x00"
+#: How far past its quota deletions may take a full document, so its users can make
+#: room: compaction then folds the deleted content away and the size drops.
+DELETION_HEADROOM = 1.1
 
 
 # -- messages -----------------------------------------------------------------
@@ -379,7 +384,9 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         quota = self.system.settings.max_document_bytes
-        if quota and self.stored_bytes + len(update) > quota:
+        if quota and self.stored_bytes + len(update) > quota and not (
+                update[:1] == DELETIONS_ONLY
+                and self.stored_bytes + len(update) <= quota * DELETION_HEADROOM):
             if self.log_rows and not self._compacting:
                 self._start_compaction()  # folding the log may free room for the next one
             raise DocumentTooLarge(
