@@ -51,6 +51,3 @@ class ConnectionsPerAddress:
             self._open[address] = remaining
         else:
             del self._open[address]
-
-    def __getitem__(self, address: str) -> int:
-        return self._open[address]

@@ -75,16 +75,14 @@ class Connection:
         time), from now on; closed with 4401 when its token expires."""
         self.principal = principal
         self.admitted_at = since
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        self.forget()
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._expiry = asyncio.get_running_loop().call_later(
                 delay, self.close, CloseCode.UNAUTHORIZED, "token expired")
 
     def forget(self) -> None:
-        """The socket is done: drop the expiry timer."""
+        """Drop the expiry timer (the socket is done, or admitted anew)."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

@@ -32,8 +32,12 @@ class TokenBucket:
     def take(self, amount: float, now: float) -> bool:
         if self.shortfall(amount, now):
             return False
-        self.tokens -= min(amount, self.burst)
+        self.spend(amount)
         return True
+
+    def spend(self, amount: float) -> None:
+        """Use `amount` that `shortfall` just found available."""
+        self.tokens -= min(amount, self.burst)
 
     def shortfall(self, amount: float, now: float) -> float:
         """Seconds until `amount` is available (0: now). More than a burst counts as
@@ -66,9 +70,9 @@ class RateLimit:
                    self.bytes.shortfall(size, now) if self.bytes else 0.0)
         if wait == 0.0:
             if self.messages:
-                self.messages.take(1, now)
+                self.messages.spend(1)
             if self.bytes:
-                self.bytes.take(size, now)
+                self.bytes.spend(size)
         return wait
 
 

@@ -48,52 +48,49 @@ async def websocket(request: web.Request,
     `conn.principal` is who it admitted. With `in_band_auth`, a request that presents
     no credentials at all is upgraded unadmitted: the caller must authenticate it
     (`conn.admit`) before acting on anything it sends."""
-    upgraded = False
     try:
-        async with _admitted(request, make, what, traffic, authorize, in_band_auth) as opened:
-            upgraded = True
-            yield opened
-    except (BadRequest, ShuttingDown) as exc:
-        if not upgraded:  # refused before the upgrade: answered with an HTTP error
-            traffic.count_refused(exc.code)
+        address, admission, since = await _knock(request, authorize, in_band_auth)
+    except (BadRequest, ShuttingDown) as exc:  # refused before the upgrade: an HTTP error
+        traffic.count_refused(exc.code)
         raise
+    try:
+        async with _upgraded(request, make, what, traffic, authorize, admission,
+                             since) as conn:
+            conn.remote = address
+            if admission is not None:
+                # An administrator's change during the handshake missed this socket.
+                request.app[GATEKEEPER].rules.settle(conn)
+            yield conn, admission is not None
+    finally:
+        request.app[ADDRESSES].leave(address)
 
 
-@asynccontextmanager
-async def _admitted(request: web.Request,
-                    make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
-                    what: str, traffic: EndpointTraffic,
-                    authorize: Callable[[Principal], None] | None,
-                    in_band_auth: bool) -> AsyncIterator[tuple[C, bool]]:
-    settings = request.app[SETTINGS]
+async def _knock(request: web.Request, authorize: Callable[[Principal], None] | None,
+                 in_band_auth: bool) -> tuple[str, Admission | None, float]:
+    """Who is knocking, before any upgrade: (their address, now counted against its
+    limit; their admission, None to authenticate in-band; when the check began).
+    Raises the HTTP error that refuses them, having counted nothing."""
     if request.app[SYSTEM].closing:
         raise ShuttingDown("the server is shutting down")  # 503 before the upgrade
     gatekeeper = request.app[GATEKEEPER]
     gatekeeper.check_origin(request)
-    address = client_address(request, settings.forwarded_hops)
+    address = client_address(request, request.app[SETTINGS].forwarded_hops)
     addresses = request.app[ADDRESSES]
     addresses.enter(address)  # 429 past the limit, before any other work
-    admitting_since = time.time()
+    since = time.time()
     try:
-        admission: Admission | None = await gatekeeper.admit(request)
-    except MissingCredentials:
-        if not in_band_auth:
-            addresses.leave(address)
-            raise
-        admission = None
+        try:
+            admission: Admission | None = await gatekeeper.admit(request)
+        except MissingCredentials:
+            if not in_band_auth:
+                raise
+            admission = None
+        if authorize is not None and admission is not None:
+            authorize(admission.principal)
     except BaseException:
         addresses.leave(address)
         raise
-    try:
-        async with _upgraded(request, make, what, traffic, authorize, admission,
-                             admitting_since) as conn:
-            conn.remote = address
-            if admission is not None:
-                # An administrator's change during the handshake missed this socket.
-                gatekeeper.rules.settle(conn)
-            yield conn, admission is not None
-    finally:
-        addresses.leave(address)
+    return address, admission, since
 
 
 @asynccontextmanager
@@ -101,10 +98,8 @@ async def _upgraded(request: web.Request,
                     make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
                     what: str, traffic: EndpointTraffic,
                     authorize: Callable[[Principal], None] | None,
-                    admission: Admission | None, admitting_since: float) -> AsyncIterator[C]:
+                    admission: Admission | None, since: float) -> AsyncIterator[C]:
     settings = request.app[SETTINGS]
-    if authorize is not None and admission is not None:
-        authorize(admission.principal)
     ws = web.WebSocketResponse(
         # Echo the token's subprotocol: a browser fails a handshake that answers none.
         protocols=(admission.subprotocol,) if admission and admission.subprotocol else (),
@@ -118,7 +113,7 @@ async def _upgraded(request: web.Request,
     if authorize is not None:  # what it needed to get in, it needs to stay
         conn.may_keep = lambda principal: _passes(authorize, principal)
     if admission is not None:
-        conn.admit(admission.principal, admitting_since)
+        conn.admit(admission.principal, since)
     connections = request.app[CONNECTIONS]
     connections.add(conn)
     try:
