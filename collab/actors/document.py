@@ -383,15 +383,7 @@ class Document(Actor):
         or None for an empty update (nothing to store or send)."""
         if update == EMPTY_UPDATE:
             return None
-        quota = self.system.settings.max_document_bytes
-        if quota and self.stored_bytes + len(update) > quota and not (
-                update[:1] == DELETIONS_ONLY
-                and self.stored_bytes + len(update) <= quota * DELETION_HEADROOM):
-            if self.log_rows and not self._compacting:
-                self._start_compaction()  # folding the log may free room for the next one
-            raise DocumentTooLarge(
-                f"document {self.key!r} would pass its size quota of {quota} bytes "
-                f"({self.stored_bytes} stored, this update {len(update)})")
+        self._check_quota(update)
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -406,6 +398,20 @@ class Document(Actor):
         self._outbox.broadcast.append((sender, update))
         self._outbox.writes.append(AppendUpdate(self.key, self.seq, update))
         return self.seq
+
+    def _check_quota(self, update: bytes) -> None:
+        """Raises DocumentTooLarge if `update` would take the document past its size
+        quota (deletions get some headroom, so users can make room)."""
+        quota = self.system.settings.max_document_bytes
+        size = self.stored_bytes + len(update)
+        if not quota or size <= quota:
+            return
+        if update[:1] == DELETIONS_ONLY and size <= quota * DELETION_HEADROOM:
+            return
+        if self.log_rows and not self._compacting:
+            self._start_compaction()  # folding the log may free room for the next one
+        raise DocumentTooLarge(f"document {self.key!r} would pass its size quota of {quota} "
+                               f"bytes ({self.stored_bytes} stored, this update {len(update)})")
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
         accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer,
