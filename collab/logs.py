@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -142,6 +143,39 @@ def _log_uncaught(kind: type[BaseException], error: BaseException, tb: Traceback
         return
     logging.getLogger("collab").critical("exiting on an unexpected error: %s", error,
                                          exc_info=(kind, error, tb))
+
+
+#: Seconds between two lines of one recurring event (Throttled): an attacker or a
+#: failing dependency can repeat an event thousands of times a second, and a log
+#: that grows by megabytes a second fills the disk and hides everything else.
+DEFAULT_LOG_INTERVAL = 10.0
+
+
+class Throttled:
+    """One recurring log line, written at most once per `interval` seconds; the next
+    one written says how many were left out meanwhile. For events a client or a
+    failing dependency can repeat at will: accept errors, refused sockets, a failing
+    readiness check."""
+
+    __slots__ = ("_left_out", "_next", "interval", "logger")
+
+    def __init__(self, logger: logging.Logger, interval: float = DEFAULT_LOG_INTERVAL) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._next = 0.0
+        self._left_out = 0
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._left_out += 1
+            return
+        self._next = now + self.interval
+        if self._left_out:
+            message += " (and %d more like it since the last such line)"
+            args = (*args, self._left_out)
+            self._left_out = 0
+        self.logger.log(level, message, *args)
 
 
 def announce(message: str, log_format: str) -> None:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from collab.config import ConfigError, Settings
-from collab.logs import JsonFormatter, RedactSecrets, redact
+from collab.logs import JsonFormatter, RedactSecrets, Throttled, redact
 from tests.serverproc import ServerProcess
 from tests.waits import TIMEOUT
 
@@ -79,6 +79,18 @@ def test_json_formatter_writes_one_object_per_record():
     assert entry["level"] == "ERROR" and entry["logger"] == "collab.x"
     assert entry["message"] == "a\nb 2" and "ZeroDivisionError" in entry["exception"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+
+
+def test_a_throttled_line_is_written_once_per_interval_then_counts_the_rest(caplog):
+    throttled = Throttled(logging.getLogger("collab.test"), interval=3600)
+    with caplog.at_level(logging.INFO, logger="collab.test"):
+        for n in range(1000):
+            throttled.log(logging.WARNING, "accept failed: %s", n)
+        assert [r.getMessage() for r in caplog.records] == ["accept failed: 0"]
+        throttled._next = 0.0  # the interval has passed
+        throttled.log(logging.WARNING, "accept failed: %s", "again")
+    assert caplog.records[-1].getMessage() == \
+        "accept failed: again (and 999 more like it since the last such line)"
 
 
 @pytest.mark.parametrize("env", [{"COLLAB_LOG_FORMAT": "xml"}, {"COLLAB_LOG_LEVEL": "LOUD"},

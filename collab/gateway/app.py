@@ -42,6 +42,7 @@ from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
+from collab.logs import Throttled
 from collab.runtime import cluster
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
@@ -77,22 +78,36 @@ async def readyz(request: web.Request) -> web.Response:
     system = request.app[SYSTEM]
     if system.closing:
         return web.json_response({"status": "draining"}, status=503)
-    checks = {"store": _check(system.store.ping())}
+    checks = {"store": _check("store", system.store.ping())}
     if system.placement is not None:
-        checks["redis"] = _check(system.placement.redis.ping())
+        checks["redis"] = _check("redis", system.placement.redis.ping())
     results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
-    ready = all(result == "ok" for result in results.values())
+    ready = all(result == CHECK_OK for result in results.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": results},
                              status=200 if ready else 503)
 
 
-async def _check(probe: Any) -> str:
+#: What a readiness check answers: the probe's own text (an address, a driver's
+#: message) stays in this process's log, where only the operator reads it.
+CHECK_OK, CHECK_TIMEOUT, CHECK_ERROR = "ok", "timeout", "error"
+#: One log line per failing check per interval: load balancers probe every few seconds.
+_check_logs: dict[str, Throttled] = {}
+
+
+async def _check(name: str, probe: Any) -> str:
+    """CHECK_OK, or why `probe` failed; the details go to the log."""
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await probe
+    except TimeoutError:
+        outcome, detail = CHECK_TIMEOUT, f"no answer within {READY_TIMEOUT:g} s"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:200] or "failed"
-    return "ok"
+        outcome, detail = CHECK_ERROR, f"{type(exc).__name__}: {exc}"
+    else:
+        return CHECK_OK
+    throttled = _check_logs.setdefault(name, Throttled(log))
+    throttled.log(logging.WARNING, "not ready: the %s check failed: %s", name, detail)
+    return outcome
 
 
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
