@@ -88,3 +88,26 @@ def test_unsupported_database_url():
 def test_sigint_stops_cleanly(tmp_path):
     srv = ServerProcess(tmp_path / "i.db").start()
     assert srv.stop(sig=2) == 0
+
+
+def _missing_database_url() -> str:
+    """The test Postgres, with a database name that does not exist on it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.conftest import TEST_DATABASE_URL
+
+    return urlunsplit(urlsplit(TEST_DATABASE_URL)._replace(path="/collab_no_such_database"))
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    (None, 'database "collab_no_such_database" does not exist'),
+    ("postgresql://postgres@127.0.0.1:1/db", "Connect call failed"),  # nothing listens there
+])
+def test_serve_without_its_postgres_says_why_in_one_line(url, why):
+    result = run_collab("serve", "--port", "0", "--database-url", url or _missing_database_url(),
+                        env={"COLLAB_SECRET": "s" * 32})  # no dev-mode warning to step over
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "CRITICAL" in line and "cannot connect to Postgres at 127.0.0.1:" in line
+    assert why in line
+    assert result.stdout == ""  # never said it was serving

@@ -22,6 +22,9 @@ from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
+#: Exit status when the server could not start (the store unreachable): nothing was served.
+EXIT_CANNOT_START = 1
+
 
 async def serve(settings: Settings, registry: Registry | None = None) -> int:
     """Serve until a signal; returns the exit status."""
@@ -31,7 +34,11 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
               else {"access_log": None})
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
                            **access)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except ConnectionError as exc:  # the store's own sentence says where and why
+        log.critical("cannot start: %s", exc)
+        return EXIT_CANNOT_START
     # A worker of `collab serve --workers N` shares its port with its siblings.
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
                        reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
