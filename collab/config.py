@@ -57,6 +57,12 @@ DEFAULT_AUTH_TIMEOUT = 10.0
 #: Bytes the first frame of a not-yet-authenticated `/ws` socket may have: a token
 #: with generous claims fits in a few KiB; nothing else is read before it.
 MAX_PREAUTH_MESSAGE_BYTES = 64 * 1024
+#: `/ws` sockets that may wait for their auth message at once, in this process. Each
+#: may make the server hold one frame of up to MAX_PREAUTH_MESSAGE_BYTES, so this
+#: bounds what unauthenticated sockets can cost in all: 1,024 x 64 KiB = 64 MiB. An
+#: honest client waits one round trip; past the limit the oldest waiting socket is
+#: closed (1013), so a flood of silent sockets cannot keep newcomers out. 0: no limit.
+DEFAULT_MAX_PENDING_AUTH = 1024
 #: WebSockets one client address may hold open at once. High, because many real
 #: clients share an address (an office behind NAT, every client of a proxy whose
 #: hops are not configured), yet far below a process's file descriptor limit, so
@@ -140,6 +146,7 @@ class Settings:
     #: set, it turns auth on even without a key.
     auth_hook: str | None = None
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    max_pending_auth: int = DEFAULT_MAX_PENDING_AUTH
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     #: Proxies in front of the server that append to X-Forwarded-For: the client's
     #: address is that many entries from the right. 0: the TCP peer's address.
@@ -187,6 +194,7 @@ class Settings:
             "allowed_origins": _list(env, "COLLAB_ALLOWED_ORIGINS"),
             "auth_hook": env.get("COLLAB_AUTH_HOOK") or None,
             "auth_timeout": _float(env, "COLLAB_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT),
+            "max_pending_auth": _int(env, "COLLAB_MAX_PENDING_AUTH", DEFAULT_MAX_PENDING_AUTH),
             "max_connections_per_ip": _int(env, "COLLAB_MAX_CONNECTIONS_PER_IP",
                                            DEFAULT_MAX_CONNECTIONS_PER_IP),
             # Heroku's router is one proxy hop that appends the client's address.
@@ -226,6 +234,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
+                     "max_pending_auth",
                      "forwarded_hops", "max_subscriptions", "max_document_bytes",
                      "max_awareness_per_second"):
             if getattr(self, name) < 0:

@@ -33,6 +33,7 @@ from collab.gateway.keys import (
     ADDRESSES,
     CONNECTIONS,
     GATEKEEPER,
+    PENDING_AUTH,
     REGISTRY,
     SETTINGS,
     SYSTEM,
@@ -40,6 +41,7 @@ from collab.gateway.keys import (
 )
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
+from collab.gateway.preauth import PendingAuth
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
 from collab.logs import Throttled
@@ -154,6 +156,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[SETTINGS] = settings
     app[GATEKEEPER] = Gatekeeper(settings)
     app[ADDRESSES] = ConnectionsPerAddress(settings.max_connections_per_ip)
+    app[PENDING_AUTH] = PendingAuth(settings.max_pending_auth)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))

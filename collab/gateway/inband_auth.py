@@ -1,7 +1,8 @@
 """The `/ws` auth message: how a socket that upgraded without credentials proves who it is.
 
 Its first frame must be `{"op": "auth", "token": ...}`, within COLLAB_AUTH_TIMEOUT
-and at most MAX_PREAUTH_MESSAGE_BYTES. Nothing is read before it, nothing else is
+and at most MAX_PREAUTH_MESSAGE_BYTES (gateway/preauth.py refuses a longer one at its
+header and holds what follows unread). Nothing is read before it, nothing else is
 accepted instead of it and nothing is queued meanwhile (the weakness of
 GHSA-xwhh-v746-pj9m: messages buffered while authentication was pending); a
 wrong first frame, a refused token or the deadline closes the socket with 4401.
@@ -16,10 +17,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from collab.config import MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import BadRequest, CloseCode, Forbidden
 from collab.gateway.connection import Connection
 from collab.gateway.keys import GATEKEEPER, SETTINGS
+from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import RateLimit, refused
 from collab.gateway.traffic import INVALID
 from collab.gateway.user_rules import CLOSED
@@ -31,9 +32,11 @@ AUTH_OP = "auth"
 FIRST_MESSAGE = '{"op": "auth", "token": "<jwt>"}'
 
 
-async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit) -> bool:
-    """Read and check `conn`'s auth message; True once admitted (it has been answered),
-    False when the socket was closed instead. `conn` is a NativeConnection."""
+async def authenticate_in_band(conn: Any, unauthenticated: Unauthenticated,
+                               request: web.Request, limit: RateLimit) -> bool:
+    """Read and check `conn`'s auth message; True once admitted (it has been answered,
+    and `unauthenticated` lets the rest of its frames in), False when the socket was
+    closed instead. `conn` is a NativeConnection."""
     settings = request.app[SETTINGS]
     try:
         async with asyncio.timeout(settings.auth_timeout):
@@ -47,10 +50,6 @@ async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit
     conn.binary = isinstance(data, bytes)  # its first frame sets the event format
     if await refused(limit, conn, len(data)):
         return False
-    if len(data) > MAX_PREAUTH_MESSAGE_BYTES:
-        conn.traffic.count_received(INVALID, len(data))
-        return await _refuse(conn, CloseCode.MESSAGE_TOO_BIG,
-                             f"an auth message is at most {MAX_PREAUTH_MESSAGE_BYTES} bytes")
     try:
         message = native.decode(data)
     except native.MalformedMessage as exc:
@@ -76,6 +75,7 @@ async def authenticate_in_band(conn: Any, request: web.Request, limit: RateLimit
     conn.admit(principal, since)
     if gatekeeper.rules.settle(conn) == CLOSED:  # an administrator's change while we checked
         return False
+    unauthenticated.admitted(settings.max_message_bytes)
     conn.send_out(native.response(request_id, {"user": principal.user,
                                                "expires_at": principal.expires_at}))
     return True

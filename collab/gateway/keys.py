@@ -8,6 +8,7 @@ from collab.config import Settings
 from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.connection import Connection
+from collab.gateway.preauth import PendingAuth
 from collab.gateway.traffic import Traffic
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
@@ -19,3 +20,4 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)
+PENDING_AUTH = web.AppKey("pending_auth", PendingAuth)

@@ -419,11 +419,12 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
     async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native,
-                         in_band_auth=True) as (conn, admitted):
+                         in_band_auth=True) as (conn, unauthenticated):
         limit = RateLimit(request.app[SETTINGS])
-        if not admitted and not await authenticate_in_band(conn, request, limit):
+        if unauthenticated is not None and \
+                not await authenticate_in_band(conn, unauthenticated, request, limit):
             return conn.ws
-        session = Session(conn, request.app[SYSTEM], first_frame=admitted)
+        session = Session(conn, request.app[SYSTEM], first_frame=unauthenticated is None)
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:

@@ -5,7 +5,8 @@ allowlist, with 429 when the client's address holds too many sockets, with 401
 without acceptable credentials (unless the endpoint authenticates in-band:
 `/ws`'s auth message) and with 403 when the caller's check refuses the
 principal; sets the frame size limit, the keep-alive ping and the
-close-handshake bound from the settings; registers the connection so shutdown
+close-handshake bound from the settings (a socket still to authenticate in-band
+gets gateway/preauth.py's limits instead); registers the connection so shutdown
 can close it with 1012; closes it with 4401 when its token expires.
 """
 
@@ -20,11 +21,20 @@ from typing import TypeVar
 from aiohttp import web
 
 from collab.auth import Principal
+from collab.config import MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import BadRequest, CloseCode, Forbidden, ShuttingDown
 from collab.gateway.access import Admission, MissingCredentials
 from collab.gateway.addresses import client_address
 from collab.gateway.connection import Connection
-from collab.gateway.keys import ADDRESSES, CONNECTIONS, GATEKEEPER, SETTINGS, SYSTEM
+from collab.gateway.keys import (
+    ADDRESSES,
+    CONNECTIONS,
+    GATEKEEPER,
+    PENDING_AUTH,
+    SETTINGS,
+    SYSTEM,
+)
+from collab.gateway.preauth import PREAUTH_READER_LIMIT, Unauthenticated
 from collab.gateway.traffic import EndpointTraffic
 
 log = logging.getLogger(__name__)
@@ -41,13 +51,15 @@ async def websocket(request: web.Request,
                     make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
                     what: str, traffic: EndpointTraffic,
                     authorize: Callable[[Principal], None] | None = None, *,
-                    in_band_auth: bool = False) -> AsyncIterator[tuple[C, bool]]:
-    """Upgrade `request` and yield (the connection `make` builds, whether it is
-    admitted), counting its frames in `traffic`; unregisters it on exit. `authorize`
-    may raise Forbidden (a 403 before the upgrade) after the client is authenticated;
+                    in_band_auth: bool = False
+                    ) -> AsyncIterator[tuple[C, Unauthenticated | None]]:
+    """Upgrade `request` and yield (the connection `make` builds, None if it is admitted),
+    counting its frames in `traffic`; unregisters it on exit. `authorize` may raise
+    Forbidden (a 403 before the upgrade) after the client is authenticated;
     `conn.principal` is who it admitted. With `in_band_auth`, a request that presents
-    no credentials at all is upgraded unadmitted: the caller must authenticate it
-    (`conn.admit`) before acting on anything it sends."""
+    no credentials at all is upgraded unadmitted, and yielded with its Unauthenticated
+    state: the caller must authenticate it (`conn.admit`, then `admitted` on that state)
+    before acting on anything it sends."""
     try:
         address, admission, since = await _knock(request, authorize, in_band_auth)
     except (BadRequest, ShuttingDown) as exc:  # refused before the upgrade: an HTTP error
@@ -55,12 +67,12 @@ async def websocket(request: web.Request,
         raise
     try:
         async with _upgraded(request, make, what, traffic, authorize, admission,
-                             since) as conn:
+                             since) as (conn, unauthenticated):
             conn.remote = address
             if admission is not None:
                 # An administrator's change during the handshake missed this socket.
                 request.app[GATEKEEPER].rules.settle(conn)
-            yield conn, admission is not None
+            yield conn, unauthenticated
     finally:
         request.app[ADDRESSES].leave(address)
 
@@ -98,12 +110,15 @@ async def _upgraded(request: web.Request,
                     make: Callable[[web.WebSocketResponse, web.Request, int, EndpointTraffic], C],
                     what: str, traffic: EndpointTraffic,
                     authorize: Callable[[Principal], None] | None,
-                    admission: Admission | None, since: float) -> AsyncIterator[C]:
+                    admission: Admission | None, since: float,
+                    ) -> AsyncIterator[tuple[C, Unauthenticated | None]]:
     settings = request.app[SETTINGS]
+    # Until it authenticates, a socket's messages are held to the auth message's size.
+    limit = settings.max_message_bytes if admission is not None else PREAUTH_READER_LIMIT
     ws = web.WebSocketResponse(
         # Echo the token's subprotocol: a browser fails a handshake that answers none.
         protocols=(admission.subprotocol,) if admission and admission.subprotocol else (),
-        max_msg_size=settings.max_message_bytes,
+        max_msg_size=limit,
         heartbeat=settings.ping_interval,
         timeout=CLOSE_HANDSHAKE_TIMEOUT,
         compress=False,  # frames are pre-encoded once and shared by every peer
@@ -112,19 +127,25 @@ async def _upgraded(request: web.Request,
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
     if authorize is not None:  # what it needed to get in, it needs to stay
         conn.may_keep = lambda principal: _passes(authorize, principal)
+    unauthenticated = None
     if admission is not None:
         conn.admit(admission.principal, since)
+    else:
+        unauthenticated = Unauthenticated(conn, request, request.app[PENDING_AUTH])
     connections = request.app[CONNECTIONS]
     connections.add(conn)
     try:
-        yield conn
+        yield conn, unauthenticated
     finally:
         conn.forget()
+        if unauthenticated is not None:
+            unauthenticated.close()
         traffic.count_close(conn.closed_with if conn.closed_with is not None
                             else ws.close_code)
         if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
-            log.info("%s: closed %s: message over %d bytes", what, conn.id,
-                     settings.max_message_bytes)
+            log.info("%s: closed %s: a message over %d bytes", what, conn.id,
+                     MAX_PREAUTH_MESSAGE_BYTES if unauthenticated and unauthenticated.waiting
+                     else settings.max_message_bytes)
         connections.discard(conn)
 
 
