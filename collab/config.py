@@ -57,6 +57,21 @@ DEFAULT_AUTH_TIMEOUT = 10.0
 #: Bytes the first frame of a not-yet-authenticated `/ws` socket may have: a token
 #: with generous claims fits in a few KiB; nothing else is read before it.
 MAX_PREAUTH_MESSAGE_BYTES = 64 * 1024
+#: Seconds a new TCP connection has to send its first request's head (request line and
+#: headers). A real client sends it at once, in one packet; a socket that sends nothing,
+#: or a byte at a time, holds a descriptor until then. Generous for a slow mobile link;
+#: nginx's client_header_timeout is 60 s, Go servers commonly set 5-10 s.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds an HTTP connection may sit idle between requests before it is closed (it
+#: also bounds a later request's head). aiohttp's own default is 3,630 s. Longer than
+#: the 60 s idle timeout of common load balancers (AWS ALB): they must close first, or
+#: they may send a request on a connection being closed. nginx's default is 75 s too.
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0
+#: Bytes a request's head (request line and every header) may have in all; a longer
+#: one is answered 431 and the connection closed. Node's default (16 KiB) and h11's:
+#: cookies and a token fit; what a client can make the server hold before it
+#: authenticates stays small.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: `/ws` sockets that may wait for their auth message at once, in this process. Each
 #: may make the server hold one frame of up to MAX_PREAUTH_MESSAGE_BYTES, so this
 #: bounds what unauthenticated sockets can cost in all: 1,024 x 64 KiB = 64 MiB. An
@@ -147,6 +162,9 @@ class Settings:
     auth_hook: str | None = None
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     max_pending_auth: int = DEFAULT_MAX_PENDING_AUTH
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     #: Proxies in front of the server that append to X-Forwarded-For: the client's
     #: address is that many entries from the right. 0: the TCP peer's address.
@@ -195,6 +213,10 @@ class Settings:
             "auth_hook": env.get("COLLAB_AUTH_HOOK") or None,
             "auth_timeout": _float(env, "COLLAB_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT),
             "max_pending_auth": _int(env, "COLLAB_MAX_PENDING_AUTH", DEFAULT_MAX_PENDING_AUTH),
+            "header_timeout": _float(env, "COLLAB_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+            "keepalive_timeout": _float(env, "COLLAB_KEEPALIVE_TIMEOUT",
+                                        DEFAULT_KEEPALIVE_TIMEOUT),
+            "max_header_bytes": _int(env, "COLLAB_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES),
             "max_connections_per_ip": _int(env, "COLLAB_MAX_CONNECTIONS_PER_IP",
                                            DEFAULT_MAX_CONNECTIONS_PER_IP),
             # Heroku's router is one proxy hop that appends the client's address.
@@ -230,7 +252,8 @@ class Settings:
                               f"got {self.log_format!r}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
-                     "auth_timeout", "max_awareness_bytes", "rate_limit_grace"):
+                     "auth_timeout", "max_awareness_bytes", "rate_limit_grace",
+                     "header_timeout", "keepalive_timeout", "max_header_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ class ServerProcess:
     `db_path` either way)."""
 
     def __init__(self, db_path: Path, env: dict[str, str] | None = None, args: tuple = (),
-                 database_url: str | None = None):
+                 database_url: str | None = None, max_files: int | None = None):
         self.db_path = Path(db_path)
         self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = dict(os.environ)
@@ -34,6 +35,8 @@ class ServerProcess:
         self.env.pop("DATABASE_URL", None)
         self.env.update(env or {})
         self.args = tuple(args)
+        #: The server's file descriptor limit (RLIMIT_NOFILE, soft and hard); None: ours.
+        self.max_files = max_files
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.db_path.with_suffix(".log")
@@ -54,7 +57,8 @@ class ServerProcess:
         ]
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, text=True, bufsize=1
+            cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, text=True, bufsize=1,
+            preexec_fn=None if self.max_files is None else self._limit_files,
         )
         deadline = time.monotonic() + TIMEOUT
         assert self.proc.stdout is not None
@@ -68,6 +72,9 @@ class ServerProcess:
                 self.port = int(match.group(2))
                 return self
         raise RuntimeError(f"server did not listen within {TIMEOUT}s; log:\n{self.log()}")
+
+    def _limit_files(self) -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_files, self.max_files))
 
     def rss_mib(self) -> float:
         """The server's resident memory now, in MiB (Linux /proc)."""

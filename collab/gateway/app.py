@@ -42,6 +42,7 @@ from collab.gateway.keys import (
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
 from collab.gateway.preauth import PendingAuth
+from collab.gateway.sockets import connection_state
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
 from collab.logs import Throttled
@@ -151,7 +152,7 @@ async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
-    app = web.Application(middlewares=[json_errors, http_auth],
+    app = web.Application(middlewares=[connection_state, json_errors, http_auth],
                           client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[GATEKEEPER] = Gatekeeper(settings)

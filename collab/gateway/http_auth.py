@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 from collab.auth import Principal
 from collab.errors import Forbidden, Unauthorized
 from collab.gateway.access import MissingCredentials, require
-from collab.gateway.keys import GATEKEEPER
+from collab.gateway.keys import AUTHENTICATED, GATEKEEPER
 
 API_PREFIX = "/api/"
 BEARER = "bearer "
@@ -31,6 +31,7 @@ async def http_auth(request: web.Request, handler):
         except MissingCredentials:
             raise Unauthorized("missing token: send Authorization: Bearer <jwt>") from None
         authorize(principal, request)
+        request[AUTHENTICATED] = True
     return await handler(request)
 
 

@@ -21,3 +21,5 @@ TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)
 PENDING_AUTH = web.AppKey("pending_auth", PendingAuth)
+#: Set on a request whose credentials were checked and accepted (the HTTP API's).
+AUTHENTICATED = web.RequestKey("authenticated", bool)

@@ -1,7 +1,8 @@
 """Run the application until SIGTERM or SIGINT, then shut down gracefully (drain.py).
 
 Prints `collab serving on http://HOST:PORT` once listening (with the real port
-when 0 was asked for): scripts and tests wait for that line.
+when 0 was asked for): scripts and tests wait for that line. If the store cannot be
+reached or the port cannot be bound, says so in one line and exits with status 1.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ import signal
 from aiohttp import web
 
 from collab.config import Settings, redact_url
+from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.app import build_app
 from collab.gateway.drain import drain
+from collab.gateway.listener import Listener, connection_capacity, descriptor_limit
+from collab.gateway.sockets import Sockets
 from collab.gateway.workers import REUSE_PORT_ENV
 from collab.logs import ACCESS_LOG_FORMAT, announce
 from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
-#: Exit status when the server could not start (the store unreachable): nothing was served.
+#: Exit status when the server could not start (the store unreachable, the port
+#: taken): nothing was served.
 EXIT_CANNOT_START = 1
 
 
@@ -33,31 +38,37 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
                "access_log_format": ACCESS_LOG_FORMAT} if settings.access_log
               else {"access_log": None})
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
-                           **access)
+                           keepalive_timeout=settings.keepalive_timeout, **access)
     try:
         await runner.setup()
     except ConnectionError as exc:  # the store's own sentence says where and why
         log.critical("cannot start: %s", exc)
         return EXIT_CANNOT_START
     # A worker of `collab serve --workers N` shares its port with its siblings.
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                       reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
-    await site.start()
+    site = Listener(runner, settings.host, settings.port, _sockets(settings),
+                    reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, or the host is not one of ours
+        log.critical("cannot listen on %s:%d: %s", settings.host, settings.port,
+                     exc.strerror or exc)
+        await runner.cleanup()
+        return EXIT_CANNOT_START
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host, port = _bound_address(site, settings)
-    announce(f"collab serving on http://{host}:{port} "
+    announce(f"collab serving on http://{settings.host}:{site.port} "
              f"(store: {redact_url(settings.database_url)})", settings.log_format)
     await stop.wait()
     return await drain(app, runner, settings.shutdown_timeout)
 
 
-def _bound_address(site: web.TCPSite, settings: Settings) -> tuple[str, int]:
-    server = site._server  # aiohttp keeps the asyncio Server here; it has the real port
-    sockets = getattr(server, "sockets", None) or []
-    for sock in sockets:
-        addr = sock.getsockname()
-        return settings.host, addr[1]
-    return settings.host, settings.port
+def _sockets(settings: Settings) -> Sockets:
+    """The limits on this process's TCP connections. Behind proxies (forwarded hops) a
+    connection's peer is a proxy, so addresses are counted at the WebSocket upgrade
+    instead, from X-Forwarded-For (gateway/upgrade.py)."""
+    per_address = settings.max_connections_per_ip if not settings.forwarded_hops else 0
+    return Sockets(connection_capacity(descriptor_limit()), ConnectionsPerAddress(per_address),
+                   header_timeout=settings.header_timeout,
+                   max_header_bytes=settings.max_header_bytes)
