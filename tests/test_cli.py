@@ -111,3 +111,42 @@ def test_serve_without_its_postgres_says_why_in_one_line(url, why):
     assert "CRITICAL" in line and "cannot connect to Postgres at 127.0.0.1:" in line
     assert why in line
     assert result.stdout == ""  # never said it was serving
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_serve_on_a_port_in_use_says_so_and_exits(tmp_path, workers):
+    import socket
+    import time
+
+    from tests.test_workers import REDIS_URL
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = ("--workers", workers) if workers else ()
+        env = {"COLLAB_SECRET": "s" * 32, **({"REDIS_URL": REDIS_URL} if workers else {})}
+        started = time.monotonic()
+        result = run_collab("serve", "--port", str(port), *extra, "--database-url",
+                            f"sqlite:///{tmp_path}/taken.db", env=env)
+        took = time.monotonic() - started
+    print(f"exited with {result.returncode} after {took:.2f} s")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "CRITICAL" in line and f"cannot listen on 127.0.0.1:{port}: " in line
+    assert "Address already in use" in line
+    assert result.stdout == ""
+
+
+def test_workers_that_cannot_start_stop_the_server():
+    """With its store unreachable, no worker can start: the parent stops them all and
+    exits 1 instead of restarting them forever."""
+    from tests.test_workers import REDIS_URL
+
+    result = run_collab("serve", "--port", "0", "--workers", "2", "--database-url",
+                        "postgresql://postgres@127.0.0.1:1/db",
+                        env={"COLLAB_SECRET": "s" * 32, "REDIS_URL": REDIS_URL})
+    assert result.returncode == 1
+    assert "could not start (exit status 1): stopping" in result.stderr
+    assert "cannot start: cannot connect to Postgres at 127.0.0.1:1/db" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

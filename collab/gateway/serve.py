@@ -20,15 +20,11 @@ from collab.gateway.app import build_app
 from collab.gateway.drain import drain
 from collab.gateway.listener import Listener, connection_capacity, descriptor_limit
 from collab.gateway.sockets import Sockets
-from collab.gateway.workers import REUSE_PORT_ENV
+from collab.gateway.workers import EXIT_CANNOT_START, REUSE_PORT_ENV
 from collab.logs import ACCESS_LOG_FORMAT, announce
 from collab.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
-
-#: Exit status when the server could not start (the store unreachable, the port
-#: taken): nothing was served.
-EXIT_CANNOT_START = 1
 
 
 async def serve(settings: Settings, registry: Registry | None = None) -> int:

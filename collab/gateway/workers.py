@@ -6,7 +6,9 @@ with SO_REUSEPORT: the kernel spreads new connections across them. The
 children share the store and Redis (leases decide which one runs an actor).
 The parent prints the ready line once every child is listening, passes
 SIGTERM/SIGINT on, restarts a child that dies unexpectedly, and exits when
-all have stopped.
+all have stopped. If the port cannot be bound, or a child exits before it is
+listening (the store unreachable: it said why), the parent stops the others
+and exits with status 1 rather than restarting children that cannot start.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ REUSE_PORT_ENV = "COLLAB_REUSE_PORT"
 _READY = re.compile(rb"collab serving on http://\S+")
 #: Seconds between restarts of a child that keeps dying.
 RESTART_DELAY = 1.0
+#: Exit status when the server could not start (the store unreachable, the port
+#: taken): nothing was served.
+EXIT_CANNOT_START = 1
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -42,7 +47,12 @@ def reserve_port(host: str, port: int) -> socket.socket:
 
 
 async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
-    reserved = reserve_port(settings.host, settings.port)
+    try:
+        reserved = reserve_port(settings.host, settings.port)
+    except OSError as exc:
+        log.critical("cannot listen on %s:%d: %s", settings.host, settings.port,
+                     exc.strerror or exc)
+        return EXIT_CANNOT_START
     port = reserved.getsockname()[1]
     env = dict(os.environ, **{REUSE_PORT_ENV: "1", "WEB_CONCURRENCY": "1"})
     command = [sys.executable, "-m", "collab", *_with_port(argv, settings.host, port)]
@@ -52,6 +62,7 @@ async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
         loop.add_signal_handler(sig, stopping.set)
     children: list[asyncio.subprocess.Process | None] = [None] * workers
     ready = [asyncio.Event() for _ in range(workers)]
+    failed_to_start: list[int] = []
 
     async def keep(index: int) -> None:
         while not stopping.is_set():
@@ -65,9 +76,15 @@ async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
                 else:
                     sys.stdout.buffer.write(line)
             code = await proc.wait()
-            if not stopping.is_set():
-                log.error("worker %d exited with %s; restarting it", index, code)
-                await asyncio.sleep(RESTART_DELAY)
+            if stopping.is_set():
+                return
+            if not ready[index].is_set():  # it never listened: it will not next time either
+                log.critical("worker %d could not start (exit status %s): stopping", index, code)
+                failed_to_start.append(index)
+                stopping.set()
+                return
+            log.error("worker %d exited with %s; restarting it", index, code)
+            await asyncio.sleep(RESTART_DELAY)
 
     keepers = [asyncio.create_task(keep(i)) for i in range(workers)]
 
@@ -87,7 +104,7 @@ async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
             proc.send_signal(signal.SIGTERM)
     await asyncio.gather(*keepers, return_exceptions=True)
     reserved.close()
-    return 0
+    return EXIT_CANNOT_START if failed_to_start else 0
 
 
 def _with_port(argv: list[str], host: str, port: int) -> list[str]:
