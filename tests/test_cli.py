@@ -147,6 +147,6 @@ def test_workers_that_cannot_start_stop_the_server():
                         "postgresql://postgres@127.0.0.1:1/db",
                         env={"COLLAB_SECRET": "s" * 32, "REDIS_URL": REDIS_URL})
     assert result.returncode == 1
-    assert "could not start (exit status 1): stopping" in result.stderr
+    assert "could not start (exit status 1, 3 times): stopping" in result.stderr
     assert "cannot start: cannot connect to Postgres at 127.0.0.1:1/db" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""

@@ -6,9 +6,10 @@ with SO_REUSEPORT: the kernel spreads new connections across them. The
 children share the store and Redis (leases decide which one runs an actor).
 The parent prints the ready line once every child is listening, passes
 SIGTERM/SIGINT on, restarts a child that dies unexpectedly, and exits when
-all have stopped. If the port cannot be bound, or a child exits before it is
-listening (the store unreachable: it said why), the parent stops the others
-and exits with status 1 rather than restarting children that cannot start.
+all have stopped. If the port cannot be bound, or a child exits START_ATTEMPTS
+times in a row before it is listening (the store unreachable: it said why), the
+parent stops the others and exits with status 1 rather than restarting children
+that cannot start.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ REUSE_PORT_ENV = "COLLAB_REUSE_PORT"
 _READY = re.compile(rb"collab serving on http://\S+")
 #: Seconds between restarts of a child that keeps dying.
 RESTART_DELAY = 1.0
+#: Times in a row a child may exit before it listens before the server gives up:
+#: once can be a passing race (two children creating one SQLite file at once);
+#: three times is a store that is not there.
+START_ATTEMPTS = 3
 #: Exit status when the server could not start (the store unreachable, the port
 #: taken): nothing was served.
 EXIT_CANNOT_START = 1
@@ -65,21 +70,26 @@ async def run_workers(settings: Settings, workers: int, argv: list[str]) -> int:
     failed_to_start: list[int] = []
 
     async def keep(index: int) -> None:
+        failed_starts = 0
         while not stopping.is_set():
             proc = await asyncio.create_subprocess_exec(*command, env=env,
                                                         stdout=asyncio.subprocess.PIPE)
             children[index] = proc
             assert proc.stdout is not None
+            listening = False
             async for line in proc.stdout:
                 if _READY.search(line):
+                    listening = True
                     ready[index].set()
                 else:
                     sys.stdout.buffer.write(line)
             code = await proc.wait()
             if stopping.is_set():
                 return
-            if not ready[index].is_set():  # it never listened: it will not next time either
-                log.critical("worker %d could not start (exit status %s): stopping", index, code)
+            failed_starts = 0 if listening else failed_starts + 1
+            if failed_starts >= START_ATTEMPTS:
+                log.critical("worker %d could not start (exit status %s, %d times): stopping",
+                             index, code, failed_starts)
                 failed_to_start.append(index)
                 stopping.set()
                 return
