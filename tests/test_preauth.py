@@ -1,10 +1,11 @@
-"""What a `/ws` socket may cost before it authenticates, against real server processes
-with auth on: a frame over the auth message's 64 KiB is refused at its header, so 200
-sockets sending all but the last byte of 8 MiB frames (or of the largest frame they
-may send) leave the server's memory nearly where it was; honest clients, `/yjs` and
-in-band `/ws` alike, are not disturbed; requests pipelined behind an auth message go
-through whatever their size; and past COLLAB_MAX_PENDING_AUTH silent sockets the
-oldest are closed with 1013."""
+"""What a connection may cost before it authenticates, against real server processes
+with auth on: a `/ws` frame over the auth message's 64 KiB is refused at its header,
+and a request head over COLLAB_MAX_HEADER_BYTES is refused, so 200 sockets sending all
+but the last byte of 8 MiB frames or 1 MiB heads (or of the largest they may send)
+leave the server's memory nearly where it was; honest clients, `/yjs` and in-band
+`/ws` alike, are not disturbed; requests pipelined behind an auth message go through
+whatever their size; and past COLLAB_MAX_PENDING_AUTH connections waiting to
+authenticate (silent `/ws` sockets, unfinished heads) the oldest are closed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import struct
 import aiohttp
 import pytest
 
-from collab.config import MAX_PREAUTH_MESSAGE_BYTES
+from collab.config import DEFAULT_MAX_HEADER_BYTES, MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import CloseCode
 from collab.protocol.ywire import SyncUpdate
 from tests.nclient import NClient
@@ -35,8 +36,9 @@ BIG_FRAME = 8 * 1024 * 1024 - 16
 
 @pytest.fixture
 def secured(server_factory):
-    # Silent sockets must outlive the measurement: a long auth deadline.
-    return server_factory("secured", env={"COLLAB_SECRET": SECRET, "COLLAB_AUTH_TIMEOUT": "120"})
+    # Silent sockets must outlive the measurement: long deadlines.
+    return server_factory("secured", env={"COLLAB_SECRET": SECRET, "COLLAB_AUTH_TIMEOUT": "120",
+                                          "COLLAB_HEADER_TIMEOUT": "120"})
 
 
 async def upgrade(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -124,6 +126,42 @@ async def test_a_flood_of_unauthenticated_sockets_costs_little(secured, session)
         writer.close()
 
 
+async def send_head(port: int, length: int):
+    """Open a connection and send `length` bytes of a request head that never ends;
+    returns the connection, or None once the server stopped reading it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    line = b"X-Padding: " + b"v" * 200 + b"\r\n"
+    writer.write(b"GET /ws HTTP/1.1\r\nHost: collab\r\n")
+    try:
+        for _ in range(length // len(line)):
+            writer.write(line)
+            await writer.drain()
+    except ConnectionError:
+        writer.close()
+        return None
+    return reader, writer
+
+
+async def test_a_flood_of_request_heads_costs_little(secured, session):
+    await honest_clients_work(secured, session, "warm-up")
+    before = secured.rss_mib()
+    # Heads of 1 MiB, which aiohttp alone would take (128 headers of 8 KiB): refused at
+    # 16 KiB with 431, the server reads no more of them.
+    refused = await asyncio.gather(*(send_head(secured.port, 1 << 20) for _ in range(FLOOD)))
+    assert refused.count(None) == FLOOD
+    # The largest head a client may send, held unfinished.
+    held = await asyncio.gather(*(send_head(secured.port, DEFAULT_MAX_HEADER_BYTES - 300)
+                                  for _ in range(FLOOD)))
+    assert None not in held
+    await honest_clients_work(secured, session, "during")
+    grown = secured.rss_mib() - before
+    print(f"RSS {before:.1f} MiB -> +{grown:.1f} MiB with {FLOOD} unfinished heads of "
+          f"{DEFAULT_MAX_HEADER_BYTES - 300} bytes, after {FLOOD} refused 1 MiB ones")
+    assert grown <= FLOOD_BUDGET_MIB
+    for _, writer in held:
+        writer.close()
+
+
 async def test_a_frame_over_the_auth_message_limit_is_refused_at_its_header(secured):
     reader, writer = await upgrade(secured.port)
     writer.write(frame_header(MAX_PREAUTH_MESSAGE_BYTES + 1) + b"\0")  # and nothing more
@@ -166,3 +204,24 @@ async def test_past_the_pending_limit_the_oldest_silent_socket_makes_room(server
     assert srv.log().count("COLLAB_MAX_PENDING_AUTH") == 1  # one line, not one per socket
     for ws in silent:
         await ws.close()
+
+
+async def test_past_the_pending_limit_the_oldest_unfinished_head_makes_room(server_factory,
+                                                                           session):
+    srv = server_factory("pending-heads", env={"COLLAB_SECRET": SECRET,
+                                               "COLLAB_HEADER_TIMEOUT": "120",
+                                               "COLLAB_MAX_PENDING_AUTH": "20"})
+    heads = [await send_head(srv.port, 1000) for _ in range(50)]
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await reader.read() == b""
+        except ConnectionError:
+            return True
+
+    async with asyncio.timeout(TIMEOUT):
+        assert all(await asyncio.gather(*(closed(reader) for reader, _ in heads[:30])))
+    await honest_clients_work(srv, session, "newcomer")
+    for reader, writer in heads[31:]:  # the newcomer's connections took one place
+        assert not reader.at_eof()
+        writer.close()

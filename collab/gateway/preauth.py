@@ -1,4 +1,5 @@
-"""What a `/ws` socket may cost before it authenticates, and the budget of all such sockets.
+"""What a `/ws` socket may cost before it authenticates, and the budget of all the
+connections that have not authenticated yet.
 
 Upgraded without credentials, a socket gets a reader that takes one message of
 at most MAX_PREAUTH_MESSAGE_BYTES: a longer one is refused (1009) at its frame
@@ -6,13 +7,16 @@ header, before any of its payload is buffered. Bytes after that first message
 wait unread (the socket is not read meanwhile) until the auth message is
 accepted; then the socket gets a reader with the server's full message limit
 and carries on where it was, so a client may send requests right behind its
-auth message. At most COLLAB_MAX_PENDING_AUTH sockets wait to authenticate at
-once; a new one past that closes the oldest with 1013 (try again later).
+auth message. At most COLLAB_MAX_PENDING_AUTH connections wait to authenticate
+at once, counting those still sending their request head (gateway/sockets.py);
+a new one past that closes the one waiting longest (a `/ws` socket with 1013,
+try again later).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from aiohttp import web
@@ -75,29 +79,34 @@ class HeldReader:
 
 
 class PendingAuth:
-    """The sockets waiting to authenticate, oldest first, at most `limit` (0: no limit)."""
+    """The connections that have not authenticated yet, oldest first, at most `limit`
+    (0: no limit): past it, the one waiting longest is closed to make room. Both
+    phases count: a connection still sending its request head (gateway/sockets.py)
+    and a `/ws` socket still to send its auth message."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._waiting: dict[Connection, None] = {}
+        self._waiting: dict[Hashable, Callable[[], None]] = {}
         self._evictions = Throttled(log)
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def enter(self, conn: Connection) -> None:
-        """Count `conn`; past the limit, close the one that has waited longest (1013)."""
+    def enter(self, member: Hashable, evict: Callable[[], None]) -> None:
+        """Count `member` until `leave`; past the limit, call `evict` of the one that
+        has waited longest (which must close it)."""
         if self.limit and len(self._waiting) >= self.limit:
             oldest = next(iter(self._waiting))
-            del self._waiting[oldest]
-            self._evictions.log(logging.WARNING, "%d sockets are waiting to authenticate, this "
-                                "server's limit (COLLAB_MAX_PENDING_AUTH): closing the oldest "
-                                "with 1013", self.limit)
-            oldest.close(CloseCode.TRY_AGAIN_LATER, "too many sockets waiting to authenticate")
-        self._waiting[conn] = None
+            evict_oldest = self._waiting.pop(oldest)
+            self._evictions.log(logging.WARNING, "%d connections are waiting to authenticate "
+                                "(sending their request head, or a /ws socket its auth "
+                                "message), this server's limit (COLLAB_MAX_PENDING_AUTH): "
+                                "closing the one waiting longest", self.limit)
+            evict_oldest()
+        self._waiting[member] = evict
 
-    def leave(self, conn: Connection) -> None:
-        self._waiting.pop(conn, None)
+    def leave(self, member: Hashable) -> None:
+        self._waiting.pop(member, None)
 
 
 class Unauthenticated:
@@ -118,7 +127,8 @@ class Unauthenticated:
         # HeldReader in front of it.
         self._held: HeldReader | None = HeldReader(protocol._payload_parser, request.transport)
         protocol._payload_parser = self._held
-        pending.enter(conn)
+        pending.enter(conn, lambda: conn.close(CloseCode.TRY_AGAIN_LATER,
+                                               "too many sockets waiting to authenticate"))
 
     @property
     def waiting(self) -> bool:

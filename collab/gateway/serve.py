@@ -18,7 +18,9 @@ from collab.config import Settings, redact_url
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.app import build_app
 from collab.gateway.drain import drain
+from collab.gateway.keys import PENDING_AUTH
 from collab.gateway.listener import Listener, connection_capacity, descriptor_limit
+from collab.gateway.preauth import PendingAuth
 from collab.gateway.sockets import Sockets
 from collab.gateway.workers import EXIT_CANNOT_START, REUSE_PORT_ENV
 from collab.logs import ACCESS_LOG_FORMAT, announce
@@ -41,7 +43,7 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
         log.critical("cannot start: %s", exc)
         return EXIT_CANNOT_START
     # A worker of `collab serve --workers N` shares its port with its siblings.
-    site = Listener(runner, settings.host, settings.port, _sockets(settings),
+    site = Listener(runner, settings.host, settings.port, _sockets(settings, app[PENDING_AUTH]),
                     reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
     try:
         await site.start()
@@ -60,11 +62,11 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
     return await drain(app, runner, settings.shutdown_timeout)
 
 
-def _sockets(settings: Settings) -> Sockets:
+def _sockets(settings: Settings, pending: PendingAuth) -> Sockets:
     """The limits on this process's TCP connections. Behind proxies (forwarded hops) a
     connection's peer is a proxy, so addresses are counted at the WebSocket upgrade
     instead, from X-Forwarded-For (gateway/upgrade.py)."""
     per_address = settings.max_connections_per_ip if not settings.forwarded_hops else 0
     return Sockets(connection_capacity(descriptor_limit()), ConnectionsPerAddress(per_address),
-                   header_timeout=settings.header_timeout,
+                   pending, header_timeout=settings.header_timeout,
                    max_header_bytes=settings.max_header_bytes)

@@ -11,7 +11,9 @@ one is bounded. One address may hold COLLAB_MAX_CONNECTIONS_PER_IP connections (
 it: 429), counted here when the TCP peer is the client (no proxy hops configured).
 The process holds at most `capacity` connections, its descriptor limit less a
 reserve; past that the connection idle longest (no request in progress) is closed
-to make room, so idle sockets cannot stop the server answering.
+to make room, so idle sockets cannot stop the server answering. A connection still
+sending its first head has not authenticated: it counts against
+COLLAB_MAX_PENDING_AUTH (gateway/preauth.py), which closes the one waiting longest.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from collab.gateway.addresses import ConnectionsPerAddress, TooManyConnections
 from collab.gateway.keys import AUTHENTICATED, GATEKEEPER
+from collab.gateway.preauth import PendingAuth
 from collab.logs import Throttled
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,13 @@ class Sockets:
     """The connections of one listening server, at most `capacity`, and those of each
     address at most `per_address.limit`."""
 
-    def __init__(self, capacity: int, per_address: ConnectionsPerAddress, *,
-                 header_timeout: float, max_header_bytes: int) -> None:
+    def __init__(self, capacity: int, per_address: ConnectionsPerAddress, pending: PendingAuth,
+                 *, header_timeout: float, max_header_bytes: int) -> None:
         self.capacity = capacity
         self.per_address = per_address
+        #: Connections still sending their first request head count as waiting to
+        #: authenticate, in one budget with `/ws` sockets waiting for their auth message.
+        self.pending = pending
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
         self.open = 0
@@ -151,6 +157,7 @@ class Guard(Tracked):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.sockets.idle(self)
+        self.sockets.pending.enter(self, transport.close)
         self._deadline = asyncio.get_running_loop().call_later(
             self.sockets.header_timeout, self._too_slow)
         self.inner.connection_made(transport)
@@ -214,8 +221,13 @@ class Guard(Tracked):
         return True
 
     def _head_read(self) -> None:
+        """The first head is complete (or the connection is over): no deadline, no
+        place among the connections waiting to authenticate."""
+        if not self._reading_head:
+            return
         self._reading_head = False
         self._tail = b""
+        self.sockets.pending.leave(self)
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
