@@ -72,12 +72,15 @@ DEFAULT_KEEPALIVE_TIMEOUT = 75.0
 #: cookies and a token fit; what a client can make the server hold before it
 #: authenticates stays small.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
-#: `/ws` sockets that may wait for their auth message at once, in this process. Each
-#: may make the server hold one frame of up to MAX_PREAUTH_MESSAGE_BYTES, so this
-#: bounds what unauthenticated sockets can cost in all: 1,024 x 64 KiB = 64 MiB. An
-#: honest client waits one round trip; past the limit the oldest waiting socket is
-#: closed (1013), so a flood of silent sockets cannot keep newcomers out. 0: no limit.
-DEFAULT_MAX_PENDING_AUTH = 1024
+#: Bytes the server may hold, in all, for connections that have not authenticated yet:
+#: unfinished request heads (each up to COLLAB_MAX_HEADER_BYTES) and unfinished `/ws`
+#: auth messages (each up to MAX_PREAUTH_MESSAGE_BYTES). Past it, the connections
+#: waiting longest while holding much are closed. Honest clients hold next to nothing
+#: while they wait, so thousands reconnecting at once are never closed; a flood of
+#: half-sent heads and frames is. Measured resident memory is ~1.3x the bytes for
+#: frames and ~3.5x for heads (parsed into many small objects): 32 MiB is 40-110 MiB
+#: at worst. 0: no limit.
+DEFAULT_MAX_PREAUTH_BYTES = 32 * 1024 * 1024
 #: WebSockets one client address may hold open at once. High, because many real
 #: clients share an address (an office behind NAT, every client of a proxy whose
 #: hops are not configured), yet far below a process's file descriptor limit, so
@@ -161,7 +164,7 @@ class Settings:
     #: set, it turns auth on even without a key.
     auth_hook: str | None = None
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
-    max_pending_auth: int = DEFAULT_MAX_PENDING_AUTH
+    max_preauth_bytes: int = DEFAULT_MAX_PREAUTH_BYTES
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
@@ -212,7 +215,7 @@ class Settings:
             "allowed_origins": _list(env, "COLLAB_ALLOWED_ORIGINS"),
             "auth_hook": env.get("COLLAB_AUTH_HOOK") or None,
             "auth_timeout": _float(env, "COLLAB_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT),
-            "max_pending_auth": _int(env, "COLLAB_MAX_PENDING_AUTH", DEFAULT_MAX_PENDING_AUTH),
+            "max_preauth_bytes": _int(env, "COLLAB_MAX_PREAUTH_BYTES", DEFAULT_MAX_PREAUTH_BYTES),
             "header_timeout": _float(env, "COLLAB_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
             "keepalive_timeout": _float(env, "COLLAB_KEEPALIVE_TIMEOUT",
                                         DEFAULT_KEEPALIVE_TIMEOUT),
@@ -257,7 +260,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
-                     "max_pending_auth",
+                     "max_preauth_bytes",
                      "forwarded_hops", "max_subscriptions", "max_document_bytes",
                      "max_awareness_per_second"):
             if getattr(self, name) < 0:

@@ -4,8 +4,9 @@ and a request head over COLLAB_MAX_HEADER_BYTES is refused, so 200 sockets sendi
 but the last byte of 8 MiB frames or 1 MiB heads (or of the largest they may send)
 leave the server's memory nearly where it was; honest clients, `/yjs` and in-band
 `/ws` alike, are not disturbed; requests pipelined behind an auth message go through
-whatever their size; and past COLLAB_MAX_PENDING_AUTH connections waiting to
-authenticate (silent `/ws` sockets, unfinished heads) the oldest are closed."""
+whatever their size; and once the connections waiting to authenticate hold more than
+COLLAB_MAX_PREAUTH_BYTES (unfinished auth messages and heads), the longest waiting are
+closed, while thousands of honest clients connecting at once are not."""
 
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ from collab.errors import CloseCode
 from collab.protocol.ywire import SyncUpdate
 from tests.nclient import NClient
 from tests.test_auth_gateway import SECRET, an_update, token, ws_base
-from tests.waits import TIMEOUT, until
+from tests.waits import TIMEOUT
 from tests.yclient import Editor, YClient
 
 #: Sockets in the flood; the issue measured 80 of them at +644 MiB.
 FLOOD = 200
 #: What the flood may cost the server in all (RSS growth), in MiB.
 FLOOD_BUDGET_MIB = 32
+#: Honest clients connecting at once, each authenticating in-band.
+STORM = 1500
 #: A frame just under COLLAB_MAX_MESSAGE_BYTES (8 MiB): the largest an authenticated
 #: socket may send, and what the flood of the issue declared.
 BIG_FRAME = 8 * 1024 * 1024 - 16
@@ -184,44 +187,51 @@ async def test_requests_right_behind_the_auth_message_go_through_at_full_size(se
         await client.close()
 
 
-async def test_past_the_pending_limit_the_oldest_silent_socket_makes_room(server_factory,
-                                                                         session):
-    srv = server_factory("pending", env={"COLLAB_SECRET": SECRET, "COLLAB_AUTH_TIMEOUT": "120",
-                                         "COLLAB_MAX_PENDING_AUTH": "20"})
-    silent = []
-    for _ in range(50):
-        silent.append(await session.ws_connect(f"{ws_base(srv)}/ws"))
-    # Each reads until the server closes it (aiohttp sees a close frame only when reading).
-    endings = [asyncio.ensure_future(ws.receive()) for ws in silent]
-    await until(lambda: all(ending.done() for ending in endings[:30]))
-    # The close frame's code (the client's own close_code may say 1006: the server does
-    # not wait for its answer).
-    assert {ending.result().data for ending in endings[:30]} == {CloseCode.TRY_AGAIN_LATER}
-    assert not any(ending.done() for ending in endings[30:])
-    await honest_clients_work(srv, session, "newcomer")  # gets in, and the oldest goes
-    await until(lambda: endings[30].done())
-    assert sum(ending.done() for ending in endings) == 31
-    assert srv.log().count("COLLAB_MAX_PENDING_AUTH") == 1  # one line, not one per socket
-    for ws in silent:
-        await ws.close()
+async def still_open(reader: asyncio.StreamReader) -> bool:
+    try:
+        await asyncio.wait_for(reader.read(1), 0.5)
+    except TimeoutError:
+        return True
+    except ConnectionError:
+        pass
+    return False
 
 
-async def test_past_the_pending_limit_the_oldest_unfinished_head_makes_room(server_factory,
-                                                                           session):
-    srv = server_factory("pending-heads", env={"COLLAB_SECRET": SECRET,
-                                               "COLLAB_HEADER_TIMEOUT": "120",
-                                               "COLLAB_MAX_PENDING_AUTH": "20"})
-    heads = [await send_head(srv.port, 1000) for _ in range(50)]
-
-    async def closed(reader: asyncio.StreamReader) -> bool:
-        try:
-            return await reader.read() == b""
-        except ConnectionError:
-            return True
-
+async def test_past_the_preauth_budget_the_longest_waiting_are_closed(server_factory, session):
+    budget = 1 << 20
+    srv = server_factory("budget", env={"COLLAB_SECRET": SECRET, "COLLAB_AUTH_TIMEOUT": "120",
+                                        "COLLAB_HEADER_TIMEOUT": "120",
+                                        "COLLAB_MAX_PREAUTH_BYTES": str(budget)})
+    # Each holds all but the last byte of the largest auth message: 16 fit in 1 MiB.
+    frames = [await send_all_but_the_last_byte(srv.port, MAX_PREAUTH_MESSAGE_BYTES)
+              for _ in range(50)]
+    fit = budget // (MAX_PREAUTH_MESSAGE_BYTES - 1)
     async with asyncio.timeout(TIMEOUT):
-        assert all(await asyncio.gather(*(closed(reader) for reader, _ in heads[:30])))
+        codes = [await close_code(reader) for reader, _ in frames[:-fit]]
+    assert set(codes) == {CloseCode.TRY_AGAIN_LATER}
+    assert all(await asyncio.gather(*(still_open(reader) for reader, _ in frames[-fit + 1:])))
+    # Unfinished heads count in the same budget: they push the frames out, then each other.
+    heads = [await send_head(srv.port, DEFAULT_MAX_HEADER_BYTES - 300) for _ in range(100)]
+    async with asyncio.timeout(TIMEOUT):
+        assert not any(await asyncio.gather(*(still_open(reader)
+                                              for reader, _ in frames + heads[:30])))
+    assert all(await asyncio.gather(*(still_open(reader) for reader, _ in heads[-30:])))
     await honest_clients_work(srv, session, "newcomer")
-    for reader, writer in heads[31:]:  # the newcomer's connections took one place
-        assert not reader.at_eof()
+    assert srv.log().count("COLLAB_MAX_PREAUTH_BYTES") <= 2  # a line per 10 s, not per socket
+    for _, writer in frames + heads:
         writer.close()
+
+
+async def test_thousands_of_honest_clients_at_once_are_all_let_in(secured):
+    """A reconnect storm: every client waits its turn to authenticate, holding nothing."""
+    grant = token("ann", docs={"*": "rw"})
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as storm:
+        sockets = await asyncio.gather(*(storm.ws_connect(f"{ws_base(secured)}/ws")
+                                         for _ in range(STORM)))
+        for ws in sockets:
+            await ws.send_json({"id": 1, "op": "auth", "token": grant})
+        answers = await asyncio.gather(*(ws.receive(timeout=TIMEOUT) for ws in sockets))
+        assert all(a.type is aiohttp.WSMsgType.TEXT and a.json()["ok"] for a in answers)
+        for ws in sockets:
+            await ws.close()
+    assert "COLLAB_MAX_PREAUTH_BYTES" not in secured.log()

@@ -46,10 +46,12 @@ async def healthz(port: int) -> int:
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Reads to the end of the connection (whatever the server said last): True."""
     try:
-        return await reader.read() == b""
+        await reader.read()
     except ConnectionError:
-        return True
+        pass
+    return True
 
 
 async def open_idle(port: int, count: int) -> list[tuple[asyncio.StreamReader,
@@ -58,11 +60,11 @@ async def open_idle(port: int, count: int) -> list[tuple[asyncio.StreamReader,
     return [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
 
 
-async def idle_flood(srv: ServerProcess) -> None:
-    """IDLE silent connections: /healthz answers throughout, every one of them is closed
-    by the server, and its log stays small."""
+async def idle_flood(srv: ServerProcess, opened: list | None = None) -> None:
+    """IDLE silent connections (or `opened` ones): /healthz answers throughout, every one
+    of them is closed by the server, and its log stays small."""
     log_before = srv.log_path.stat().st_size
-    idle = await open_idle(srv.port, IDLE)
+    idle = opened or await open_idle(srv.port, IDLE)
     for _ in range(3):
         assert await healthz(srv.port) == 200
     async with asyncio.timeout(TIMEOUT):
@@ -79,6 +81,21 @@ async def test_idle_connections_past_the_descriptor_limit(tmp_path):
                         max_files=MAX_FILES).start()
     try:
         await idle_flood(srv)
+    finally:
+        assert srv.stop() == 0
+
+
+async def test_silent_sockets_waiting_to_authenticate_past_the_descriptor_limit(tmp_path):
+    """`/ws` sockets upgraded without credentials that never send their auth message
+    hold nothing, but a descriptor each: the one waiting longest makes room."""
+    from tests.test_preauth import upgrade
+
+    srv = ServerProcess(tmp_path / "silent.db", env={"COLLAB_SECRET": SECRET,
+                                                     "COLLAB_AUTH_TIMEOUT": "3"},
+                        max_files=MAX_FILES).start()
+    try:
+        silent = [await upgrade(srv.port) for _ in range(IDLE)]
+        await idle_flood(srv, silent)
     finally:
         assert srv.stop() == 0
 

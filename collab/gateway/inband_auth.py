@@ -24,6 +24,7 @@ from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import RateLimit, refused
 from collab.gateway.traffic import INVALID
 from collab.gateway.user_rules import CLOSED
+from collab.logs import Throttled
 from collab.protocol import native
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,12 @@ async def authenticate_in_band(conn: Any, unauthenticated: Unauthenticated,
     return True
 
 
+#: One line per 10 s, however many sockets a client opens and leaves silent.
+_refusals = Throttled(log)
+
+
 async def _refuse(conn: Connection, code: int, reason: str) -> bool:
-    log.info("%s: not authenticated, closing with %d: %s", conn.id, code, reason)
+    _refusals.log(logging.INFO, "%s: not authenticated, closing with %d: %s", conn.id, code,
+                  reason)
     await conn.aclose(code, reason)
     return False

@@ -1,16 +1,22 @@
-"""What a `/ws` socket may cost before it authenticates, and the budget of all the
-connections that have not authenticated yet.
+"""What a connection may make the server hold before it authenticates, one by one and
+all together.
 
-Upgraded without credentials, a socket gets a reader that takes one message of
-at most MAX_PREAUTH_MESSAGE_BYTES: a longer one is refused (1009) at its frame
+Upgraded without credentials, a `/ws` socket gets a reader that takes one message
+of at most MAX_PREAUTH_MESSAGE_BYTES: a longer one is refused (1009) at its frame
 header, before any of its payload is buffered. Bytes after that first message
 wait unread (the socket is not read meanwhile) until the auth message is
 accepted; then the socket gets a reader with the server's full message limit
 and carries on where it was, so a client may send requests right behind its
-auth message. At most COLLAB_MAX_PENDING_AUTH connections wait to authenticate
-at once, counting those still sending their request head (gateway/sockets.py);
-a new one past that closes the one waiting longest (a `/ws` socket with 1013,
-try again later).
+auth message.
+
+All the bytes held for connections that have not authenticated (unfinished
+request heads, gateway/sockets.py; unfinished auth messages) count against one
+budget, COLLAB_MAX_PREAUTH_BYTES. Past it, the connection that has waited
+longest while holding at least PREAUTH_SHED_MIN_BYTES is closed (a `/ws` socket
+with 1013, try again later), until the total fits again. An honest client holds
+next to nothing while it waits (its head and auth message arrive whole and are
+read at once), so a reconnect storm of thousands is never shed; a flood of
+half-sent frames and heads is.
 """
 
 from __future__ import annotations
@@ -34,18 +40,86 @@ log = logging.getLogger(__name__)
 #: message of `max_msg_size` bytes or more, so one more byte lets exactly
 #: MAX_PREAUTH_MESSAGE_BYTES through.
 PREAUTH_READER_LIMIT = MAX_PREAUTH_MESSAGE_BYTES + 1
+#: Bytes a waiting connection must hold to be closed when the budget is exceeded:
+#: a whole head or auth message waiting its turn (under ~2 KiB) is never the excess.
+PREAUTH_SHED_MIN_BYTES = 4 * 1024
+
+
+class PendingAuth:
+    """The connections that have not authenticated yet, oldest first, and the bytes
+    the server holds for them: at most `budget` in all (0: no limit)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        #: Per connection waiting: [how to close it, bytes held for it].
+        self._waiting: dict[Hashable, list[Any]] = {}
+        self.held = 0
+        self._shed_log = Throttled(log)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def enter(self, member: Hashable, evict: Callable[[], None]) -> None:
+        """Count `member` until `leave`; `evict` must close it when it has to go."""
+        self._waiting[member] = [evict, 0]
+
+    def hold(self, member: Hashable, size: int) -> None:
+        """`size` more bytes are held for `member`; past the budget, close connections
+        (the longest waiting that hold much) until the total fits."""
+        entry = self._waiting.get(member)
+        if entry is None:
+            return
+        entry[1] += size
+        self.held += size
+        if self.budget and self.held > self.budget:
+            self._shed()
+
+    def leave(self, member: Hashable) -> None:
+        entry = self._waiting.pop(member, None)
+        if entry is not None:
+            self.held -= entry[1]
+
+    def evict_oldest(self) -> bool:
+        """Close the connection that has waited longest (the process is out of room for
+        connections); False if none is waiting."""
+        if not self._waiting:
+            return False
+        oldest = next(iter(self._waiting))
+        evict, _ = self._waiting[oldest]
+        self.leave(oldest)
+        evict()
+        return True
+
+    def _shed(self) -> None:
+        closed = 0
+        for member, (evict, size) in list(self._waiting.items()):
+            if self.held <= self.budget:
+                break
+            if size >= PREAUTH_SHED_MIN_BYTES:
+                self.leave(member)
+                evict()
+                closed += 1
+        if closed:
+            self._shed_log.log(logging.WARNING, "connections waiting to authenticate hold more "
+                               "than %d bytes (COLLAB_MAX_PREAUTH_BYTES: unfinished request "
+                               "heads and /ws auth messages): closed %d of them, the longest "
+                               "waiting", self.budget, closed)
 
 
 class HeldReader:
     """The payload parser of a socket that has not authenticated, in aiohttp's place:
     passes its bytes to aiohttp's own reader (built with PREAUTH_READER_LIMIT) up to
-    the end of the first message, and holds what follows with reading paused."""
+    the end of the first message, and holds what follows with reading paused; counts
+    what it passed and holds in `pending`."""
 
-    __slots__ = ("_end", "_held", "_reader", "_transport")
+    __slots__ = ("_end", "_held", "_member", "_pending", "_reader", "_transport")
 
-    def __init__(self, reader: Any, transport: Any) -> None:
+    def __init__(self, reader: Any, transport: Any, pending: PendingAuth,
+                 member: Hashable) -> None:
         self._reader = reader
         self._transport = transport
+        self._pending = pending
+        self._member = member
         self._end: FirstMessage | None = FirstMessage()
         self._held: list[bytes] = []
 
@@ -55,6 +129,7 @@ class HeldReader:
             return False, b""
         offset = self._end.feed(data)
         if offset is None:
+            self._pending.hold(self._member, len(data))
             return self._reader.feed_data(data)
         self._end = None
         if offset < len(data):
@@ -69,6 +144,7 @@ class HeldReader:
         # message resumes the latter, and that must not let more bytes in here.
         self._held.append(data)
         self._transport.pause_reading()
+        self._pending.hold(self._member, len(data))
 
     def release(self) -> list[bytes]:
         """What was held, in order; reading resumes (what is fed next goes in after it)."""
@@ -78,40 +154,9 @@ class HeldReader:
         return held
 
 
-class PendingAuth:
-    """The connections that have not authenticated yet, oldest first, at most `limit`
-    (0: no limit): past it, the one waiting longest is closed to make room. Both
-    phases count: a connection still sending its request head (gateway/sockets.py)
-    and a `/ws` socket still to send its auth message."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._waiting: dict[Hashable, Callable[[], None]] = {}
-        self._evictions = Throttled(log)
-
-    def __len__(self) -> int:
-        return len(self._waiting)
-
-    def enter(self, member: Hashable, evict: Callable[[], None]) -> None:
-        """Count `member` until `leave`; past the limit, call `evict` of the one that
-        has waited longest (which must close it)."""
-        if self.limit and len(self._waiting) >= self.limit:
-            oldest = next(iter(self._waiting))
-            evict_oldest = self._waiting.pop(oldest)
-            self._evictions.log(logging.WARNING, "%d connections are waiting to authenticate "
-                                "(sending their request head, or a /ws socket its auth "
-                                "message), this server's limit (COLLAB_MAX_PENDING_AUTH): "
-                                "closing the one waiting longest", self.limit)
-            evict_oldest()
-        self._waiting[member] = evict
-
-    def leave(self, member: Hashable) -> None:
-        self._waiting.pop(member, None)
-
-
 class Unauthenticated:
     """A `/ws` socket upgraded without credentials, until `admitted` or `close`: its
-    reader is held to the first message and it has a place in `pending`."""
+    reader is held to the first message and it waits in `pending`."""
 
     __slots__ = ("_conn", "_held", "_pending", "_request")
 
@@ -121,14 +166,15 @@ class Unauthenticated:
         self._conn = conn
         self._request = request
         self._pending = pending
+        pending.enter(conn, lambda: conn.close(CloseCode.TRY_AGAIN_LATER,
+                                               "too many sockets waiting to authenticate"))
         protocol = request.protocol
         # aiohttp (as of 3.14) has no public way to change a socket's reader: its
         # prepare() sets the reader as the protocol's payload parser, and this puts
         # HeldReader in front of it.
-        self._held: HeldReader | None = HeldReader(protocol._payload_parser, request.transport)
+        self._held: HeldReader | None = HeldReader(protocol._payload_parser, request.transport,
+                                                   pending, conn)
         protocol._payload_parser = self._held
-        pending.enter(conn, lambda: conn.close(CloseCode.TRY_AGAIN_LATER,
-                                               "too many sockets waiting to authenticate"))
 
     @property
     def waiting(self) -> bool:

@@ -11,9 +11,10 @@ one is bounded. One address may hold COLLAB_MAX_CONNECTIONS_PER_IP connections (
 it: 429), counted here when the TCP peer is the client (no proxy hops configured).
 The process holds at most `capacity` connections, its descriptor limit less a
 reserve; past that the connection idle longest (no request in progress) is closed
-to make room, so idle sockets cannot stop the server answering. A connection still
-sending its first head has not authenticated: it counts against
-COLLAB_MAX_PENDING_AUTH (gateway/preauth.py), which closes the one waiting longest.
+to make room (else the one waiting longest to authenticate), so idle sockets cannot
+stop the server answering. A connection still sending its first head has not
+authenticated: what it sent so far counts against COLLAB_MAX_PREAUTH_BYTES
+(gateway/preauth.py).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Sockets:
                  *, header_timeout: float, max_header_bytes: int) -> None:
         self.capacity = capacity
         self.per_address = per_address
-        #: Connections still sending their first request head count as waiting to
-        #: authenticate, in one budget with `/ws` sockets waiting for their auth message.
+        #: Connections still sending their first request head are waiting to
+        #: authenticate, like `/ws` sockets waiting for their auth message: one budget.
         self.pending = pending
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
@@ -71,8 +72,8 @@ class Sockets:
     def admit(self, address: str) -> Admit:
         """Count a connection just accepted from `address` (`release` it when it ends,
         unless DROP: then close it at once). At capacity, closes the connection idle
-        longest to make room."""
-        if self.open >= self.capacity and not self.evict(1):
+        longest to make room, or else the one waiting longest to authenticate."""
+        if self.open >= self.capacity and not self.evict(1) and not self.pending.evict_oldest():
             self._full.log(logging.WARNING, "%d connections open, all busy: refusing new ones "
                            "(the process's descriptor limit leaves room for %d; raise it "
                            "with `ulimit -n`, or LimitNOFILE= under systemd)", self.open,
@@ -204,6 +205,8 @@ class Guard(Tracked):
             found = data.find(_HEAD_END)
             end = found + len(_HEAD_END) if found >= 0 else -1
         self._head_bytes += len(data) if end < 0 else end
+        if end < 0:  # held until the rest comes
+            self.sockets.pending.hold(self, len(data))
         if self._head_bytes > self.sockets.max_header_bytes:
             self.sockets.bad_heads.log(logging.INFO, "%s: a request head over %d bytes "
                                        "(COLLAB_MAX_HEADER_BYTES): 431, closing", self.address,

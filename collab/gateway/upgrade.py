@@ -36,6 +36,7 @@ from collab.gateway.keys import (
 )
 from collab.gateway.preauth import PREAUTH_READER_LIMIT, Unauthenticated
 from collab.gateway.traffic import EndpointTraffic
+from collab.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 C = TypeVar("C", bound=Connection)
+
+#: One line per 10 s: a client may open sockets only to send them too much.
+_too_big = Throttled(log)
 
 
 @asynccontextmanager
@@ -143,9 +147,10 @@ async def _upgraded(request: web.Request,
         traffic.count_close(conn.closed_with if conn.closed_with is not None
                             else ws.close_code)
         if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
-            log.info("%s: closed %s: a message over %d bytes", what, conn.id,
-                     MAX_PREAUTH_MESSAGE_BYTES if unauthenticated and unauthenticated.waiting
-                     else settings.max_message_bytes)
+            _too_big.log(logging.INFO, "%s: closed %s: a message over %d bytes", what,
+                         conn.id, MAX_PREAUTH_MESSAGE_BYTES
+                         if unauthenticated and unauthenticated.waiting
+                         else settings.max_message_bytes)
         connections.discard(conn)
 
 
