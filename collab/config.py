@@ -81,10 +81,11 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: frames and ~3.5x for heads (parsed into many small objects): 32 MiB is 40-110 MiB
 #: at worst. 0: no limit.
 DEFAULT_MAX_PREAUTH_BYTES = 32 * 1024 * 1024
-#: WebSockets one client address may hold open at once. High, because many real
-#: clients share an address (an office behind NAT, every client of a proxy whose
-#: hops are not configured), yet far below a process's file descriptor limit, so
-#: one host cannot exhaust it. 0 turns it off.
+#: Connections (every TCP connection; behind proxies, WebSockets) one client address
+#: may hold open at once. High, because many real clients share an address (an
+#: office behind NAT, every client of a proxy whose hops are not configured), yet
+#: far below a process's file descriptor limit, so one host cannot exhaust it. 0
+#: turns it off.
 DEFAULT_MAX_CONNECTIONS_PER_IP = 10_000
 #: Documents plus actor connections one `/ws` socket may hold at once (an editor
 #: with many open tabs multiplexed, a sidebar of rooms); 0 turns it off.

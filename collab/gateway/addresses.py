@@ -1,4 +1,6 @@
-"""Where a client connects from, and how many WebSockets each address holds open.
+"""Where a client connects from, and how many connections each address holds open: every
+TCP connection of its peer address (gateway/sockets.py), or behind proxies the WebSockets
+of the address they forwarded (gateway/upgrade.py).
 
 Behind proxies (Heroku's router, a load balancer) the TCP peer is the proxy; each
 proxy appends the address it saw to X-Forwarded-For, so with `hops` trusted
@@ -31,17 +33,18 @@ def client_address(request: web.Request, hops: int) -> str:
 
 
 class ConnectionsPerAddress:
-    """Open WebSockets by client address, refused past `limit` (0: no limit)."""
+    """Open connections by client address, refused past `limit` (0: no limit)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: Counter[str] = Counter()
 
     def enter(self, address: str) -> None:
-        """Count one more socket from `address`; raises TooManyConnections (429) past the limit."""
+        """Count one more connection from `address`; raises TooManyConnections (429) past
+        the limit."""
         if self.limit and self._open[address] >= self.limit:
             raise TooManyConnections(
-                f"{address} already holds {self.limit} WebSockets, this server's limit "
+                f"{address} already holds {self.limit} connections, this server's limit "
                 "(COLLAB_MAX_CONNECTIONS_PER_IP)")
         self._open[address] += 1
 
