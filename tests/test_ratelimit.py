@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from collab.gateway.ratelimit import TokenBucket
 from collab.protocol.ywire import AwarenessMessage, SyncUpdate, encode_awareness
+from collab.runtime.buckets import TokenBucket
 from tests.nclient import NClient
 from tests.serverproc import ServerProcess
 from tests.yclient import Editor, YClient

@@ -16,9 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import collab
-from collab.actors.room import Message, Presence, RecentWindow, Room, TokenBucket
+from collab.actors.room import Message, Presence, RecentWindow, Room
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
+from collab.runtime.buckets import Meters, TokenBucket
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import ActorRef
 from tests import inproc
@@ -549,11 +550,16 @@ def test_window_evicts_the_oldest_and_forgets_its_client_id():
     assert window.page(None, None, 3) is None
 
 
-def test_token_bucket():
+def test_token_bucket_and_meters():
     bucket = TokenBucket(rate=2.0, burst=3, now=100.0)
-    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(100.5) and not bucket.take(100.5)
-    assert [bucket.take(200.0) for _ in range(4)] == [True, True, True, False]
+    assert [bucket.take(1, 100.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(1, 100.5) and not bucket.take(1, 100.5)
+    assert [bucket.take(1, 200.0) for _ in range(4)] == [True, True, True, False]
+    meters = Meters(rate=1.0, burst=2, limit=2)
+    assert [meters.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert meters.take("b", 0.0) and meters.take("a", 0.5) is False
+    assert meters.take("c", 0.5) and len(meters) == 2  # "b", least recent, forgotten
+    assert meters.take("a", 1.0) and not meters.take("a", 1.0)
 
 
 def test_presence_table():

@@ -16,36 +16,9 @@ from collections.abc import Callable, Hashable
 from collab.config import Settings
 from collab.errors import CloseCode
 from collab.gateway.connection import Connection
+from collab.runtime.buckets import TokenBucket
 
 log = logging.getLogger(__name__)
-
-
-class TokenBucket:
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.burst = 2 * rate
-        self.tokens = self.burst
-        self.stamp = time.monotonic()
-
-    def take(self, amount: float, now: float) -> bool:
-        if self.shortfall(amount, now):
-            return False
-        self.spend(amount)
-        return True
-
-    def spend(self, amount: float) -> None:
-        """Use `amount` that `shortfall` just found available."""
-        self.tokens -= min(amount, self.burst)
-
-    def shortfall(self, amount: float, now: float) -> float:
-        """Seconds until `amount` is available (0: now). More than a burst counts as
-        a whole burst, so one large message waits for a full bucket, not forever."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        missing = min(amount, self.burst) - self.tokens
-        return missing / self.rate if missing > 1e-9 else 0.0  # float sums fall just short
 
 
 class RateLimit:
