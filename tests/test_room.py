@@ -461,7 +461,21 @@ async def test_writes_are_rate_limited_per_connection(runtime):
     await ann.call("history")  # reads are not limited
     other_device = await connected(runtime, "ann", StrictRoom)
     assert (await other_device.call("send", "late", "x"))["seq"] == 4
+    # Another actor in this process names no caller: trusted.
     assert (await http(runtime, StrictRoom).call("send", "srv", "x", user="bot"))["seq"] == 5
+
+
+async def test_calls_without_a_connection_are_metered_by_the_caller_they_name(runtime):
+    ref = http(runtime, StrictRoom)
+
+    def send(client_id: str, caller: str):
+        return ref.ask(lambda reply: CallAction("send", (client_id, "x"), {"user": "bob"},
+                                                reply, caller=caller), "send")
+
+    for i in range(StrictRoom.RATE_BURST):
+        await send(f"c{i}", "user:bob")
+    await refused("rate_limited", send("late", "user:bob"))
+    assert (await send("late", "addr:10.0.0.9"))["seq"] == StrictRoom.RATE_BURST + 1
 
 
 async def test_reactions_per_message_are_bounded(runtime):

@@ -19,10 +19,18 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
+from collab.gateway.addresses import client_address
+from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import decode_body
 from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
-from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
+from collab.runtime.actions import (
+    ActionError,
+    CallAction,
+    CallTimeout,
+    InvalidArguments,
+    UnknownAction,
+)
 from collab.runtime.durable import ActorRef, InternalActionError
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
@@ -59,8 +67,20 @@ async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
     args, kwargs = _decode_call(await _read_body(request), binary)
-    result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
+    action, caller = request.match_info["action"], http_caller(request)
+    result = await run_call(ref.ask(
+        lambda reply: CallAction(action, tuple(args), kwargs, reply, caller=caller),
+        repr(action)))
     return _encode({"result": result}, binary)
+
+
+def http_caller(request: web.Request) -> str:
+    """What actors meter an HTTP call against (a room's write rate): the token's user,
+    or without one (development mode) the client's address."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.user:
+        return f"user:{principal.user}"
+    return f"addr:{client_address(request, request.app[SETTINGS].forwarded_hops)}"
 
 
 async def send_to_queue(request: web.Request) -> web.Response:

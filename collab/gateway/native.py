@@ -107,6 +107,10 @@ class Session:
         self.awareness = Throttle(system.settings.max_awareness_per_second)
         self.first_frame = first_frame
         conn.may_keep = self.may_keep
+        #: What actors meter this socket's calls against (a room's write rate), whether
+        #: or not it is connected to them; unique across processes.
+        node = system.placement.node if system.placement is not None else None
+        self.caller = f"ws:{node}/{conn.id}" if node else f"ws:{conn.id}"
 
     def may_keep(self, principal: Principal) -> bool:
         """Whether `principal` may still read every document and actor this socket
@@ -275,8 +279,8 @@ class Session:
         if cls.kind == Room.kind:
             kwargs = _room_user(self.conn.principal, kwargs, "user=", fill=False)
         outlet = self.conn if (cls, key) in self.actors else None
-        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
-                  repr(action), reply)
+        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet,
+                                                   self.caller), repr(action), reply)
 
     def actor_queue(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
