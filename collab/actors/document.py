@@ -292,8 +292,8 @@ class Document(Actor):
         # As y-websocket's server does: our state vector first, then who is here.
         peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self.doc.get_state())))
         states = self.awareness.encode_all()
-        if states is not None:
-            peer.send_yjs(YjsOut(self.key, ywire.AwarenessMessage(states)))
+        if states is not None:  # part of the sync it asked for: not slow consumption
+            peer.send_sync(YjsOut(self.key, ywire.AwarenessMessage(states)))
 
     def _subscribe(self, message: Subscribe) -> None:
         peer = message.peer
@@ -370,7 +370,7 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        peer.send_yjs(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
+        peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
 
     def _diff(self, state_vector: bytes) -> bytes:
         """What a peer with `state_vector` lacks, as one update."""

@@ -24,7 +24,7 @@ from collab.actors.room import Room
 from collab.auth import Principal
 from collab.errors import CollabError, Forbidden
 from collab.gateway.access import require
-from collab.gateway.connection import Connection
+from collab.gateway.connection import Connection, sync_allowance
 from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
 from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
@@ -62,7 +62,9 @@ class NativeConnection(Connection):
         #: Events go out as msgpack (True) or JSON (False): the client's first frame decides.
         self.binary = True
 
-    def send_out(self, out: Outgoing, binary: bool | None = None) -> None:
+    def send_out(self, out: Outgoing, binary: bool | None = None, asked: bool = False) -> None:
+        """Write `out` (in the socket's event format unless `binary` says); `asked`: the
+        client asked for it to sync (Connection.send_frame)."""
         try:
             frame = out.frame(self.binary if binary is None else binary)
         except (TypeError, ValueError) as exc:
@@ -70,10 +72,13 @@ class NativeConnection(Connection):
             return
         message = out.message
         kind = message.get("event") or (RESPONSE if message.get("ok") else ERROR)
-        self.send_frame(frame, kind if kind in self._sent else OTHER)
+        self.send_frame(frame, kind if kind in self._sent else OTHER, asked)
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_out(out.native())
+
+    def send_sync(self, out: YjsOut) -> None:
+        self.send_out(out.native(), asked=True)
 
 
 def _field(message: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
@@ -107,6 +112,7 @@ class Session:
         self.awareness = Throttle(system.settings.max_awareness_per_second)
         self.first_frame = first_frame
         conn.may_keep = self.may_keep
+        conn.asked_allowance = sync_allowance(system.settings.max_document_bytes)
         #: What actors meter this socket's calls against (a room's write rate), whether
         #: or not it is connected to them; unique across processes.
         node = system.placement.node if system.placement is not None else None
@@ -177,6 +183,7 @@ class Session:
         if name not in self.docs:
             self._make_room()
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
+        reply.asked = True  # the document and who is here: never slow consumption
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
         route.post(Subscribe(self.conn, state_vector, future))
@@ -344,16 +351,19 @@ class Reply:
     """Where the answer to one request goes: its id, in its frame format.
     A request without an id is answered only if it fails."""
 
-    __slots__ = ("binary", "request_id", "session")
+    __slots__ = ("asked", "binary", "request_id", "session")
 
     def __init__(self, session: Session, request_id: Any, binary: bool) -> None:
         self.session = session
         self.request_id = request_id
         self.binary = binary
+        #: The answer is what the client asked for to sync (Connection.send_frame).
+        self.asked = False
 
     def ok(self, result: Any) -> None:
         if self.request_id is not None:
-            self.session.conn.send_out(native.response(self.request_id, result), self.binary)
+            self.session.conn.send_out(native.response(self.request_id, result), self.binary,
+                                       self.asked)
 
     def settle(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
@@ -368,7 +378,7 @@ class Reply:
             except (TypeError, ValueError) as exc:
                 out = native.error(self.request_id, "result_not_serializable",
                                    f"the result cannot be encoded: {exc}")
-            self.session.conn.send_out(out, self.binary)
+            self.session.conn.send_out(out, self.binary, self.asked)
 
     def future(self, transform: Callable[[Any], Any] | None = None) -> asyncio.Future[Any]:
         """A future for an actor to answer; its result (through `transform`) is sent."""

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from collab.actors.document import Document, Inbound, Join, Leave
 from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
 from collab.gateway.access import require
-from collab.gateway.connection import Connection
+from collab.gateway.connection import Connection, sync_allowance
 from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
 from collab.gateway.ratelimit import RateLimit, Throttle, refused
@@ -40,6 +40,7 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
         read_only = not principal.can_write("docs", name)
         route = Route(request.app[SYSTEM], Document, name)
         post = route.post
+        conn.asked_allowance = sync_allowance(request.app[SETTINGS].max_document_bytes)
         try:
             post(Join(conn))
         except ShuttingDown:  # the drain began during the handshake
