@@ -137,3 +137,23 @@ async def ignored(session, srv, reason: str) -> float:
     prefix = f'collab_awareness_ignored_total{{reason="{reason}"}} '
     return float(next(line for line in text.splitlines() if line.startswith(prefix))
                  [len(prefix):])
+
+
+def test_a_forger_cannot_overwrite_or_hide_another_clients_awareness(srv):
+    """Two stock y-websocket clients (Node) and a forger on a raw socket, all with
+    read-only tokens: the forger's state and removal for the victim's client id, at
+    clock 2^53-1, are ignored and counted; the victim stays visible, and its own
+    changes, reconnect (same id) and removal reach the observer."""
+    from tests.test_interop_node import require_node, run_node
+
+    require_node()
+    result = run_node("awareness_forgery.mjs", "--url", srv.ws_url, "--doc", "forged",
+                      "--token", read_only())
+    assert "victim" in result["seenAfterForgery"] and "forged" not in result["seenAfterForgery"]
+    assert result["serverCloses"] == []
+    assert asyncio.run(metric_foreign(srv)) >= 2
+
+
+async def metric_foreign(srv) -> float:
+    async with aiohttp.ClientSession() as session:
+        return await ignored(session, srv, "foreign")
