@@ -22,13 +22,13 @@ from aiohttp import WSMsgType, web
 from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
 from collab.actors.room import Room
 from collab.auth import Principal
-from collab.errors import CollabError, Forbidden
+from collab.errors import CloseCode, CollabError, Forbidden
 from collab.gateway.access import require
 from collab.gateway.connection import Connection, sync_allowance
 from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
-from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
-from collab.gateway.ratelimit import RateLimit, Throttle, refused
+from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
@@ -101,10 +101,12 @@ _TYPE_NAMES = {"str": "a string", "bytes": "bytes (base64 in JSON)", "dict": "a 
 class Session:
     """The state of one `/ws` socket: its subscriptions and actor connections."""
 
-    def __init__(self, conn: NativeConnection, system: ActorSystem, *,
-                 first_frame: bool = True) -> None:
+    def __init__(self, conn: NativeConnection, system: ActorSystem, limit: RateLimit,
+                 loads: Loads, *, first_frame: bool = True) -> None:
         self.conn = conn
         self.system = system
+        self.limit = limit  # what the socket may send: paced past it
+        self.loads = loads  # what actors it may wake
         self.traffic = conn.traffic
         self.docs: dict[str, Route] = {}  # subscribed documents, by name
         self.actors: set[tuple[type[Actor], str]] = set()  # actors connected (or connecting) to
@@ -129,6 +131,21 @@ class Session:
         except Forbidden:
             return False
         return True
+
+    def _waking(self, cls: type[Actor], key: str) -> None:
+        """A request for actor (cls, key): if it is not loaded here, count the wake-up
+        against the socket's and its address's budgets; past either, nothing more is
+        read from the socket for a while (COLLAB_MAX_LOADS_PER_SECOND). One past them
+        for longer than the grace is closed with 4429 and this request refused."""
+        if self.system.present(cls, key) is not None:
+            return
+        self.limit.owe(self.loads.charge())
+        if self.loads.flooding():
+            log.info("%s: waking actors past its budget for %g s, closing with 4429",
+                     self.conn.id, self.loads.grace)
+            self.conn.close(CloseCode.RATE_LIMITED, "waking too many actors: slow down")
+            raise InvalidRequest("this socket wakes too many documents and actors per "
+                                 "second (COLLAB_MAX_LOADS_PER_SECOND)", code="rate_limited")
 
     def _make_room(self) -> None:
         """Raises too_many_subscriptions when one more document or actor would pass
@@ -183,6 +200,7 @@ class Session:
         if name not in self.docs:
             self._make_room()
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
+        self._waking(Document, name)
         reply.asked = True  # the document and who is here: never slow consumption
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
@@ -267,6 +285,7 @@ class Session:
 
         principal = self.conn.principal
         user = None if principal.unrestricted else principal.user
+        self._waking(cls, key)
         future = self._ask(cls, key, lambda fut: Connect(self.conn, params, fut, user),
                            "a connect", reply, connected)
         future.add_done_callback(forget_failed)
@@ -286,6 +305,7 @@ class Session:
         if cls.kind == Room.kind:
             kwargs = _room_user(self.conn.principal, kwargs, "user=", fill=False)
         outlet = self.conn if (cls, key) in self.actors else None
+        self._waking(cls, key)
         self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet,
                                                    self.caller), repr(action), reply)
 
@@ -296,6 +316,7 @@ class Session:
             raise InvalidRequest('"actor.queue" needs "message"')
         _authorize_actor(self.conn.principal, cls, key, write=True)
         body = encode_message(message["message"])
+        self._waking(cls, key)
         self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
                   reply, lambda seq: {"seq": seq})
 
@@ -437,7 +458,8 @@ async def native_socket(request: web.Request) -> web.StreamResponse:
         limit = RateLimit(request.app[SETTINGS])
         if not admitted and not await authenticate_in_band(conn, request, limit):
             return conn.ws
-        session = Session(conn, request.app[SYSTEM], first_frame=admitted)
+        loads = Loads(request.app[SETTINGS], request.app[LOADS], conn.remote)
+        session = Session(conn, request.app[SYSTEM], limit, loads, first_frame=admitted)
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:

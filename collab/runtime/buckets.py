@@ -41,6 +41,14 @@ class TokenBucket:
         """Use `amount` that `shortfall` just found available."""
         self.tokens -= min(amount, self.burst)
 
+    def charge(self, amount: float, now: float) -> float:
+        """Spend `amount` now, into debt if it is not there; returns the seconds until
+        the debt is paid (0: there was enough). For a cost that is already incurred:
+        the caller then waits that long before the next."""
+        self.shortfall(0, now)  # refill up to now
+        self.tokens -= amount
+        return -self.tokens / self.rate if self.tokens < 0 else 0.0
+
     def shortfall(self, amount: float, now: float) -> float:
         """Seconds until `amount` is available (0: now). More than a burst counts as
         a whole burst, so one large message waits for a full bucket, not forever."""
@@ -68,6 +76,14 @@ class Meters:
 
     def take(self, key: Hashable, now: float, amount: float = 1) -> bool:
         """Spend `amount` from `key`'s bucket if it is there; False if not."""
+        return self._bucket(key, now).take(amount, now)
+
+    def charge(self, key: Hashable, now: float, amount: float = 1) -> float:
+        """Spend `amount` from `key`'s bucket, into debt if need be; returns the seconds
+        until its debt is paid (TokenBucket.charge)."""
+        return self._bucket(key, now).charge(amount, now)
+
+    def _bucket(self, key: Hashable, now: float) -> TokenBucket:
         buckets = self._buckets
         bucket = buckets.pop(key, None)  # re-inserted last: the order is least recent first
         if bucket is None:
@@ -75,4 +91,4 @@ class Meters:
                 del buckets[next(iter(buckets))]
             bucket = TokenBucket(self.rate, self.burst, now)
         buckets[key] = bucket
-        return bucket.take(amount, now)
+        return bucket
