@@ -140,7 +140,11 @@ def test_the_relay_sends_within_its_budget_then_holds_and_coalesces():
     assert list(relay.held) == [2, 1]
     assert relay.due(110, now=0.0) == pytest.approx(0.6)
     assert relay.due(110, now=0.6) == 0
-    relay.release(110)
+    relay.release(110, now=0.6)
     assert not relay.held and not relay.offer([3], 10, now=0.6)
     relay.held.clear()
     assert relay.offer([3], 10, now=1.0)
+    # A release bigger than a burst is counted whole: the next one waits for it.
+    assert relay.due(500, now=10.0) == 0
+    relay.release(500, now=10.0)
+    assert relay.due(10, now=10.0) == pytest.approx(3.1)

@@ -41,11 +41,12 @@ MAX_CLIENTS = 10_000
 #: made every newcomer's first message 40 MiB, and it was dropped as a slow consumer.
 MAX_BYTES = 1024 * 1024
 #: Bytes of awareness per second a document relays to each of its clients, and the
-#: burst above it: 100 people's cursors moving at 30 Hz (~250 bytes each) take
-#: 0.75 MB/s. Past it, changes are coalesced (only each client's newest state goes,
-#: when the budget allows), so however many sockets flood a document, its clients
-#: receive at most this much awareness.
-RELAY_BYTES_PER_SECOND = 1024 * 1024
+#: burst above it: 30 people's cursors moving at 30 Hz (~250 bytes each) take
+#: 225 KB/s, and a phone on a slow link (2 Mbit/s) still keeps up. Past it, changes
+#: are coalesced (only each client's newest state goes, when the budget allows), so
+#: however many sockets flood a document, its clients receive at most this much
+#: awareness; in a bigger crowd, cursors move in fewer, larger steps.
+RELAY_BYTES_PER_SECOND = 256 * 1024
 RELAY_BURST_BYTES = 2 * RELAY_BYTES_PER_SECOND
 
 
@@ -223,7 +224,8 @@ class AwarenessRelay:
     def offer(self, client_ids: Iterable[int], size: int, now: float) -> bool:
         """True: send this change of `size` bytes now (it is counted). False: it is
         held; `release` sends it once `due` says so."""
-        if not self.held and self.bucket.take(size, now):
+        if not self.held and not self.bucket.shortfall(size, now):
+            self.bucket.charge(size, now)  # all of it, even past a burst
             return True
         self.held.update(dict.fromkeys(client_ids))
         return False
@@ -232,9 +234,10 @@ class AwarenessRelay:
         """Seconds until `size` bytes of held changes may go (0: now)."""
         return self.bucket.shortfall(size, now)
 
-    def release(self, size: int) -> None:
-        """The held changes (`size` bytes, found `due` now) are going out."""
-        self.bucket.spend(size)
+    def release(self, size: int, now: float) -> None:
+        """The held changes (`size` bytes, found `due` now) are going out: all of it is
+        counted, so a release bigger than a burst delays the next one."""
+        self.bucket.charge(size, now)
         self.held.clear()
 
 

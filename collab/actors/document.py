@@ -451,11 +451,12 @@ class Document(Actor):
             relay.held.clear()
             return
         payload = ywire.encode_awareness(entries)
-        wait = relay.due(len(payload), time.monotonic())
+        now = time.monotonic()
+        wait = relay.due(len(payload), now)
         if wait:
             self.set_timer(AWARENESS_TIMER, wait)
             return
-        relay.release(len(payload))
+        relay.release(len(payload), now)
         out = YjsOut(self.key, ywire.AwarenessMessage(payload))
         for peer in self.peers:
             peer.send_yjs(out)
