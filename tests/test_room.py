@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import collab
 from collab.actors.room import Message, Presence, RecentWindow, Room, TokenBucket
+from collab.errors import StoreUnavailable
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
 from collab.runtime.connections import Connect, Disconnect
@@ -203,7 +204,7 @@ async def test_retry_after_hibernation(tmp_path):
     await rt.stop()
 
 
-async def test_a_failed_commit_is_not_broadcast_and_the_send_can_be_retried(runtime):
+async def test_a_failed_commit_is_held_back_then_written_and_announced(runtime):
     ann, bob = await connected(runtime, "ann"), await connected(runtime, "bob")
     await ann.call("send", "c1", "fine")
     # The store refuses one body: a real SQLite failure, inside the real commit path.
@@ -212,14 +213,21 @@ async def test_a_failed_commit_is_not_broadcast_and_the_send_can_be_retried(runt
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     with pytest.raises(sqlite3.IntegrityError):
         await ann.call("send", "c2", "boom")
-    history = await bob.call("history")
-    assert [m["body"] for m in history["messages"]] == ["fine"]
+    # Not acknowledged, not announced, and history (durable messages only) waits for it.
+    with pytest.raises(StoreUnavailable):
+        await bob.call("history")
+    assert [m["body"] for m in bob.named("message")] == ["fine"]
     db.execute("DROP TRIGGER refuse")
     db.close()
-    retried = await ann.call("send", "c2", "boom")
-    assert retried["message"]["body"] == "boom" and retried["seq"] > 1
+    # The kept row is written again by itself, and only then announced.
     await until(lambda: len(bob.named("message")) == 2)
     assert [m["body"] for m in bob.named("message")] == ["fine", "boom"]
+    retried = await ann.call("send", "c2", "boom")  # the retry gets the original
+    assert retried["message"]["body"] == "boom" and retried["seq"] == 2
+    history = await bob.call("history")
+    assert [m["body"] for m in history["messages"]] == ["fine", "boom"]
+    rows = await runtime.store.load_room_messages("lobby", limit=10)
+    assert [row.body for row in rows] == ["fine", "boom"]
 
 
 # -- edit, delete, react --------------------------------------------------------------------

@@ -194,6 +194,7 @@ class Document(Actor):
         self.stored_bytes = 0
         self._outbox = _Outbox()
         self._in_flight = 0  # commits not yet acknowledged
+        self._kept_rows = self._kept_bytes = 0  # rows whose commit failed, to be written again
         self._compacting = False
         self._compaction: asyncio.Future[None] | None = None
 
@@ -223,7 +224,7 @@ class Document(Actor):
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
-        await self.system.committer.flush()
+        await self.writes.flush()
         # Not `log_rows`: commits whose Committed message we will never read count too.
         if self.seq > self.snapshot_seq:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
@@ -481,14 +482,20 @@ class Document(Actor):
     def _committed(self, message: Committed) -> None:
         self._in_flight -= 1
         if message.error is not None:
-            log.error("doc %r: %d updates not committed: %s", self.key, message.rows,
+            # Not acknowledged, not lost: the rows are kept and written again before
+            # anything newer (runtime/writes.py).
+            log.error("doc %r: %d updates not committed yet: %s", self.key, message.rows,
                       message.error)
+            self._kept_rows += message.rows
+            self._kept_bytes += message.size
             _settle_replies(message)
             for peer in message.senders:
-                # No ack possible: make the client reconnect and resend via sync.
+                # No ack now: the client reconnects and syncs; later edits are acked
+                # only once these rows are stored too.
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
             self.maybe_arm_idle()
             return
+        self.writes_recovered()  # a commit after a failed one carried its rows too
         self.log_rows += message.rows
         self.log_bytes += message.size
         for peer in message.senders:
@@ -497,6 +504,14 @@ class Document(Actor):
         _settle_replies(message)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+    def writes_recovered(self) -> None:
+        """Rows kept after a failed commit are in the log now: count them."""
+        if self._kept_rows:
+            self.log_rows += self._kept_rows
+            self.log_bytes += self._kept_bytes
+            self._kept_rows = self._kept_bytes = 0
+            self._maybe_schedule_compaction()
 
     # -- compaction -----------------------------------------------------------
 
@@ -528,7 +543,9 @@ class Document(Actor):
                        doc_state: bytes) -> tuple[tuple[int, int], int]:
         """Fold every log row <= `upto` into a new snapshot, in one transaction.
         Returns ((rows, bytes) folded, the new snapshot's size)."""
-        await self.system.committer.flush()  # rows <= upto are all submitted: wait for them
+        # Rows <= upto are all submitted: wait until they are stored (rows a failed
+        # commit kept are written first; if they still fail, so does compaction).
+        await self.writes.barrier()
         stored = await self.system.store.load_document(self.key)
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:
