@@ -325,3 +325,22 @@ class Lingerer(collab.Actor):
 
 
 registry.register(Lingerer)
+
+
+class Journal(collab.Actor):
+    """Appends each acknowledged item to its state: a test counts what survives."""
+
+    def initial_state(self) -> dict:
+        return {"items": []}
+
+    @collab.action
+    def add(self, item: int) -> int:
+        self.state["items"].append(item)
+        return len(self.state["items"])
+
+    @collab.action
+    def items(self) -> list:
+        return self.state["items"]
+
+
+registry.register(Journal)
