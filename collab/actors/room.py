@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.errors import StoreUnavailable
+from collab.protocol.text import InvalidText, check_strings, is_text
 from collab.runtime.actions import ActionError, InvalidArguments, action
 from collab.runtime.actor import TimerFired
 from collab.runtime.durable import Actor, pack, unpack
@@ -332,7 +333,7 @@ class Room(Actor):
         author = self._caller(user)
         self._spend()
         if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
-                or "\x00" in client_id:
+                or "\x00" in client_id or not is_text(client_id):
             raise ActionError(f"client_id must be a string of 1 to "
                               f"{self.MAX_CLIENT_ID_CHARS} characters",
                               code="invalid_client_id")
@@ -340,6 +341,10 @@ class Room(Actor):
         if meta is not None:
             if not isinstance(meta, dict):
                 raise ActionError("meta must be a map or null", code="invalid_meta")
+            try:
+                check_strings(meta, "meta")
+            except InvalidText as exc:
+                raise ActionError(exc.message, code="invalid_meta") from None
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
                                   code="message_too_large")
@@ -387,7 +392,8 @@ class Room(Actor):
         with a given emoji at most once. Returns {"message"}."""
         who = self._caller(user)
         self._spend()
-        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS:
+        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS \
+                or not is_text(emoji):
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
                               "characters", code="invalid_emoji")
         if not isinstance(add, bool):
@@ -513,7 +519,7 @@ class Room(Actor):
 
     def _valid_user(self, user: Any) -> str:
         if not isinstance(user, str) or not 0 < len(user) <= self.MAX_USER_CHARS \
-                or "\x00" in user:
+                or "\x00" in user or not is_text(user):
             raise ActionError(f"user must be a string of 1 to {self.MAX_USER_CHARS} "
                               "characters", code="invalid_user")
         return user
@@ -527,8 +533,9 @@ class Room(Actor):
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):
             raise InvalidArguments("body must be a string")
-        if "\x00" in body:  # text columns (Postgres) cannot hold it
-            raise ActionError("the body contains a NUL character", code="invalid_body")
+        if "\x00" in body or not is_text(body):  # no text column can hold them
+            raise ActionError("the body contains a NUL character or a lone UTF-16 surrogate",
+                              code="invalid_body")
         if len(body.encode()) > self.MAX_BODY_BYTES:
             raise ActionError(f"the body is over {self.MAX_BODY_BYTES} bytes of UTF-8",
                               code="message_too_large")

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collab.auth import parse_limits
+from collab.auth import MAX_USER_CHARS, parse_limits, valid_user_id
 from collab.errors import BadRequest
 from collab.gateway.http_body import decode_body
 from collab.gateway.keys import GATEKEEPER
@@ -31,8 +31,9 @@ async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, A
     """The user a change is about, and the whole body; raises BadRequest (400)."""
     body = decode_body(await request.read())
     user = body.get("user") if isinstance(body, dict) else None
-    if not isinstance(user, str) or not user:
-        raise BadRequest(f'"user" must be a non-empty string: {shape}')
+    if not valid_user_id(user):
+        raise BadRequest(f'"user" must be a string of 1 to {MAX_USER_CHARS} characters '
+                         f"(valid Unicode, no NUL): {shape}")
     return user, body
 
 

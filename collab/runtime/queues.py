@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
+from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, marked_methods
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
@@ -195,7 +196,8 @@ class Queues:
         attempts = record.attempts + 1
         dead = attempts >= self._actor.queue_max_attempts
         updated = QueueRecord(record.kind, record.key, record.queue, record.seq, record.body,
-                              attempts, dead, error[:500], record.enqueued_at)
+                              attempts, dead, storable(error, MAX_ERROR_CHARS),
+                              record.enqueued_at)
         waiting = self.pending[record.queue]
         waiting.popleft()
         if dead:
