@@ -19,6 +19,7 @@ import msgpack
 
 from collab.errors import CloseCode, CollabError, StoreUnavailable
 from collab.protocol.native import actor_event
+from collab.protocol.text import InvalidText, check_column
 from collab.runtime.actions import (
     DEFAULT_CALL_TIMEOUT,
     ActionError,
@@ -62,6 +63,10 @@ log = logging.getLogger(__name__)
 
 #: Timer ids of queue drains: one per queue, never a user's timer.
 DRAIN_PREFIX = "queue:"
+
+#: Characters of an actor key named from code (`self.actor(Kind, key)`); keys from
+#: clients follow the stricter name pattern (gateway/names.py, 128 characters).
+MAX_KEY_CHARS = 512
 
 #: Actor type names as they appear in URLs and on the wire.
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -550,6 +555,12 @@ class ActorRef:
                  caller: Actor | None = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self.system = system
         self.cls = system.registry.resolve(kind) if isinstance(kind, str) else kind
+        if not isinstance(key, str):
+            raise ActionError("an actor key must be a string", code="invalid_key")
+        try:  # it becomes a stored key: text every store can hold
+            check_column(key, "an actor key", MAX_KEY_CHARS)
+        except InvalidText as exc:
+            raise ActionError(exc.message, code="invalid_key") from None
         self.key = key
         self.caller = caller
         self.timeout = timeout

@@ -342,5 +342,9 @@ class Journal(collab.Actor):
     def items(self) -> list:
         return self.state["items"]
 
+    @collab.action
+    def note(self, text: str) -> None:
+        self.state["note"] = text
+
 
 registry.register(Journal)
