@@ -19,8 +19,8 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
-from collab.gateway.http_body import decode_body
-from collab.gateway.keys import SETTINGS, SYSTEM
+from collab.gateway.http_body import decode_body, read_body
+from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
 from collab.runtime.durable import ActorRef, InternalActionError
@@ -58,7 +58,7 @@ async def run_call(coro: Any) -> Any:
 async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    args, kwargs = _decode_call(await read_body(request), binary)
     result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
     return _encode({"result": result}, binary)
 
@@ -66,7 +66,7 @@ async def call_action(request: web.Request) -> web.Response:
 async def send_to_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
     binary = request.content_type in MSGPACK_TYPES
-    body = await _read_body(request)
+    body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send the message as JSON or msgpack",
                          code="invalid_body")
@@ -77,7 +77,7 @@ async def send_to_queue(request: web.Request) -> web.Response:
 async def start_workflow(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    args, kwargs = _decode_call(await read_body(request), binary)
     if kwargs:
         raise BadRequest("workflows take positional arguments only", code="invalid_body")
     run_id = await run_call(ref.start_workflow(request.match_info["name"], *args))
@@ -97,14 +97,6 @@ async def inspect_queue(request: web.Request) -> web.Response:
 async def redrive_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
     return _encode({"redriven": await run_call(queue.redrive())}, False)
-
-
-async def _read_body(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_message_bytes
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"body larger than {limit} bytes", code="too_large", status=413)
-    return body
 
 
 def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:

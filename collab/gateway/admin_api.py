@@ -23,13 +23,13 @@ from aiohttp import web
 
 from collab.auth import parse_limits
 from collab.errors import BadRequest
-from collab.gateway.http_body import decode_body
+from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.keys import GATEKEEPER
 
 
 async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, Any]]:
     """The user a change is about, and the whole body; raises BadRequest (400)."""
-    body = decode_body(await request.read())
+    body = decode_body(await read_body(request))
     user = body.get("user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not user:
         raise BadRequest(f'"user" must be a non-empty string: {shape}')

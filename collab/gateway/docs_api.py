@@ -14,7 +14,8 @@ from aiohttp import web
 from collab.actors.document import ApplyUpdate, Document, Read
 from collab.actors.ydoc import SHARED_TYPES, json_view
 from collab.errors import BadRequest
-from collab.gateway.keys import SETTINGS, SYSTEM
+from collab.gateway.http_body import read_body
+from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
 
 
@@ -46,12 +47,7 @@ async def get_doc(request: web.Request) -> web.Response:
 
 async def post_update(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
-    limit = request.app[SETTINGS].max_message_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(f"update larger than {limit} bytes", code="too_large", status=413)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"update larger than {limit} bytes", code="too_large", status=413)
+    body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send a binary Yjs v1 update", code="invalid_update")
     seq = await _ask(request, name, lambda reply: ApplyUpdate(body, reply))
