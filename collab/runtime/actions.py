@@ -11,12 +11,14 @@ arguments is its own business (an exception there is `internal`).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import inspect
+import textwrap
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -62,8 +64,97 @@ def marked_methods(cls: type, marker: str) -> list[tuple[str, Callable[..., Any]
 
 
 def actions_of(cls: type) -> dict[str, Callable[..., Any]]:
-    """Every `@action` method of `cls` and its bases, by name."""
-    return {name: member for name, member, _ in marked_methods(cls, "__collab_action__")}
+    """Every `@action` method of `cls` and its bases, by name. Raises ValueError if
+    one has a name the runtime uses (`refuse_runtime_names`)."""
+    found = {name: member for name, member, _ in marked_methods(cls, "__collab_action__")}
+    refuse_runtime_names(cls, found, "@collab.action")
+    return found
+
+
+# -- the runtime's names ------------------------------------------------------------------
+
+#: What an application actor may define over the runtime's own attributes: its hooks
+#: and settings (docs/actors.md), and `handle` (a Room subclass may extend it, calling
+#: the Room's). Python's own dunders (`__init__`, `__repr__`, ...) are not checked.
+OVERRIDABLE = frozenset({
+    "kind", "initial_state", "on_create", "on_wake", "on_sleep", "on_before_connect",
+    "on_connect", "on_disconnect", "queue_max_length", "queue_max_attempts",
+    "queue_retry_base", "inboxes", "handle",
+})
+
+
+@functools.cache
+def runtime_names() -> dict[str, str]:
+    """{name: where the runtime uses it} for every attribute of the runtime's actor
+    classes (collab.runtime.actor.ActorBase and collab.runtime.durable.Actor, public
+    or not, their methods and what they assign to `self`) and the method names its
+    own timers call. An action, consumer or workflow of that name would be called,
+    or would replace what is called, by the runtime: `save` breaks hibernation, a
+    consumer `handle` receives every mailbox message. Computed from the classes."""
+    from collab.runtime.actor import ActorBase  # imported late: they import this module
+    from collab.runtime.durable import Actor
+    from collab.runtime.queues import DRAIN_METHOD
+    from collab.runtime.workflows import RESUME_METHOD
+
+    names = {DRAIN_METHOD: "the runtime's queue timers", RESUME_METHOD:
+             "the runtime's workflow timers"}
+    for runtime_class in (ActorBase, Actor):  # Actor's own definitions win
+        where = f"{runtime_class.__module__}.{runtime_class.__name__}"
+        for name in _assigned_to(runtime_class, "self"):
+            names[name] = f"{where}, on every instance"
+        for name in vars(runtime_class):
+            names[name] = where
+    return names
+
+
+@functools.cache
+def _set_on_subclasses() -> frozenset[str]:
+    """What the runtime itself sets on each actor class (`cls.kind`, `cls._actions`
+    in `__init_subclass__`): found on a subclass, but not the subclass's doing."""
+    from collab.runtime.actor import ActorBase
+    from collab.runtime.durable import Actor
+
+    return frozenset(_assigned_to(ActorBase, "cls") | _assigned_to(Actor, "cls"))
+
+
+def _assigned_to(cls: type, target: str) -> set[str]:
+    """The attributes the methods of `cls` set on `target` ("self" or "cls"), read
+    from its source; none if the source is not there (then class attributes only)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return set()
+    return {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name) and node.value.id == target}
+
+
+def refuse_runtime_names(cls: type, names: Iterable[str], what: str) -> None:
+    """Raise ValueError if one of `names` (of `what`, e.g. "@collab.action", on
+    `cls`) is a name the runtime uses: the two would share one namespace."""
+    used = runtime_names()
+    for name in names:
+        if name in used:
+            raise ValueError(f"{cls.__qualname__}.{name}: {what} may not be named {name!r}, "
+                             f"a name collab's runtime uses ({used[name]}); rename it")
+
+
+def refuse_overrides(cls: type) -> None:
+    """Raise ValueError if `cls` (an application actor class) or one of its own bases
+    defines an attribute the runtime uses and does not offer to override
+    (OVERRIDABLE): a method `load` or `submit`, a class attribute `state`, ..."""
+    used = runtime_names()
+    allowed = OVERRIDABLE | _set_on_subclasses()
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "collab":
+            continue  # the runtime, and built-in actors written on it
+        for name in vars(klass):
+            if name in used and name not in allowed \
+                    and not (name.startswith("__") and name.endswith("__")):
+                raise ValueError(
+                    f"{klass.__qualname__}.{name} replaces the runtime's own {name!r} "
+                    f"({used[name]}); rename it (the hooks an actor may override are "
+                    f"{', '.join(sorted(OVERRIDABLE))})")
 
 
 class ActionError(CollabError):
