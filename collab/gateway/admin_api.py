@@ -1,8 +1,9 @@
 """The admin API: cut a user off, or lower what they may do, at once and everywhere.
 
 - `POST /api/admin/revoke {"user": "<id>"}`: their tokens issued up to now are
-  refused and their live WebSockets close with 4403; a token issued afterwards
-  works.
+  refused and their live WebSockets close with 4403; a token issued after the
+  answer works (the answer waits for the next whole second, as `iat` has whole
+  seconds: user_rules.revocation_cutoff).
 - `POST /api/admin/permissions {"user": "<id>", "docs": {pattern: level}, ...}`
   with levels "none", "r", "rw": a ceiling over whatever their tokens grant (an
   empty body lifts it). Their live sockets that may no longer read what they
