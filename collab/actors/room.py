@@ -235,11 +235,15 @@ def _check_seq_bound(name: str, value: Any) -> None:
 
 
 def _json_size(value: Any) -> int:
-    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it."""
+    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it, and
+    `invalid_arguments` if it nests too deep for the encoder (calls are bounded at
+    MAX_ARGUMENT_DEPTH before they get here, so only a direct caller can)."""
     try:
         return len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
         raise ActionError(f"meta must be JSON data: {exc}", code="invalid_meta") from None
+    except RecursionError:
+        raise InvalidArguments("meta nests too deeply") from None
 
 
 class Room(Actor):

@@ -34,7 +34,8 @@ from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraf
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout
+from collab.protocol.yupdate import check_value_depth
+from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout, check_depth
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import Actor
 from collab.runtime.queues import QueueSend, encode_message
@@ -196,6 +197,7 @@ class Session:
         name, doc = self._subscribed(message)
         require(self.conn.principal, "docs", name, write=True)
         update = _field(message, "update", bytes)
+        check_value_depth(update)
         reply.post(doc, lambda fut: PeerUpdate(self.conn, update, fut), lambda seq: {"seq": seq})
 
     def doc_awareness(self, message: dict[str, Any], reply: Reply) -> None:
@@ -237,6 +239,7 @@ class Session:
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
         params = _field(message, "params", dict, required=False) or {}
+        check_depth(params, '"params"')
         _authorize_actor(self.conn.principal, cls, key, write=False)
         if cls.kind == Room.kind:
             params = _room_user(self.conn.principal, params, "user", fill=True)
@@ -284,6 +287,7 @@ class Session:
         if "message" not in message:
             raise InvalidRequest('"actor.queue" needs "message"')
         _authorize_actor(self.conn.principal, cls, key, write=True)
+        check_depth((message["message"],), "the message")
         body = encode_message(message["message"])
         self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
                   reply, lambda seq: {"seq": seq})

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from collab.protocol.text import MAX_ERROR_CHARS, storable
-from collab.runtime.actions import ActionError, marked_methods
+from collab.runtime.actions import ActionError, marked_methods, refuse_runtime_names
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
 
@@ -57,8 +57,12 @@ def consumes(queue: str) -> Callable[[F], F]:
 
 
 def consumers_of(cls: type) -> dict[str, Callable[..., Any]]:
-    """The consumer method of each queue `cls` declares, by queue name."""
-    return {queue: member for _, member, queue in marked_methods(cls, "__collab_consumes__")}
+    """The consumer method of each queue `cls` declares, by queue name. Raises
+    ValueError if a consumer has a name the runtime uses (a consumer `handle` would
+    receive every mailbox message)."""
+    marked = marked_methods(cls, "__collab_consumes__")
+    refuse_runtime_names(cls, (name for name, _, _ in marked), "@collab.consumes")
+    return {queue: member for _, member, queue in marked}
 
 
 class UnknownQueue(ActionError):

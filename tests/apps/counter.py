@@ -40,6 +40,10 @@ class Counter(collab.Actor):
         raise ZeroDivisionError("a bug in the actor")
 
     @collab.action
+    def type_bug(self, n: int) -> str:
+        return n + "!"  # a TypeError in the actor's own code: its bug, not the caller's
+
+    @collab.action
     def store_unserializable(self) -> None:
         self.state["bad"] = object()
 
