@@ -36,6 +36,7 @@ from collab.errors import (
 )
 from collab.protocol import ywire
 from collab.protocol.native import YjsOut
+from collab.protocol.yupdate import check_value_depth
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
 from collab.runtime.fanout import PeerGone
@@ -166,8 +167,13 @@ class _Outbox:
 
 
 def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
-    if not reply.done():
+    if not reply.done():  # the caller may have given up (a timeout)
         reply.set_exception(error)
+
+
+def _answer(reply: asyncio.Future[Any], result: Any) -> None:
+    if not reply.done():
+        reply.set_result(result)
 
 
 class NotSubscribed(RemoteProtocolError):
@@ -317,7 +323,7 @@ class Document(Actor):
             _fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
             return
         if seq is None:
-            message.reply.set_result(None)
+            _answer(message.reply, None)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -330,8 +336,7 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             _fail(message.reply, exc)
             return
-        if not message.reply.done():
-            message.reply.set_result(None)
+        _answer(message.reply, None)
 
     def _leave(self, peer: Peer) -> None:
         if peer not in self.peers:
@@ -385,6 +390,7 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         self._check_quota(update)
+        check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -428,10 +434,10 @@ class Document(Actor):
         try:
             seq = self._apply(None, message.update)
         except RemoteProtocolError as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
             return
         if seq is None:
-            message.reply.set_result(self.seq)
+            _answer(message.reply, self.seq)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -439,9 +445,9 @@ class Document(Actor):
         try:
             result = message.fn(self.doc)
         except Exception as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
         else:
-            message.reply.set_result(result)
+            _answer(message.reply, result)
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 

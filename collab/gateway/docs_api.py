@@ -24,7 +24,6 @@ from collab.gateway.actors_api import run_call
 from collab.gateway.http_body import read_body
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
-from collab.protocol.yupdate import check_value_depth
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
 from collab.runtime.durable import ActorRef
 
@@ -79,6 +78,5 @@ async def post_update(request: web.Request) -> web.Response:
     body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send a binary Yjs v1 update", code="invalid_update")
-    check_value_depth(body)
     seq = await _ask(request, name, lambda reply: ApplyUpdate(body, reply), "an update")
     return web.json_response({"doc": name, "committed": True, "seq": seq})

@@ -34,7 +34,6 @@ from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraf
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.protocol.yupdate import check_value_depth
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout, check_depth
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import Actor
@@ -197,7 +196,6 @@ class Session:
         name, doc = self._subscribed(message)
         require(self.conn.principal, "docs", name, write=True)
         update = _field(message, "update", bytes)
-        check_value_depth(update)
         reply.post(doc, lambda fut: PeerUpdate(self.conn, update, fut), lambda seq: {"seq": seq})
 
     def doc_awareness(self, message: dict[str, Any], reply: Reply) -> None:

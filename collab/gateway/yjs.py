@@ -25,12 +25,10 @@ from collab.gateway.route import Route
 from collab.gateway.traffic import INVALID, YJS_KINDS
 from collab.gateway.upgrade import websocket
 from collab.protocol import ywire
-from collab.protocol.yupdate import check_value_depth
 
 log = logging.getLogger(__name__)
 
 #: Messages that carry a Yjs update, whose values are checked before the actor sees them.
-UPDATES = (ywire.SyncStep2, ywire.SyncUpdate)
 
 
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
@@ -59,8 +57,6 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
                         break
                     try:
                         message = parse(msg.data)
-                        if type(message) in UPDATES:
-                            check_value_depth(message.update)
                     except RemoteProtocolError as exc:
                         traffic.count_received(INVALID, len(msg.data))
                         log.info("doc %r: closing %s: %s", name, conn.id, exc.message)
