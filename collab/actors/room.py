@@ -319,7 +319,6 @@ class Room(Actor):
         `message` event reaches every connection (the sender's too) after commit.
         A send repeating a `client_id` returns the original message and posts nothing."""
         author = self._caller(user)
-        self._spend()
         if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
                 or "\x00" in client_id or not is_text(client_id):
             raise ActionError(f"client_id must be a string of 1 to "
@@ -336,6 +335,7 @@ class Room(Actor):
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
                                   code="message_too_large")
+        self._spend()  # after the checks: a refused call costs no write
         original = await self._sent_before(client_id)
         if original is not None:
             if original.user != author:
@@ -353,8 +353,8 @@ class Room(Actor):
     async def edit(self, seq: int, body: str, *, user: str | None = None) -> dict[str, Any]:
         """Change the body of one of your messages; returns {"message"}."""
         author = self._caller(user)
-        self._spend()
         self._check_body(body)
+        self._spend()
         message = await self._own(seq, author)
         if message.body != body:
             message = replace(message, body=body, edited_at=time.time())
@@ -379,13 +379,13 @@ class Room(Actor):
         """Add (or with add=False remove) your `emoji` reaction; each user reacts
         with a given emoji at most once. Returns {"message"}."""
         who = self._caller(user)
-        self._spend()
         if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS \
                 or not is_text(emoji):
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
                               "characters", code="invalid_emoji")
         if not isinstance(add, bool):
             raise InvalidArguments("add must be true or false")
+        self._spend()
         message = await self._message(seq)
         if add and emoji not in message.reactions \
                 and len(message.reactions) >= self.MAX_REACTIONS:
