@@ -64,7 +64,8 @@ class Connection:
         #: Bytes of asked-for frames (`send_sync`) that may wait unread without counting
         #: as slow consumption; the endpoint sets it (`sync_allowance`).
         self.asked_allowance = 0
-        self._written = 0  # bytes written to the transport, in all
+        #: Bytes written since asked-for frames began to wait unread (counted only then).
+        self._written = 0
         self._asked: deque[tuple[int, int]] = deque()  # (end in _written, size), unread
         self._asked_bytes = 0  # their sum
         self._closing = False
@@ -115,25 +116,20 @@ class Connection:
         if self._closing or transport is None or transport.is_closing():
             return
         transport.write(frame)
-        size = len(frame)
-        self._written += size
         counts = self._sent[kind]  # inlined EndpointTraffic.count_sent: once per peer
         counts[0] += 1
-        counts[1] += size
-        unsent = transport.get_write_buffer_size()
-        if asked:
-            self._note_asked(size, unsent)
-        if unsent > self.max_outbound_bytes \
-                and unsent - self._unread_asked(unsent) > self.max_outbound_bytes:
-            log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id, unsent)
-            self._closing = True
-            self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
-            transport.abort()
+        counts[1] += len(frame)
+        if asked or self._asked:
+            self._track_asked(len(frame), asked, transport.get_write_buffer_size())
+        if transport.get_write_buffer_size() > self.max_outbound_bytes:
+            self._drop_if_slow(transport)
 
-    def _note_asked(self, size: int, unsent: int) -> None:
-        """The frame just written, of `size`, was asked for: exempt it if the allowance
-        has room for it beside the asked-for frames still unread."""
-        if self._unread_asked(unsent) + size <= self.asked_allowance:
+    def _track_asked(self, size: int, asked: bool, unsent: int) -> None:
+        """Count the frame just written, of `size`, while asked-for frames are unread
+        (`_written` only needs to be exact from the first of them on); exempt it if
+        it was asked for and the allowance has room for it."""
+        self._written = self._written + size if self._asked else unsent
+        if asked and self._unread_asked(unsent) + size <= self.asked_allowance:
             self._asked.append((self._written, size))
             self._asked_bytes += size
 
@@ -144,6 +140,16 @@ class Connection:
         while asked and asked[0][0] <= sent:
             self._asked_bytes -= asked.popleft()[1]
         return self._asked_bytes
+
+    def _drop_if_slow(self, transport: asyncio.Transport) -> None:
+        """Past `max_outbound_bytes` unsent, not counting what it asked for: drop it."""
+        unsent = transport.get_write_buffer_size()
+        if unsent - self._unread_asked(unsent) <= self.max_outbound_bytes:
+            return
+        log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id, unsent)
+        self._closing = True
+        self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
+        transport.abort()
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)])
