@@ -73,7 +73,10 @@ class HttpCaller:
         async with self.session.post(f"{self.url}/{action}", headers=self.headers,
                                      json={"args": list(args), "kwargs": {"user": "ann"}}) as r:
             body = await r.json()
-        return "ok" if r.status == 200 else body["error"]["code"]
+        if r.status == 200:
+            return "ok"
+        assert r.status == (429 if body["error"]["code"] == "rate_limited" else 400)
+        return body["error"]["code"]
 
 
 async def flood_then_every_write(call) -> None:

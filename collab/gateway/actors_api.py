@@ -43,6 +43,8 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
           InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413,
           UnknownWorkflow: 404}
+#: HTTP status for codes an actor's own ActionErrors use (a room's write rate).
+CODE_STATUS = {"rate_limited": 429}
 
 
 def _target(request: web.Request) -> ActorRef:
@@ -61,7 +63,7 @@ async def run_call(coro: Any) -> Any:
     except (ActionError, InternalActionError) as exc:
         # The actor's own ActionErrors carry the code it chose; they are the caller's 400s.
         raise BadRequest(exc.message, code=exc.code,
-                         status=STATUS.get(type(exc), 400)) from None
+                         status=STATUS.get(type(exc)) or CODE_STATUS.get(exc.code, 400)) from None
 
 
 async def call_action(request: web.Request) -> web.Response:
