@@ -274,6 +274,7 @@ class Session:
         first = (cls, key) not in self.actors
         if first:
             self._make_room()
+            self._waking(cls, key)
             # Counted at once, so connects in flight count against the limit too.
             self.actors.add((cls, key))
 
@@ -286,7 +287,6 @@ class Session:
 
         principal = self.conn.principal
         user = None if principal.unrestricted else principal.user
-        self._waking(cls, key)
         future = self._ask(cls, key, lambda fut: Connect(self.conn, params, fut, user),
                            "a connect", reply, connected)
         future.add_done_callback(forget_failed)
