@@ -16,9 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import collab
-from collab.actors.room import Message, Presence, RecentWindow, Room, TokenBucket
+from collab.actors.room import Message, Presence, RecentWindow, Room
+from collab.errors import StoreUnavailable
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
+from collab.runtime.buckets import Meters, TokenBucket
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import ActorRef
 from tests import inproc
@@ -203,7 +205,7 @@ async def test_retry_after_hibernation(tmp_path):
     await rt.stop()
 
 
-async def test_a_failed_commit_is_not_broadcast_and_the_send_can_be_retried(runtime):
+async def test_a_failed_commit_is_held_back_then_written_and_announced(runtime):
     ann, bob = await connected(runtime, "ann"), await connected(runtime, "bob")
     await ann.call("send", "c1", "fine")
     # The store refuses one body: a real SQLite failure, inside the real commit path.
@@ -212,14 +214,21 @@ async def test_a_failed_commit_is_not_broadcast_and_the_send_can_be_retried(runt
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     with pytest.raises(sqlite3.IntegrityError):
         await ann.call("send", "c2", "boom")
-    history = await bob.call("history")
-    assert [m["body"] for m in history["messages"]] == ["fine"]
+    # Not acknowledged, not announced, and history (durable messages only) waits for it.
+    with pytest.raises(StoreUnavailable):
+        await bob.call("history")
+    assert [m["body"] for m in bob.named("message")] == ["fine"]
     db.execute("DROP TRIGGER refuse")
     db.close()
-    retried = await ann.call("send", "c2", "boom")
-    assert retried["message"]["body"] == "boom" and retried["seq"] > 1
+    # The kept row is written again by itself, and only then announced.
     await until(lambda: len(bob.named("message")) == 2)
     assert [m["body"] for m in bob.named("message")] == ["fine", "boom"]
+    retried = await ann.call("send", "c2", "boom")  # the retry gets the original
+    assert retried["message"]["body"] == "boom" and retried["seq"] == 2
+    history = await bob.call("history")
+    assert [m["body"] for m in history["messages"]] == ["fine", "boom"]
+    rows = await runtime.store.load_room_messages("lobby", limit=10)
+    assert [row.body for row in rows] == ["fine", "boom"]
 
 
 # -- edit, delete, react --------------------------------------------------------------------
@@ -438,13 +447,19 @@ async def test_limits_each_have_a_code(runtime):
     await refused("message_too_large", ann.call("send", "c1", "x",
                                                 {"blob": "x" * Room.MAX_META_BYTES}))
     assert (await ann.call("send", "c1", "é" * (Room.MAX_BODY_BYTES // 2)))["seq"] == 1
-    await refused("invalid_meta", ann.call("send", "c2", "x", ["not", "a", "map"]))
+    # A value of the wrong type is refused by the runtime from the action's
+    # annotations (invalid_arguments); a bad value of the right type by the room.
+    await refused("invalid_arguments", ann.call("send", "c2", "x", ["not", "a", "map"]))
     await refused("invalid_meta", ann.call("send", "c2", "x", {"raw": b"bytes"}))
     await refused("invalid_arguments", ann.call("send", "c2", 42))
-    for bad in ("", "i" * 129, 5, None):
+    for bad in ("", "i" * 129):
         await refused("invalid_client_id", ann.call("send", bad, "x"))
-    for bad in (0, 99, "1", True):
+    for bad in (5, None):
+        await refused("invalid_arguments", ann.call("send", bad, "x"))
+    for bad in (0, 99):
         await refused("unknown_message", ann.call("edit", bad, "x"))
+    for bad in ("1", True, 1.0):
+        await refused("invalid_arguments", ann.call("edit", bad, "x"))
     await refused("invalid_emoji", ann.call("react", 1, ""))
     await refused("invalid_emoji", ann.call("react", 1, "e" * 33))
     await refused("message_too_large", ann.call("edit", 1, big))
@@ -460,7 +475,21 @@ async def test_writes_are_rate_limited_per_connection(runtime):
     await ann.call("history")  # reads are not limited
     other_device = await connected(runtime, "ann", StrictRoom)
     assert (await other_device.call("send", "late", "x"))["seq"] == 4
+    # Another actor in this process names no caller: trusted.
     assert (await http(runtime, StrictRoom).call("send", "srv", "x", user="bot"))["seq"] == 5
+
+
+async def test_calls_without_a_connection_are_metered_by_the_caller_they_name(runtime):
+    ref = http(runtime, StrictRoom)
+
+    def send(client_id: str, caller: str):
+        return ref.ask(lambda reply: CallAction("send", (client_id, "x"), {"user": "bob"},
+                                                reply, caller=caller), "send")
+
+    for i in range(StrictRoom.RATE_BURST):
+        await send(f"c{i}", "user:bob")
+    await refused("rate_limited", send("late", "user:bob"))
+    assert (await send("late", "addr:10.0.0.9"))["seq"] == StrictRoom.RATE_BURST + 1
 
 
 async def test_reactions_per_message_are_bounded(runtime):
@@ -549,11 +578,16 @@ def test_window_evicts_the_oldest_and_forgets_its_client_id():
     assert window.page(None, None, 3) is None
 
 
-def test_token_bucket():
+def test_token_bucket_and_meters():
     bucket = TokenBucket(rate=2.0, burst=3, now=100.0)
-    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(100.5) and not bucket.take(100.5)
-    assert [bucket.take(200.0) for _ in range(4)] == [True, True, True, False]
+    assert [bucket.take(1, 100.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(1, 100.5) and not bucket.take(1, 100.5)
+    assert [bucket.take(1, 200.0) for _ in range(4)] == [True, True, True, False]
+    meters = Meters(rate=1.0, burst=2, limit=2)
+    assert [meters.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert meters.take("b", 0.0) and meters.take("a", 0.5) is False
+    assert meters.take("c", 0.5) and len(meters) == 2  # "b", least recent, forgotten
+    assert meters.take("a", 1.0) and not meters.take("a", 1.0)
 
 
 def test_presence_table():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from collab.errors import (
 )
 from collab.protocol import ywire
 from collab.protocol.native import YjsOut
+from collab.protocol.yupdate import check_value_depth
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
 from collab.runtime.fanout import PeerGone
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPACT_TIMER = "compact"
+#: Fires when awareness changes held back by the document's relay budget may go.
+AWARENESS_TIMER = "awareness"
 #: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
 DELETIONS_ONLY = b"\x00"
 #: How far past its quota deletions may take a full document, so its users can make
@@ -166,8 +170,13 @@ class _Outbox:
 
 
 def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
-    if not reply.done():
+    if not reply.done():  # the caller may have given up (a timeout)
         reply.set_exception(error)
+
+
+def _answer(reply: asyncio.Future[Any], result: Any) -> None:
+    if not reply.done():
+        reply.set_result(result)
 
 
 class NotSubscribed(RemoteProtocolError):
@@ -194,6 +203,7 @@ class Document(Actor):
         self.stored_bytes = 0
         self._outbox = _Outbox()
         self._in_flight = 0  # commits not yet acknowledged
+        self._kept_rows = self._kept_bytes = 0  # rows whose commit failed, to be written again
         self._compacting = False
         self._compaction: asyncio.Future[None] | None = None
 
@@ -223,7 +233,7 @@ class Document(Actor):
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
-        await self.system.committer.flush()
+        await self.writes.flush()
         # Not `log_rows`: commits whose Committed message we will never read count too.
         if self.seq > self.snapshot_seq:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
@@ -272,6 +282,8 @@ class Document(Actor):
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
+        elif kind is TimerFired and message.name == AWARENESS_TIMER:
+            self._release_awareness()
         elif kind is PeerGone:
             self._leave(message.peer)
             return super().handle(message)  # it may have been connected as an actor client
@@ -287,8 +299,8 @@ class Document(Actor):
         # As y-websocket's server does: our state vector first, then who is here.
         peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self.doc.get_state())))
         states = self.awareness.encode_all()
-        if states is not None:
-            peer.send_yjs(YjsOut(self.key, ywire.AwarenessMessage(states)))
+        if states is not None:  # part of the sync it asked for: not slow consumption
+            peer.send_sync(YjsOut(self.key, ywire.AwarenessMessage(states)))
 
     def _subscribe(self, message: Subscribe) -> None:
         peer = message.peer
@@ -316,7 +328,7 @@ class Document(Actor):
             _fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
             return
         if seq is None:
-            message.reply.set_result(None)
+            _answer(message.reply, None)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -329,8 +341,7 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             _fail(message.reply, exc)
             return
-        if not message.reply.done():
-            message.reply.set_result(None)
+        _answer(message.reply, None)
 
     def _leave(self, peer: Peer) -> None:
         if peer not in self.peers:
@@ -365,7 +376,7 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        peer.send_yjs(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
+        peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
 
     def _diff(self, state_vector: bytes) -> bytes:
         """What a peer with `state_vector` lacks, as one update."""
@@ -384,6 +395,7 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         self._check_quota(update)
+        check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -414,23 +426,56 @@ class Document(Actor):
                                f"bytes ({self.stored_bytes} stored, this update {len(update)})")
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
-        accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer,
-                                        max_state_bytes=self.system.settings.max_awareness_bytes)
+        entries = ywire.decode_awareness(payload)
+        applied = self.awareness.apply(entries, owner=peer,
+                                       max_state_bytes=self.system.settings.max_awareness_bytes)
+        ignored = self.system.awareness_ignored
+        ignored["foreign"] += applied.foreign
+        ignored["crowded"] += applied.crowded
+        accepted = applied.accepted
         if not accepted:
             return
+        # Only what changed the table goes on: the sender's bytes when that is all of it.
+        if len(accepted) != len(entries):
+            payload = ywire.encode_awareness(accepted)
+        relay = self.awareness.relay
+        now = time.monotonic()
+        if relay.offer((entry.client_id for entry in accepted), len(payload), now):
+            out = YjsOut(self.key, ywire.AwarenessMessage(payload))
+            for other in self.peers:
+                if other is not peer:
+                    other.send_yjs(out)
+        elif not self.has_timer(AWARENESS_TIMER):  # over the document's awareness budget
+            self.set_timer(AWARENESS_TIMER, relay.due(len(payload), now))
+
+    def _release_awareness(self) -> None:
+        """Send the awareness changes held back by the relay budget, each client's
+        newest state, to everyone, once the budget allows."""
+        self.cancel_timer(AWARENESS_TIMER)
+        relay = self.awareness.relay
+        entries = self.awareness.entries(relay.held)
+        if not entries:
+            relay.held.clear()
+            return
+        payload = ywire.encode_awareness(entries)
+        now = time.monotonic()
+        wait = relay.due(len(payload), now)
+        if wait:
+            self.set_timer(AWARENESS_TIMER, wait)
+            return
+        relay.release(len(payload), now)
         out = YjsOut(self.key, ywire.AwarenessMessage(payload))
-        for other in self.peers:
-            if other is not peer:
-                other.send_yjs(out)
+        for peer in self.peers:
+            peer.send_yjs(out)
 
     def _apply_http(self, message: ApplyUpdate) -> None:
         try:
             seq = self._apply(None, message.update)
         except RemoteProtocolError as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
             return
         if seq is None:
-            message.reply.set_result(self.seq)
+            _answer(message.reply, self.seq)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -438,9 +483,9 @@ class Document(Actor):
         try:
             result = message.fn(self.doc)
         except Exception as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
         else:
-            message.reply.set_result(result)
+            _answer(message.reply, result)
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 
@@ -481,14 +526,20 @@ class Document(Actor):
     def _committed(self, message: Committed) -> None:
         self._in_flight -= 1
         if message.error is not None:
-            log.error("doc %r: %d updates not committed: %s", self.key, message.rows,
+            # Not acknowledged, not lost: the rows are kept and written again before
+            # anything newer (runtime/writes.py).
+            log.error("doc %r: %d updates not committed yet: %s", self.key, message.rows,
                       message.error)
+            self._kept_rows += message.rows
+            self._kept_bytes += message.size
             _settle_replies(message)
             for peer in message.senders:
-                # No ack possible: make the client reconnect and resend via sync.
+                # No ack now: the client reconnects and syncs; later edits are acked
+                # only once these rows are stored too.
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
             self.maybe_arm_idle()
             return
+        self.writes_recovered()  # a commit after a failed one carried its rows too
         self.log_rows += message.rows
         self.log_bytes += message.size
         for peer in message.senders:
@@ -497,6 +548,14 @@ class Document(Actor):
         _settle_replies(message)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+    def writes_recovered(self) -> None:
+        """Rows kept after a failed commit are in the log now: count them."""
+        if self._kept_rows:
+            self.log_rows += self._kept_rows
+            self.log_bytes += self._kept_bytes
+            self._kept_rows = self._kept_bytes = 0
+            self._maybe_schedule_compaction()
 
     # -- compaction -----------------------------------------------------------
 
@@ -528,7 +587,9 @@ class Document(Actor):
                        doc_state: bytes) -> tuple[tuple[int, int], int]:
         """Fold every log row <= `upto` into a new snapshot, in one transaction.
         Returns ((rows, bytes) folded, the new snapshot's size)."""
-        await self.system.committer.flush()  # rows <= upto are all submitted: wait for them
+        # Rows <= upto are all submitted: wait until they are stored (rows a failed
+        # commit kept are written first; if they still fail, so does compaction).
+        await self.writes.barrier()
         stored = await self.system.store.load_document(self.key)
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:

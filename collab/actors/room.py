@@ -17,8 +17,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collab.runtime.actions import ActionError, InvalidArguments, action
+from collab.errors import StoreUnavailable
+from collab.protocol.text import InvalidText, check_strings, is_text
+from collab.runtime.actions import ActionError, CallAction, InvalidArguments, action
 from collab.runtime.actor import TimerFired
+from collab.runtime.buckets import Meters
 from collab.runtime.durable import Actor, pack, unpack
 from collab.storage.base import PutRoomMessage, RoomMessage
 
@@ -176,26 +179,6 @@ class RecentWindow:
 # -- per-connection and per-user bookkeeping ---------------------------------------
 
 
-class TokenBucket:
-    """`rate` tokens per second up to `burst`; each write takes one."""
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class Presence:
     """Connected devices per user."""
 
@@ -233,11 +216,15 @@ def _check_seq_bound(name: str, value: Any) -> None:
 
 
 def _json_size(value: Any) -> int:
-    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it."""
+    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it, and
+    `invalid_arguments` if it nests too deep for the encoder (calls are bounded at
+    MAX_ARGUMENT_DEPTH before they get here, so only a direct caller can)."""
     try:
         return len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
         raise ActionError(f"meta must be JSON data: {exc}", code="invalid_meta") from None
+    except RecursionError:
+        raise InvalidArguments("meta nests too deeply") from None
 
 
 class Room(Actor):
@@ -265,8 +252,10 @@ class Room(Actor):
     MAX_EMOJI_CHARS: ClassVar[int] = 32
     #: Distinct reactions on one message, so a row cannot grow without bound.
     MAX_REACTIONS: ClassVar[int] = 64
-    #: Writes (send, edit, delete, react) per second per connection, and the burst
-    #: allowed above it. Calls without a connection (HTTP, other actors) are trusted.
+    #: Writes (send, edit, delete, react) per second per caller, and the burst allowed
+    #: above it: a chat client sends a few per second at most. A caller is the socket
+    #: (connected or not; the gateway names it), or over HTTP the token's user (else
+    #: the client's address). Only calls from other actors in this process are trusted.
     RATE_PER_SECOND: ClassVar[float] = 10.0
     RATE_BURST: ClassVar[int] = 20
     #: Seconds a typing indicator lasts unless renewed: bridges the pauses between
@@ -290,8 +279,12 @@ class Room(Actor):
         self.presence_table = Presence()
         self.typing_until: dict[str, float] = {}  # user -> loop time the indicator ends
         self._last_seq = 0
-        self._last_write: Any = None  # the commit of the newest row write
-        self._stale = False  # a row write failed: reload the window before using it
+        #: Events of rows whose commit failed: the rows are written again before
+        #: anything newer (runtime/writes.py); the events go out once they are.
+        self._held: list[tuple[str, Any]] = []
+        #: Writes left to each caller (RATE_PER_SECOND); `_caller_key` is the running call's.
+        self.meters = Meters(self.RATE_PER_SECOND, self.RATE_BURST)
+        self._caller_key: str | None = None
         await self._load_window()
 
     async def _load_window(self) -> None:
@@ -299,15 +292,12 @@ class Room(Actor):
                                                           limit=self.RECENT_WINDOW + 1)
         self.window.load([Message.from_record(row) for row in rows])
         self._last_seq = max(self._last_seq, self.window.last_seq)
-        self._stale = False
 
     # -- connections --------------------------------------------------------------
 
     async def on_before_connect(self, conn: Conn) -> None:
         params = conn.params if isinstance(conn.params, dict) else {}
         conn.state["user"] = self._valid_user(params.get("user"))
-        conn.state["bucket"] = TokenBucket(self.RATE_PER_SECOND, self.RATE_BURST,
-                                           time.monotonic())
 
     async def on_connect(self, conn: Conn) -> None:
         user = conn.state["user"]
@@ -329,9 +319,8 @@ class Room(Actor):
         `message` event reaches every connection (the sender's too) after commit.
         A send repeating a `client_id` returns the original message and posts nothing."""
         author = self._caller(user)
-        self._spend()
         if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
-                or "\x00" in client_id:
+                or "\x00" in client_id or not is_text(client_id):
             raise ActionError(f"client_id must be a string of 1 to "
                               f"{self.MAX_CLIENT_ID_CHARS} characters",
                               code="invalid_client_id")
@@ -339,9 +328,14 @@ class Room(Actor):
         if meta is not None:
             if not isinstance(meta, dict):
                 raise ActionError("meta must be a map or null", code="invalid_meta")
+            try:
+                check_strings(meta, "meta")
+            except InvalidText as exc:
+                raise ActionError(exc.message, code="invalid_meta") from None
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
                                   code="message_too_large")
+        self._spend()  # after the checks: a refused call costs no write
         original = await self._sent_before(client_id)
         if original is not None:
             if original.user != author:
@@ -359,8 +353,8 @@ class Room(Actor):
     async def edit(self, seq: int, body: str, *, user: str | None = None) -> dict[str, Any]:
         """Change the body of one of your messages; returns {"message"}."""
         author = self._caller(user)
-        self._spend()
         self._check_body(body)
+        self._spend()
         message = await self._own(seq, author)
         if message.body != body:
             message = replace(message, body=body, edited_at=time.time())
@@ -385,12 +379,13 @@ class Room(Actor):
         """Add (or with add=False remove) your `emoji` reaction; each user reacts
         with a given emoji at most once. Returns {"message"}."""
         who = self._caller(user)
-        self._spend()
-        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS:
+        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS \
+                or not is_text(emoji):
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
                               "characters", code="invalid_emoji")
         if not isinstance(add, bool):
             raise InvalidArguments("add must be true or false")
+        self._spend()
         message = await self._message(seq)
         if add and emoji not in message.reactions \
                 and len(message.reactions) >= self.MAX_REACTIONS:
@@ -413,7 +408,8 @@ class Room(Actor):
         limit = self.HISTORY_LIMIT if limit is None else limit
         if not (_is_int(limit) and 0 < limit <= self.MAX_HISTORY_LIMIT):
             raise InvalidArguments(f"limit must be an integer from 1 to {self.MAX_HISTORY_LIMIT}")
-        await self._fresh()
+        if self.writes.busy:  # history shows durable messages only
+            await self._settle_writes()
         page = self.window.page(before, after, limit)
         if page is None:
             page = await self._page_from_store(before, after, limit)
@@ -460,7 +456,6 @@ class Room(Actor):
         are neither deleted nor yours."""
         who = self._caller(user)
         last_read = self.state["read"].get(who, 0)
-        await self._fresh()
         count = self.window.count_unread(last_read, who)
         if count is None:
             await self._settle_writes()
@@ -485,7 +480,17 @@ class Room(Actor):
         if type(message) is TimerFired and message.name.startswith(TYPING_TIMER):
             self._typing_expired(message.name[len(TYPING_TIMER):])
             return None
+        if type(message) is CallAction:
+            return self._metered(message)
         return super().handle(message)
+
+    async def _metered(self, call: CallAction) -> None:
+        """Run `call` with its caller known to `_spend` (one message at a time)."""
+        self._caller_key = call.caller
+        try:
+            await super().handle(call)
+        finally:
+            self._caller_key = None
 
     def _typing_expired(self, user: str) -> None:
         until = self.typing_until.get(user)
@@ -512,22 +517,26 @@ class Room(Actor):
 
     def _valid_user(self, user: Any) -> str:
         if not isinstance(user, str) or not 0 < len(user) <= self.MAX_USER_CHARS \
-                or "\x00" in user:
+                or "\x00" in user or not is_text(user):
             raise ActionError(f"user must be a string of 1 to {self.MAX_USER_CHARS} "
                               "characters", code="invalid_user")
         return user
 
     def _spend(self) -> None:
-        """Take one write from the calling connection's allowance."""
-        if self.conn is not None and not self.conn.state["bucket"].take(time.monotonic()):
+        """Take one write from the caller's allowance (RATE_PER_SECOND): its socket's,
+        connected or not, or an HTTP caller's. Calls from other actors in this process
+        name no caller and are trusted."""
+        caller = self._caller_key or (self.conn.outlet.id if self.conn is not None else None)
+        if caller is not None and not self.meters.take(caller, time.monotonic()):
             raise ActionError(f"more than {self.RATE_PER_SECOND:g} writes per second "
-                              "on this connection; slow down", code="rate_limited")
+                              "from this client; slow down", code="rate_limited")
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):
             raise InvalidArguments("body must be a string")
-        if "\x00" in body:  # text columns (Postgres) cannot hold it
-            raise ActionError("the body contains a NUL character", code="invalid_body")
+        if "\x00" in body or not is_text(body):  # no text column can hold them
+            raise ActionError("the body contains a NUL character or a lone UTF-16 surrogate",
+                              code="invalid_body")
         if len(body.encode()) > self.MAX_BODY_BYTES:
             raise ActionError(f"the body is over {self.MAX_BODY_BYTES} bytes of UTF-8",
                               code="message_too_large")
@@ -550,25 +559,22 @@ class Room(Actor):
     async def _lookup(self, seq: Any) -> Message:
         if not _is_int(seq) or not 0 < seq <= self._last_seq:
             raise ActionError(f"no message {seq!r} in this room", code="unknown_message")
-        await self._fresh()
         message = self.window.get(seq)
         if message is None and seq <= self.window.floor:
             await self._settle_writes()
             rows = await self.system.store.load_room_messages(self.key, before=seq + 1,
                                                               after=seq - 1, limit=1)
             message = Message.from_record(rows[0]) if rows else None
-        if message is None:  # a gap: its send failed to commit
+        if message is None:  # a gap (a send whose commit failed before collab kept them)
             raise ActionError(f"no message {seq} in this room", code="unknown_message")
         return message
 
     async def _sent_before(self, client_id: str) -> Message | None:
         """The message already sent with `client_id`, once committed, or None."""
-        await self._fresh()
         if self.window.find(client_id) is not None:
             # It may still be committing: a retry is acknowledged only once the
-            # original is durable, and a failed original is sent anew.
+            # original is durable (if its commit failed, this raises until it is).
             await self._settle_writes()
-            await self._fresh()
         found = self.window.find(client_id)
         if found is None and self.window.floor > 0:  # else the window holds every message
             row = await self.system.store.find_room_message(self.key, client_id)
@@ -587,28 +593,32 @@ class Room(Actor):
 
     def _write(self, message: Message, event: str, data: Any) -> None:
         """Persist `message`'s row and, once committed, broadcast `event` with `data`.
-        The window already shows the change; a failed commit makes it reload."""
+        The window already shows the change. If the commit fails, the row is kept
+        and written again first thing; the event waits for it."""
         self.window.update(message)
         commit = self.submit([PutRoomMessage(message.record(self.key))])
-        self._last_write = commit
 
         def committed(fut: Any) -> None:
             if fut.cancelled() or fut.exception() is not None:
-                self._stale = True  # memory is ahead of the store: reload before use
+                self._held.append((event, data))
                 return
+            self.writes_recovered()  # this commit carried the held rows too
             self.broadcast(event, data)
 
         commit.add_done_callback(committed)
 
-    async def _settle_writes(self) -> None:
-        """Wait until every row this room submitted is committed (or failed), so a
-        store read sees them. Commits finish in submission order."""
-        pending = self._last_write
-        if pending is not None and not pending.done():
-            await asyncio.wait([pending])  # a failure is the write's callback's business
+    def writes_recovered(self) -> None:
+        """Rows whose commit failed are stored now: their events go out, in order."""
+        held, self._held = self._held, []
+        for event, data in held:
+            self.broadcast(event, data)
 
-    async def _fresh(self) -> None:
-        """Reload the window if a row write failed since it was built."""
-        if self._stale:
-            await self._settle_writes()
-            await self._load_window()
+    async def _settle_writes(self) -> None:
+        """Wait until every row this room submitted is committed, so a store read
+        sees them; raises StoreUnavailable if some could not be (yet)."""
+        try:
+            await self.writes.barrier()
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"messages of this room are not stored yet: {exc}") from None

@@ -19,10 +19,19 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
-from collab.gateway.http_body import decode_body
+from collab.gateway.addresses import client_address
+from collab.gateway.http_auth import PRINCIPAL
+from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
-from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
+from collab.runtime.actions import (
+    ActionError,
+    CallAction,
+    CallTimeout,
+    InvalidArguments,
+    UnknownAction,
+    check_depth,
+)
 from collab.runtime.durable import ActorRef, InternalActionError
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
@@ -34,6 +43,8 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
           InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413,
           UnknownWorkflow: 404}
+#: HTTP status for codes an actor's own ActionErrors use (a room's write rate).
+CODE_STATUS = {"rate_limited": 429}
 
 
 def _target(request: web.Request) -> ActorRef:
@@ -52,34 +63,49 @@ async def run_call(coro: Any) -> Any:
     except (ActionError, InternalActionError) as exc:
         # The actor's own ActionErrors carry the code it chose; they are the caller's 400s.
         raise BadRequest(exc.message, code=exc.code,
-                         status=STATUS.get(type(exc), 400)) from None
+                         status=STATUS.get(type(exc)) or CODE_STATUS.get(exc.code, 400)) from None
 
 
 async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
-    result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
+    args, kwargs = _decode_call(await read_body(request), binary)
+    action, caller = request.match_info["action"], http_caller(request)
+    result = await run_call(ref.ask(
+        lambda reply: CallAction(action, tuple(args), kwargs, reply, caller=caller),
+        repr(action)))
     return _encode({"result": result}, binary)
+
+
+def http_caller(request: web.Request) -> str:
+    """What actors meter an HTTP call against (a room's write rate): the token's user,
+    or without one (development mode) the client's address."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.user:
+        return f"user:{principal.user}"
+    return f"addr:{client_address(request, request.app[SETTINGS].forwarded_hops)}"
 
 
 async def send_to_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
     binary = request.content_type in MSGPACK_TYPES
-    body = await _read_body(request)
+    body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send the message as JSON or msgpack",
                          code="invalid_body")
-    seq = await run_call(queue.send(decode_body(body, binary)))
+    message = decode_body(body, binary)
+    _check_depth((message,), "the message")
+    seq = await run_call(queue.send(message))
     return _encode({"queued": True, "seq": seq}, binary)
 
 
 async def start_workflow(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    args, kwargs = _decode_call(await read_body(request), binary)
     if kwargs:
         raise BadRequest("workflows take positional arguments only", code="invalid_body")
+    _check_depth(args, f"{request.match_info['name']}: arguments")
     run_id = await run_call(ref.start_workflow(request.match_info["name"], *args))
     return _encode({"id": run_id}, binary)
 
@@ -99,12 +125,13 @@ async def redrive_queue(request: web.Request) -> web.Response:
     return _encode({"redriven": await run_call(queue.redrive())}, False)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_message_bytes
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"body larger than {limit} bytes", code="too_large", status=413)
-    return body
+def _check_depth(values: list | tuple, what: str) -> None:
+    """400 invalid_arguments if `values` nest deeper than an action's arguments may
+    (calls themselves are checked when they are made: CallAction)."""
+    try:
+        check_depth(values, what)
+    except InvalidArguments as exc:
+        raise BadRequest(exc.message, code=exc.code) from None
 
 
 def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:

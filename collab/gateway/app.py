@@ -33,6 +33,7 @@ from collab.gateway.keys import (
     ADDRESSES,
     CONNECTIONS,
     GATEKEEPER,
+    LOADS,
     PENDING_AUTH,
     REGISTRY,
     SETTINGS,
@@ -42,6 +43,7 @@ from collab.gateway.keys import (
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
 from collab.gateway.preauth import PendingAuth
+from collab.gateway.ratelimit import loads_per_address
 from collab.gateway.sockets import connection_state
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
@@ -158,6 +160,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[GATEKEEPER] = Gatekeeper(settings)
     app[ADDRESSES] = ConnectionsPerAddress(settings.max_connections_per_ip)
     app[PENDING_AUTH] = PendingAuth(settings.max_preauth_bytes)
+    app[LOADS] = loads_per_address(settings)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))

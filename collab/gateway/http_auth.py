@@ -14,10 +14,12 @@ from aiohttp import hdrs, web
 from collab.auth import Principal
 from collab.errors import Forbidden, Unauthorized
 from collab.gateway.access import MissingCredentials, require
-from collab.gateway.keys import AUTHENTICATED, GATEKEEPER
+from collab.gateway.keys import GATEKEEPER
 
 API_PREFIX = "/api/"
 BEARER = "bearer "
+#: Who an authenticated API request speaks for (absent in development mode).
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @web.middleware
@@ -31,7 +33,7 @@ async def http_auth(request: web.Request, handler):
         except MissingCredentials:
             raise Unauthorized("missing token: send Authorization: Bearer <jwt>") from None
         authorize(principal, request)
-        request[AUTHENTICATED] = True
+        request[PRINCIPAL] = principal
     return await handler(request)
 
 

@@ -10,6 +10,7 @@ from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.connection import Connection
 from collab.gateway.preauth import PendingAuth
 from collab.gateway.traffic import Traffic
+from collab.runtime.buckets import Meters
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 
@@ -20,6 +21,6 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)
+#: Actors woken per client address (gateway/ratelimit.py, `Loads`).
+LOADS = web.AppKey("loads", Meters)
 PENDING_AUTH = web.AppKey("pending_auth", PendingAuth)
-#: Set on a request whose credentials were checked and accepted (the HTTP API's).
-AUTHENTICATED = web.RequestKey("authenticated", bool)

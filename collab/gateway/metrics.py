@@ -104,6 +104,14 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_compactions", "Document logs folded into a snapshot since start.",
             value=system.compactions)
+        ignored = CounterMetricFamily(
+            "collab_awareness_ignored", "Awareness entries documents ignored since start, "
+            "by reason: 'foreign' (a client id another connection holds: a forgery or a "
+            "stale socket), 'crowded' (past a document's awareness bounds).",
+            labels=["reason"])
+        for reason, count in system.awareness_ignored.items():
+            ignored.add_metric([reason], count)
+        yield ignored
         stats = system.committer.stats
         yield CounterMetricFamily(
             "collab_commits", "Group-committed batches (store transactions) since start.",
@@ -113,6 +121,13 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_commit_failures", "Batches the store failed to commit since start.",
             value=stats.failures)
+        yield CounterMetricFamily(
+            "collab_commit_isolations", "Failed batches split to fail only the submissions "
+            "at fault (a row the store refused) since start.", value=stats.isolations)
+        yield GaugeMetricFamily(
+            "collab_unstored_ops", "Write operations whose commit failed, kept in memory "
+            "and written again before anything newer of their actor.",
+            value=sum(actor.writes.kept for actor in system.loaded()))
         yield GaugeMetricFamily(
             "collab_commit_pending_ops", "Write operations waiting for the next transaction.",
             value=system.committer.pending)

@@ -28,7 +28,8 @@ from http import HTTPStatus
 from aiohttp import web
 
 from collab.gateway.addresses import ConnectionsPerAddress, TooManyConnections
-from collab.gateway.keys import AUTHENTICATED, GATEKEEPER
+from collab.gateway.http_auth import PRINCIPAL
+from collab.gateway.keys import GATEKEEPER
 from collab.gateway.preauth import PendingAuth
 from collab.logs import Throttled
 
@@ -299,5 +300,5 @@ async def connection_state(request: web.Request, handler):
 
 
 def _close_unless_authenticated(request: web.Request, response: web.StreamResponse) -> None:
-    if request.app[GATEKEEPER].enabled and not request.get(AUTHENTICATED):
+    if request.app[GATEKEEPER].enabled and request.get(PRINCIPAL) is None:
         response.force_close()
