@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -36,6 +37,20 @@ async def http_get(port: int, path: str, headers: str = "") -> tuple[int, str, b
                   if line.lower().startswith("content-length:"))
     body = await reader.readexactly(length)
     return int(head.split()[1]), head, body, reader, writer
+
+
+async def limits(port: int) -> dict[str, float]:
+    """collab_connection_limits_total by reason, from /metrics (asked again while the
+    server still counts a connection just closed against the address's limit)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            status, _, body, _, writer = await http_get(port, "/metrics")
+            writer.close()
+            if status == 200:
+                break
+            await asyncio.sleep(0.05)
+    found = re.findall(r'collab_connection_limits_total\{reason="(\w+)"\} (\S+)', body.decode())
+    return {reason: float(value) for reason, value in found}
 
 
 async def healthz(port: int) -> int:
@@ -81,6 +96,8 @@ async def test_idle_connections_past_the_descriptor_limit(tmp_path):
                         max_files=MAX_FILES).start()
     try:
         await idle_flood(srv)
+        counted = await limits(srv.port)  # made room, or the deadline passed
+        assert counted["idle_closed"] + counted["header_timeout"] >= IDLE
     finally:
         assert srv.stop() == 0
 
@@ -127,6 +144,7 @@ async def test_the_per_address_limit_counts_every_socket(server_factory):
     assert "COLLAB_MAX_CONNECTIONS_PER_IP" in error["message"]
     idle.pop()[1].close()  # one gives its place back
     await until(lambda: _healthz_ok(srv.port))
+    assert (await limits(srv.port))["too_many_connections"] >= 1
     for _, writer in idle:
         writer.close()
 

@@ -167,6 +167,7 @@ class Listener(web.BaseSite):
         delay = min(2 * self._retry_delays.get(listening, ACCEPT_RETRY_MIN / 2),
                     ACCEPT_RETRY_MAX)
         self._retry_delays[listening] = delay
+        self.sockets.limited["accept_failed"] += 1
         evicted = self.sockets.evict(EVICT_ON_EMFILE) if exc.errno in _OUT_OF_RESOURCES else 0
         self._accept_errors.log(
             logging.ERROR, "cannot accept connections: %s (%d open; closed the %d idle "

@@ -23,7 +23,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from collab.gateway.keys import CONNECTIONS, REGISTRY, SYSTEM, TRAFFIC
+from collab.gateway.keys import CONNECTIONS, PENDING_AUTH, REGISTRY, SYSTEM, TRAFFIC
+from collab.gateway.sockets import LIMIT_REASONS, SOCKETS
 from collab.runtime.durable import Actor
 
 #: Upper bounds (seconds) of the persist-latency buckets. A group-committed batch
@@ -142,6 +143,19 @@ class ServerCollector:
         for endpoint in app[TRAFFIC].endpoints():
             gauge.add_metric([endpoint.endpoint], open_by_endpoint[endpoint.endpoint])
         yield gauge
+        sockets = app.get(SOCKETS)
+        if sockets is None:  # served by something else than collab's Listener (tests)
+            return
+        yield GaugeMetricFamily("collab_tcp_connections", "Open TCP connections, every kind "
+                                "(idle, HTTP, WebSocket).", value=sockets.open)
+        limits = CounterMetricFamily(
+            "collab_connection_limits", "Connections refused or closed by a connection limit "
+            "since start, and failed accepts, by reason (docs/operations.md).",
+            labels=["reason"])
+        for reason in LIMIT_REASONS:
+            limits.add_metric([reason], sockets.limited[reason])
+        limits.add_metric(["preauth_budget"], app[PENDING_AUTH].closed)
+        yield limits
 
     def _traffic(self, app: web.Application) -> Iterator[Metric]:
         families = {

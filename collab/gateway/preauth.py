@@ -54,6 +54,8 @@ class PendingAuth:
         #: Per connection waiting: [how to close it, bytes held for it].
         self._waiting: dict[Hashable, list[Any]] = {}
         self.held = 0
+        #: Connections closed since start to keep within the budget, or to make room.
+        self.closed = 0
         self._shed_log = Throttled(log)
 
     def __len__(self) -> int:
@@ -87,6 +89,7 @@ class PendingAuth:
         oldest = next(iter(self._waiting))
         evict, _ = self._waiting[oldest]
         self.leave(oldest)
+        self.closed += 1
         evict()
         return True
 
@@ -99,6 +102,7 @@ class PendingAuth:
                 self.leave(member)
                 evict()
                 closed += 1
+        self.closed += closed
         if closed:
             self._shed_log.log(logging.WARNING, "connections waiting to authenticate hold more "
                                "than %d bytes (COLLAB_MAX_PREAUTH_BYTES: unfinished request "

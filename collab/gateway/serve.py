@@ -21,7 +21,7 @@ from collab.gateway.drain import drain
 from collab.gateway.keys import PENDING_AUTH
 from collab.gateway.listener import Listener, connection_capacity, descriptor_limit
 from collab.gateway.preauth import PendingAuth
-from collab.gateway.sockets import Sockets
+from collab.gateway.sockets import SOCKETS, Sockets
 from collab.gateway.workers import EXIT_CANNOT_START, REUSE_PORT_ENV
 from collab.logs import ACCESS_LOG_FORMAT, announce
 from collab.runtime.registry import Registry
@@ -35,6 +35,7 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
     access = ({"access_log": logging.getLogger("aiohttp.access"),
                "access_log_format": ACCESS_LOG_FORMAT} if settings.access_log
               else {"access_log": None})
+    sockets = app[SOCKETS] = _sockets(settings, app[PENDING_AUTH])
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
                            keepalive_timeout=settings.keepalive_timeout, **access)
     try:
@@ -43,7 +44,7 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
         log.critical("cannot start: %s", exc)
         return EXIT_CANNOT_START
     # A worker of `collab serve --workers N` shares its port with its siblings.
-    site = Listener(runner, settings.host, settings.port, _sockets(settings, app[PENDING_AUTH]),
+    site = Listener(runner, settings.host, settings.port, sockets,
                     reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
     try:
         await site.start()

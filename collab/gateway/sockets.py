@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from enum import Enum
 from http import HTTPStatus
 
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 #: flood of refused connections must not hold descriptors.
 REFUSAL_LINGER = 1.0
 _HEAD_END = b"\r\n\r\n"
+#: Why a connection limit acted, for the metric collab_connection_limits_total: refused
+#: at accept (its address's limit; the process full with nothing idle), closed (idle,
+#: to make room; no head in time; a head too large), or an accept that failed.
+LIMIT_REASONS = ("too_many_connections", "full", "idle_closed", "header_timeout",
+                 "header_too_large", "accept_failed")
 
 
 class Admit(Enum):
@@ -64,6 +70,8 @@ class Sockets:
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
         self.open = 0
+        #: How often each limit acted since start, by LIMIT_REASONS.
+        self.limited: Counter[str] = Counter()
         #: Connections without a request in progress, the one idle longest first.
         self._idle: dict[Tracked, None] = {}
         self._full = Throttled(log)
@@ -79,6 +87,7 @@ class Sockets:
                            "(the process's descriptor limit leaves room for %d; raise it "
                            "with `ulimit -n`, or LimitNOFILE= under systemd)", self.open,
                            self.capacity)
+            self.limited["full"] += 1
             return Admit.DROP
         self.open += 1
         try:
@@ -87,6 +96,7 @@ class Sockets:
             self._too_many.log(logging.WARNING, "%s already holds %d connections, this "
                                "server's limit (COLLAB_MAX_CONNECTIONS_PER_IP): refusing more "
                                "with 429", address, self.per_address.limit)
+            self.limited["too_many_connections"] += 1
             return Admit.TOO_MANY
         return Admit.SERVE
 
@@ -112,7 +122,12 @@ class Sockets:
             del self._idle[conn]
             conn.evict()
             evicted += 1
+        self.limited["idle_closed"] += evicted
         return evicted
+
+
+#: The listening server's connections, when collab's own Listener serves the app.
+SOCKETS = web.AppKey("sockets", Sockets)
 
 
 class Tracked(asyncio.Protocol):
@@ -213,6 +228,7 @@ class Guard(Tracked):
                                        "(COLLAB_MAX_HEADER_BYTES): 431, closing", self.address,
                                        self.sockets.max_header_bytes)
             self._head_read()
+            self.sockets.limited["header_too_large"] += 1
             self.transport.write(canned_response(
                 HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
                 f"a request head is at most {self.sockets.max_header_bytes} bytes"))
@@ -242,6 +258,7 @@ class Guard(Tracked):
             self.sockets.bad_heads.log(logging.INFO, "%s: no request head within %g s "
                                        "(COLLAB_HEADER_TIMEOUT): closing", self.address,
                                        self.sockets.header_timeout)
+            self.sockets.limited["header_timeout"] += 1
             self.transport.close()
 
 
