@@ -20,6 +20,7 @@ import pytest
 
 from collab.config import DEFAULT_MAX_HEADER_BYTES, MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import CloseCode
+from collab.gateway.preauth import PREAUTH_SHED_MIN_BYTES, PendingAuth
 from collab.protocol.ywire import SyncUpdate
 from tests.nclient import NClient
 from tests.test_auth_gateway import SECRET, an_update, token, ws_base
@@ -268,3 +269,32 @@ async def test_thousands_of_honest_clients_at_once_are_all_let_in(secured):
         for ws in sockets:
             await ws.close()
     assert "COLLAB_MAX_PREAUTH_BYTES" not in secured.log()
+
+
+def test_the_budget_sheds_the_longest_waiting_that_hold_much():
+    big, small = PREAUTH_SHED_MIN_BYTES, 500
+    closed: list[str] = []
+    pending = PendingAuth(budget=3 * big + 2 * small)
+    for name in ("small-1", "big-1", "small-2", "big-2", "big-3"):
+        pending.enter(name, lambda name=name: closed.append(name))
+    for name in ("small-1", "small-2"):
+        pending.hold(name, small)
+    pending.hold("big-1", big)
+    pending.hold("big-2", big)
+    pending.hold("big-3", big)
+    assert closed == []  # exactly the budget
+    pending.hold("big-3", 1)  # one byte past it: the longest waiting big one goes
+    assert closed == ["big-1"] and pending.held == 2 * big + 2 * small + 1
+    pending.hold("small-2", big)  # now big itself, and waiting longer than big-2
+    assert closed == ["big-1", "small-2"]
+    assert pending.closed == 2 and len(pending) == 3
+    assert pending.evict_oldest() and closed[-1] == "small-1"  # to make room: any size
+
+
+def test_past_the_budget_small_ones_go_too_when_big_ones_are_not_enough():
+    closed: list[int] = []
+    pending = PendingAuth(budget=2_000)
+    for n in range(10):
+        pending.enter(n, lambda n=n: closed.append(n))
+        pending.hold(n, 300)  # each under the shedding threshold
+    assert closed == [0, 1, 2, 3] and pending.held == 1_800

@@ -13,10 +13,11 @@ All the bytes held for connections that have not authenticated (unfinished
 request heads, gateway/sockets.py; unfinished auth messages) count against one
 budget, COLLAB_MAX_PREAUTH_BYTES. Past it, the connection that has waited
 longest while holding at least PREAUTH_SHED_MIN_BYTES is closed (a `/ws` socket
-with 1013, try again later), until the total fits again. An honest client holds
-next to nothing while it waits (its head and auth message arrive whole and are
-read at once), so a reconnect storm of thousands is never shed; a flood of
-half-sent frames and heads is.
+with 1013, try again later), until the total fits again (if those are not
+enough, the longest waiting of any size). An honest client holds next to nothing
+while it waits (its head and auth message arrive whole and are read at once), so
+a reconnect storm of thousands is never shed; a flood of half-sent frames and
+heads is.
 """
 
 from __future__ import annotations
@@ -94,14 +95,17 @@ class PendingAuth:
         return True
 
     def _shed(self) -> None:
+        """Close the longest waiting of those holding PREAUTH_SHED_MIN_BYTES or more until
+        the total fits; if those are not enough, the longest waiting of any size."""
         closed = 0
-        for member, (evict, size) in list(self._waiting.items()):
-            if self.held <= self.budget:
-                break
-            if size >= PREAUTH_SHED_MIN_BYTES:
-                self.leave(member)
-                evict()
-                closed += 1
+        for least in (PREAUTH_SHED_MIN_BYTES, 0):
+            for member, (evict, size) in list(self._waiting.items()):
+                if self.held <= self.budget:
+                    break
+                if size >= least and member in self._waiting:
+                    self.leave(member)
+                    evict()
+                    closed += 1
         self.closed += closed
         if closed:
             self._shed_log.log(logging.WARNING, "connections waiting to authenticate hold more "
