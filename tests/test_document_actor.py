@@ -12,7 +12,7 @@ from collab.errors import ShuttingDown
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
 from collab.storage.commit import GroupCommitter
-from tests.waits import TIMEOUT
+from tests.waits import TIMEOUT, until
 from tests.yclient import Editor
 
 
@@ -67,10 +67,9 @@ async def test_a_live_document_compacts_every_time_its_log_grows(tmp_path):
     try:
         for round_ in range(1, 4):
             for i in range(6):
-                await ask(system, lambda r, u=editor.type(f"<{round_}.{i}>"): ApplyUpdate(u, r))
-            async with asyncio.timeout(TIMEOUT):
-                while system.compactions < round_:
-                    await asyncio.sleep(0.01)
+                update = editor.type(f"<{round_}.{i}>")
+                await ask(system, lambda r, u=update: ApplyUpdate(u, r))
+            await until(lambda n=round_: system.compactions >= n)
         assert system.compactions >= 3
     finally:
         await system.stop_all()
