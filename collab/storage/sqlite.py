@@ -153,7 +153,9 @@ class SQLiteStore(Store):
             self._writer_thread = None
 
     async def migrate(self) -> int:
-        return await self.in_writer(_migrate)
+        # Patiently: two processes opening one new file at once both migrate, and
+        # the second must wait for the first's transaction, not fail.
+        return await self.in_writer(lambda conn: _patiently(conn, _migrate))
 
     async def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Every row of one read on the reader connection."""
@@ -430,11 +432,18 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def _write_patiently(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     """`_write` with the busy timeout, for the writer thread when the lock is taken."""
+    _patiently(conn, lambda c: _write(c, ops))
+
+
+def _patiently(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` waiting up to BUSY_TIMEOUT_MS for another process's lock (inline
+    commits run with no wait at all); for the writer thread."""
+    before = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     try:
-        _write(conn, ops)
+        return fn(conn)
     finally:
-        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
