@@ -62,6 +62,10 @@ MAX_PREAUTH_MESSAGE_BYTES = 64 * 1024
 #: or a byte at a time, holds a descriptor until then. Generous for a slow mobile link;
 #: nginx's client_header_timeout is 60 s, Go servers commonly set 5-10 s.
 DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds a request's body may take to arrive once its head is in. A body of the
+#: largest size (COLLAB_MAX_MESSAGE_BYTES, 8 MiB) needs 67 s at 1 Mbit/s; a client
+#: slower than that is holding a connection and a buffer, not uploading.
+DEFAULT_BODY_TIMEOUT = 120.0
 #: Seconds an HTTP connection may sit idle between requests before it is closed (it
 #: also bounds a later request's head). aiohttp's own default is 3,630 s. Longer than
 #: the 60 s idle timeout of common load balancers (AWS ALB): they must close first, or
@@ -178,6 +182,7 @@ class Settings:
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     max_preauth_bytes: int = DEFAULT_MAX_PREAUTH_BYTES
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
@@ -231,6 +236,7 @@ class Settings:
             "auth_timeout": _float(env, "COLLAB_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT),
             "max_preauth_bytes": _int(env, "COLLAB_MAX_PREAUTH_BYTES", DEFAULT_MAX_PREAUTH_BYTES),
             "header_timeout": _float(env, "COLLAB_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+            "body_timeout": _float(env, "COLLAB_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
             "keepalive_timeout": _float(env, "COLLAB_KEEPALIVE_TIMEOUT",
                                         DEFAULT_KEEPALIVE_TIMEOUT),
             "max_header_bytes": _int(env, "COLLAB_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES),
@@ -274,7 +280,8 @@ class Settings:
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
                      "auth_timeout", "max_awareness_bytes", "rate_limit_grace",
-                     "header_timeout", "keepalive_timeout", "max_header_bytes"):
+                     "header_timeout", "body_timeout", "keepalive_timeout",
+                     "max_header_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",

@@ -6,7 +6,10 @@ the admin API all read their bodies the same way."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +19,7 @@ from pycrdt import Doc, Text
 
 from tests.serverproc import ServerProcess
 from tests.test_revocations import AUTH_ENV, a_user, token
+from tests.waits import TIMEOUT
 
 #: A limit well under the default (8 MiB), so bodies over it stay cheap to send.
 LIMIT = 3 * 1024 * 1024
@@ -153,3 +157,25 @@ async def test_chunked_admin_bodies_over_the_limit_are_refused_and_change_nothin
         assert resp.status == 200, await resp.text()
     assert stored_rows(auth_srv, "revocations", "user_id = ?", user) == 0
     assert stored_rows(auth_srv, "user_limits", "user_id = ?", user) == 0
+
+
+async def test_a_body_that_stops_arriving_is_a_408_and_nothing_is_applied(tmp_path):
+    """A client that sends its head and part of its body, then nothing, is answered
+    408 `body_timeout` after COLLAB_BODY_TIMEOUT; nothing of it is applied."""
+    with ServerProcess(tmp_path / "slow.db", env={"COLLAB_BODY_TIMEOUT": "1"}) as slow:
+        update = Doc()
+        update.get("body", type=Text).insert(0, "never whole")
+        data = update.get_update()
+        reader, writer = await asyncio.open_connection("127.0.0.1", slow.port)
+        writer.write(b"POST /api/docs/slow/update HTTP/1.1\r\nHost: x\r\n"
+                     + f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:5])
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 408"), head
+        length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+        body = await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
+        writer.close()
+        await writer.wait_closed()
+        assert json.loads(body)["error"]["code"] == "body_timeout"
+        rows = sqlite3.connect(slow.db_path).execute("SELECT COUNT(*) FROM doc_updates")
+        assert rows.fetchone() == (0,)

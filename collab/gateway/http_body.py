@@ -6,6 +6,7 @@ that is not valid Unicode: a lone surrogate no store can hold) is one clear 400.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -21,17 +22,24 @@ async def read_body(request: web.Request) -> bytes:
     """The whole body of `request` (b"" if it has none), at most the server's
     `max_message_bytes`. Raises BadRequest (413 too_large) as soon as the body is
     known to be larger (by its Content-Length, or once that many bytes have come
-    in): nothing past the limit is buffered, and no part of the body is returned."""
-    limit = request.app[SETTINGS].max_message_bytes
+    in): nothing past the limit is buffered, and no part of the body is returned.
+    A body still arriving after COLLAB_BODY_TIMEOUT is 408 `body_timeout`."""
+    settings = request.app[SETTINGS]
+    limit = settings.max_message_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     body = bytearray()
-    # readany() gives whatever has arrived; read(n) would too, which is why a loop
-    # to the end of the stream is the only way to get a whole body.
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            # readany() gives whatever has arrived; read(n) would too, which is why a
+            # loop to the end of the stream is the only way to get a whole body.
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+    except TimeoutError:
+        raise BadRequest(f"the body did not arrive within {settings.body_timeout:g} s "
+                         "(COLLAB_BODY_TIMEOUT)", code="body_timeout", status=408) from None
     return bytes(body)
 
 

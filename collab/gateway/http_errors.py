@@ -17,6 +17,10 @@ from collab.errors import (
 
 log = logging.getLogger(__name__)
 
+#: Refusals that leave part of the request's body unread (too large, too slow): the
+#: connection closes after the answer rather than wait for the rest.
+BODY_LEFT_UNREAD = (408, 413)
+
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -27,7 +31,10 @@ async def json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except BadRequest as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status in BODY_LEFT_UNREAD:
+            response.force_close()  # what is left of the body must not be read as a request
+        return response
     except RemoteProtocolError as exc:
         return error_response(exc.status, exc.code, exc.message)
     except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess, ClusterUnavailable) as exc:
