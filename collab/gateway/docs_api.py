@@ -11,7 +11,7 @@ import asyncio
 
 from aiohttp import web
 
-from collab.actors.document import ApplyUpdate, Document, Read
+from collab.actors.document import ApplyUpdate, Document, Export, Read
 from collab.actors.ydoc import SHARED_TYPES, json_view
 from collab.errors import BadRequest
 from collab.gateway.keys import SETTINGS, SYSTEM
@@ -28,7 +28,7 @@ async def get_doc(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
     fmt = request.query.get("format", "yjs")
     if fmt == "yjs":
-        state = await _ask(request, name, lambda reply: Read(lambda doc: doc.get_update(), reply))
+        state = await _ask(request, name, Export)
         return web.Response(body=state, content_type="application/octet-stream")
     if fmt != "json":
         raise BadRequest("format must be 'yjs' or 'json'", code="invalid_format")
