@@ -42,12 +42,12 @@ def merge_many(updates: list[bytes]) -> bytes:
 
 
 def merge_as_written(updates: list[bytes], writers: WriterBytes) -> bytes:
-    """One update carrying all of `updates` (at least one), its embedded objects as
-    their writers encoded them: a single update is returned as it is; several are
-    merged by pycrdt, then given back the bytes `writers` remembers."""
-    if len(updates) == 1:
-        return updates[0]
-    return writers.restore(merge_many(updates))
+    """One update carrying all of `updates` (at least one, each noted in `writers`),
+    its embedded objects as their writers encoded them: one update as it is; several
+    holding objects concatenated struct by struct; others merged by pycrdt and given
+    back the bytes `writers` remembers."""
+    merged = writers.concatenate(updates)
+    return merged if merged is not None else writers.restore(merge_many(updates))
 
 
 def warm_up() -> None:
@@ -72,10 +72,12 @@ def doc_from_storage(stored: StoredDocument) -> Doc:
 
 def writers_from_storage(stored: StoredDocument) -> WriterBytes:
     """The writers' encodings of the embedded objects in snapshot + log (the
-    snapshot holds them as their writers encoded them: see `WriterBytes`)."""
+    snapshot holds them as their writers encoded them: see `compacted_snapshot`)."""
     writers = WriterBytes()
-    for part in _stored_parts(stored):
-        writers.note(part)
+    if stored.snapshot:
+        writers.remember(stored.snapshot, verified=True)
+    for _, row in stored.updates:
+        writers.remember(row)
     return writers
 
 
@@ -96,34 +98,29 @@ def compacted_snapshot(
     With `writers` (the document's), embedded objects are stored as their writers
     encoded them, and `writers` forgets those the snapshot no longer holds.
     """
-    result = _compacted(gc_update, doc_state, snapshot, rows)
-    if writers is not None:
-        result = writers.restore(result)
-        writers.forget_absent(result, decode_state_vector(doc_state))
-    return result
-
-
-def _compacted(
-    gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes]
-) -> bytes:
     parts = ([snapshot] if snapshot else []) + list(rows)
     if not parts:
-        return gc_update
-    merged = merge_many(parts)
-    missing = get_update(merged, doc_state)
-    compact = merge_updates(gc_update, missing)
-    if _reads_back(compact, gc_update):
-        return compact
-    # Some corrupt updates that yrs accepts (an item whose origin is its own
-    # client's later clock) integrate differently once re-encoded: the compact form
-    # would change the text. The stored parts merged replay exactly as the live doc.
-    return merged
+        result = gc_update
+    else:
+        merged = merge_many(parts)
+        missing = get_update(merged, doc_state)
+        compact = merge_updates(gc_update, missing)
+        # Some corrupt updates that yrs accepts (an item whose origin is its own
+        # client's later clock) integrate differently once re-encoded: the compact
+        # form would change the text. The stored parts merged replay exactly as the
+        # live doc.
+        result = compact if _reads_back(compact, gc_update, writers) else merged
+    if writers is None:
+        return result
+    return writers.restore_snapshot(result, decode_state_vector(doc_state))
 
 
-def _reads_back(snapshot: bytes, gc_update: bytes) -> bool:
+def _reads_back(snapshot: bytes, gc_update: bytes, writers: WriterBytes | None) -> bool:
     """True if a doc built from `snapshot` encodes as `gc_update` (the live doc), but
     for the key order of embedded objects: pycrdt lists those in a random order in
-    each Doc, so a byte compare would refuse every document holding one."""
+    each Doc, so a byte compare would refuse every document holding one. With
+    `writers`, both encodings are compared restored (cheaper than comparing values;
+    a value it could not restore makes them differ, which errs on the safe side)."""
     doc = Doc()
     try:
         doc.apply_update(snapshot)
@@ -131,6 +128,8 @@ def _reads_back(snapshot: bytes, gc_update: bytes) -> bool:
         if isinstance(exc, ValueError) or is_panic(exc):
             return False
         raise
+    if writers is not None:
+        return writers.restore(doc.get_update()) == writers.restore(gc_update)
     return same_update(doc.get_update(), gc_update)
 
 

@@ -11,253 +11,39 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
-from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any
 
+from collab.protocol.yupdate import (
+    ANY_ARRAY,
+    ANY_BIGINT,
+    ANY_BYTES,
+    ANY_FALSE,
+    ANY_FLOAT32,
+    ANY_FLOAT64,
+    ANY_INT,
+    ANY_NULL,
+    ANY_OBJECT,
+    ANY_STRING,
+    ANY_TRUE,
+    ANY_UNDEFINED,
+    ContentRef,
+    EmbeddedValue,
+    Layout,
+    UpdateFormatError,
+    concatenate,
+    embedded_values,
+    read_layout,
+    read_uint,
+    skip_any,
+)
 
-class UpdateFormatError(ValueError):
-    """The bytes are not a Yjs v1 update this module can walk."""
-
-
-class ContentRef(IntEnum):
-    """The low 5 bits of a struct's info byte (Yjs src/structs/Item.js `contentRefs`)."""
-
-    GC = 0
-    DELETED = 1
-    JSON = 2
-    BINARY = 3
-    STRING = 4
-    EMBED = 5
-    FORMAT = 6
-    TYPE = 7
-    ANY = 8
-    DOC = 9
-    SKIP = 10
-
-
-#: Type refs (Yjs ContentType `typeRefs`) whose encoding carries a name: an XML
-#: element's node name, an XML hook's hook name.
-NAMED_TYPE_REFS = frozenset({3, 5})
-#: Info byte flags (Yjs Item.write): origin present, right origin present, parentSub present.
-HAS_ORIGIN, HAS_RIGHT_ORIGIN, HAS_PARENT_SUB = 0x80, 0x40, 0x20
-#: lib0 `writeAny` tags (127 - index in lib0's readAnyLookupTable).
-ANY_UNDEFINED, ANY_NULL, ANY_INT, ANY_FLOAT32, ANY_FLOAT64, ANY_BIGINT = (
-    127, 126, 125, 124, 123, 122)
-ANY_FALSE, ANY_TRUE, ANY_STRING, ANY_OBJECT, ANY_ARRAY, ANY_BYTES = 121, 120, 119, 118, 117, 116
 #: Nesting past this many levels is not compared: such a value keeps pycrdt's bytes.
 #: (Python's own recursion limit is 1,000; yrs accepts deeper values.)
 MAX_COMPARE_DEPTH = 200
 #: How close two JSON numbers must be to count as one value (relative): yrs prints
 #: floats with up to one unit off in the 16th significant digit.
 JSON_FLOAT_TOLERANCE = 1e-12
-
-
-class EmbeddedValue(NamedTuple):
-    """One embedded value: update[start:end] encodes the value at ID (client, clock).
-
-    For ANY the span is one lib0 Any; for EMBED and FORMAT it is the varString
-    holding the JSON text (length prefix included). `reorderable` is true when its
-    encoding holds an object with two keys or more: the values whose bytes a
-    re-encoding can change.
-    """
-
-    client: int
-    clock: int
-    kind: ContentRef
-    start: int
-    end: int
-    reorderable: bool
-
-
-# -- walking structs -------------------------------------------------------------
-
-
-def _uint(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    value, shift = byte & 0x7F, 7
-    while True:
-        pos += 1
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos + 1
-        shift += 7
-        if shift > 70:
-            raise UpdateFormatError("varUint too long")
-
-
-#: Skip two or four varUints (one or two IDs) in one regex match: an item's origins
-#: are IDs whose client part is usually a 5-byte varUint, and decoding them byte by
-#: byte in Python was two thirds of the walk.
-_ONE_ID = re.compile(rb"(?:[\x80-\xff]*[\x00-\x7f]){2}")
-_TWO_IDS = re.compile(rb"(?:[\x80-\xff]*[\x00-\x7f]){4}")
-
-
-def _skip_string(data: bytes, pos: int) -> int:
-    length, pos = _uint(data, pos)
-    return pos + length
-
-
-def _skip_any(data: bytes, pos: int) -> tuple[int, bool]:
-    """Skip one lib0 Any at `pos`; returns (end, holds an object of 2+ keys).
-    Iterative, so any nesting depth is walked."""
-    reorderable = False
-    remaining, in_object = 1, False  # values left in the open container; is it an object
-    outer: list[tuple[int, bool]] = []  # the same for the containers around it
-    while True:
-        if not remaining:
-            if not outer:
-                return pos, reorderable
-            remaining, in_object = outer.pop()
-            continue
-        remaining -= 1
-        if in_object:  # a key precedes each value: a varString, usually short
-            length = data[pos]
-            pos = pos + 1 + length if length < 0x80 else _skip_string(data, pos)
-        tag = data[pos]
-        pos += 1
-        if tag == ANY_STRING:
-            length = data[pos]
-            pos = pos + 1 + length if length < 0x80 else _skip_string(data, pos)
-        elif tag == ANY_INT:
-            while data[pos] >= 0x80:
-                pos += 1
-            pos += 1
-        elif tag == ANY_OBJECT or tag == ANY_ARRAY:
-            count, pos = _uint(data, pos)
-            if tag == ANY_OBJECT and count > 1:
-                reorderable = True
-            outer.append((remaining, in_object))
-            remaining, in_object = count, tag == ANY_OBJECT
-        elif tag == ANY_FLOAT64 or tag == ANY_BIGINT:
-            pos += 8
-        elif tag == ANY_FLOAT32:
-            pos += 4
-        elif tag == ANY_BYTES:
-            pos = _skip_string(data, pos)
-        elif tag < ANY_BYTES:
-            raise UpdateFormatError(f"unknown Any tag {tag}")
-
-
-def _utf16_length(raw: bytes) -> int:
-    """A ContentString's length in clock ticks: UTF-16 code units, as Yjs counts."""
-    if raw.isascii():
-        return len(raw)
-    try:
-        return len(raw.decode("utf-8").encode("utf-16-le")) // 2
-    except UnicodeDecodeError as exc:
-        raise UpdateFormatError("string is not valid UTF-8") from exc
-
-
-def embedded_values(update: bytes) -> list[EmbeddedValue]:
-    """Every embedded JSON value of `update`, in the order they are encoded.
-
-    Walks the struct section only (the delete set that follows is not read).
-    Raises UpdateFormatError for bytes it cannot walk: truncated structs, content
-    or Any tags Yjs does not define.
-    """
-    data = update
-    values: list[EmbeddedValue] = []
-    skip_one_id, skip_two_ids = _ONE_ID.match, _TWO_IDS.match
-    try:
-        clients, pos = _uint(data, 0)
-        for _ in range(clients):
-            structs, pos = _uint(data, pos)
-            client, pos = _uint(data, pos)
-            clock, pos = _uint(data, pos)
-            for _ in range(structs):
-                info = data[pos]
-                pos += 1
-                ref = info & 0x1F
-                if ref == ContentRef.GC or ref == ContentRef.SKIP:
-                    length, pos = _uint(data, pos)
-                    clock += length
-                    continue
-                # The item's header: its origins (two IDs of two varUints each), or its parent.
-                if info & HAS_ORIGIN and info & HAS_RIGHT_ORIGIN:
-                    pos = skip_two_ids(data, pos).end()
-                elif info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN):
-                    pos = skip_one_id(data, pos).end()
-                else:
-                    pos = _skip_parent(data, pos, info)
-                if ref == ContentRef.STRING:  # the common case, inlined
-                    length = data[pos]
-                    if length < 0x80:
-                        pos += 1
-                    else:
-                        length, pos = _uint(data, pos)
-                    end = pos + length
-                    raw = data[pos:end]
-                    clock += length if raw.isascii() else _utf16_length(raw)
-                    pos = end
-                    continue
-                pos, length = _walk_content(data, pos, ref, client, clock, values)
-                clock += length
-    except (IndexError, AttributeError):  # AttributeError: a skip found no match
-        raise UpdateFormatError("truncated update") from None
-    if pos > len(data):
-        raise UpdateFormatError("truncated update")
-    return values
-
-
-def _skip_parent(data: bytes, pos: int, info: int) -> int:
-    """Skip the parent (and parentSub) of an item that has no origins."""
-    parent_is_root_key, pos = _uint(data, pos)
-    if parent_is_root_key == 1:
-        pos = _skip_string(data, pos)
-    else:
-        pos = _uint(data, _uint(data, pos)[1])[1]  # the parent type's item ID
-    if info & HAS_PARENT_SUB:
-        pos = _skip_string(data, pos)
-    return pos
-
-
-def _walk_content(data: bytes, pos: int, ref: int, client: int, clock: int,
-                  values: list[EmbeddedValue]) -> tuple[int, int]:
-    """Skip one item's content, noting its embedded values; returns (end, clock length)."""
-    if ref == ContentRef.STRING:
-        length, pos = _uint(data, pos)
-        end = pos + length
-        return end, _utf16_length(data[pos:end])
-    if ref == ContentRef.ANY:
-        count, pos = _uint(data, pos)
-        for i in range(count):
-            end, reorderable = _skip_any(data, pos)
-            values.append(EmbeddedValue(client, clock + i, ContentRef.ANY, pos, end, reorderable))
-            pos = end
-        return pos, count
-    if ref == ContentRef.DELETED:
-        length, pos = _uint(data, pos)
-        return pos, length
-    if ref == ContentRef.FORMAT or ref == ContentRef.EMBED:
-        if ref == ContentRef.FORMAT:
-            pos = _skip_string(data, pos)  # the attribute's name
-        end = _skip_string(data, pos)
-        text = data[pos:end]
-        values.append(EmbeddedValue(client, clock, ContentRef(ref), pos, end,
-                                    b"{" in text and b"," in text))
-        return end, 1
-    if ref == ContentRef.TYPE:
-        type_ref, pos = _uint(data, pos)
-        if type_ref in NAMED_TYPE_REFS:
-            pos = _skip_string(data, pos)
-        elif type_ref > 6:
-            raise UpdateFormatError(f"unknown type ref {type_ref}")
-        return pos, 1
-    if ref == ContentRef.BINARY:
-        return _skip_string(data, pos), 1
-    if ref == ContentRef.JSON:
-        count, pos = _uint(data, pos)
-        for _ in range(count):
-            pos = _skip_string(data, pos)
-        return pos, count
-    if ref == ContentRef.DOC:
-        return _skip_any(data, _skip_string(data, pos))[0], 1
-    raise UpdateFormatError(f"unknown content ref {ref}")
 
 
 # -- comparing values --------------------------------------------------------------
@@ -279,7 +65,7 @@ def _read_any(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     tag = data[pos]
     pos += 1
     if tag == ANY_STRING:
-        length, pos = _uint(data, pos)
+        length, pos = read_uint(data, pos)
         return ("s", data[pos:pos + length]), pos + length
     if tag == ANY_INT:
         byte = data[pos]
@@ -295,7 +81,7 @@ def _read_any(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
             return ("n", _FLOAT64.unpack_from(data, pos)[0]), pos + 8
         return ("n", _FLOAT32.unpack_from(data, pos)[0]), pos + 4
     if tag == ANY_OBJECT or tag == ANY_ARRAY:
-        count, pos = _uint(data, pos)
+        count, pos = read_uint(data, pos)
         if tag == ANY_ARRAY:
             items = []
             for _ in range(count):
@@ -304,14 +90,14 @@ def _read_any(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
             return ("a", tuple(items)), pos
         entries = {}
         for _ in range(count):
-            length, pos = _uint(data, pos)
+            length, pos = read_uint(data, pos)
             key = data[pos:pos + length]
             entries[key], pos = _read_any(data, pos + length, depth + 1)
         return ("o", tuple(sorted(entries.items()))), pos
     if tag == ANY_BIGINT:
         return ("b", int.from_bytes(data[pos:pos + 8], "big", signed=True)), pos + 8
     if tag == ANY_BYTES:
-        length, pos = _uint(data, pos)
+        length, pos = read_uint(data, pos)
         return ("y", data[pos:pos + length]), pos + length
     if tag in (ANY_UNDEFINED, ANY_NULL, ANY_TRUE, ANY_FALSE):
         return ("c", tag), pos
@@ -349,6 +135,76 @@ def _json_equal(a: Any, b: Any) -> bool:
     return a[1] == b[1]
 
 
+def _object_entries(span: bytes) -> dict[bytes, bytes]:
+    """An encoded Any object's entries, {key: the value's bytes} (a repeated key:
+    the last one, as yrs and JavaScript read it). Raises IndexError or
+    UpdateFormatError if `span` is not exactly one object."""
+    count, pos = read_uint(span, 1)
+    entries = {}
+    for _ in range(count):
+        length = span[pos]
+        if length < 0x80:
+            pos += 1
+        else:
+            length, pos = read_uint(span, pos)
+        key = span[pos:pos + length]
+        start = pos = pos + length
+        tag = span[pos]  # the common scalars inline, containers walked
+        if tag == ANY_STRING and span[pos + 1] < 0x80:
+            pos += 2 + span[pos + 1]
+        elif tag == ANY_INT:
+            pos += 1
+            while span[pos] >= 0x80:
+                pos += 1
+            pos += 1
+        elif tag == ANY_FLOAT64 or tag == ANY_BIGINT:
+            pos += 9
+        elif tag == ANY_TRUE or tag == ANY_FALSE or tag == ANY_NULL or tag == ANY_UNDEFINED:
+            pos += 1
+        elif tag == ANY_FLOAT32:
+            pos += 5
+        else:
+            pos = skip_any(span, pos)[0]
+        entries[key] = span[start:pos]
+    if pos != len(span):
+        raise UpdateFormatError("not one object")
+    return entries
+
+
+def _array_items(span: bytes) -> list[bytes]:
+    count, pos = read_uint(span, 1)
+    items = []
+    for _ in range(count):
+        start, pos = pos, skip_any(span, pos)[0]
+        items.append(span[start:pos])
+    if pos != len(span):
+        raise UpdateFormatError("not one array")
+    return items
+
+
+def _same_any(a: bytes, b: bytes, depth: int) -> bool:
+    """Whether two encoded Any values are one value, objects in any key order. Walks
+    entry by entry and compares bytes wherever they are equal (for a reordered flat
+    object: every value), so it decodes next to nothing."""
+    if a == b:
+        return True
+    if depth > MAX_COMPARE_DEPTH:
+        raise _TooDeep
+    tag = a[0]
+    if tag == ANY_OBJECT and b[0] == ANY_OBJECT:
+        entries_a, entries_b = _object_entries(a), _object_entries(b)
+        return entries_a == entries_b or (entries_a.keys() == entries_b.keys() and all(
+            _same_any(value, entries_b[key], depth + 1) for key, value in entries_a.items()))
+    if tag == ANY_ARRAY and b[0] == ANY_ARRAY:
+        items_a, items_b = _array_items(a), _array_items(b)
+        return len(items_a) == len(items_b) and all(
+            _same_any(x, y, depth + 1) for x, y in zip(items_a, items_b, strict=True))
+    # Scalars in other bytes: one number in two widths, or two values.
+    value_a, end_a = _read_any(a, 0, depth)
+    value_b, end_b = _read_any(b, 0, depth)
+    return end_a == len(a) and end_b == len(b) and value_a == value_b
+
+
 def same_value(kind: ContentRef, a: bytes, b: bytes) -> bool:
     """Whether two encodings (spans as `embedded_values` gives them) hold one value:
     objects compare regardless of key order. False for anything it cannot read."""
@@ -356,13 +212,11 @@ def same_value(kind: ContentRef, a: bytes, b: bytes) -> bool:
         return True
     try:
         if kind == ContentRef.ANY:
-            value_a, end_a = _read_any(a, 0, 0)
-            value_b, end_b = _read_any(b, 0, 0)
-            return end_a == len(a) and end_b == len(b) and value_a == value_b
-        text_a, text_b = (data[_uint(data, 0)[1]:] for data in (a, b))
+            return _same_any(a, b, 0)
+        text_a, text_b = (data[read_uint(data, 0)[1]:] for data in (a, b))
         return _json_equal(_comparable_json(json.loads(text_a)),
                            _comparable_json(json.loads(text_b)))
-    # (JSONDecodeError is a ValueError.)
+    # (JSONDecodeError is a ValueError; UpdateFormatError too.)
     except (IndexError, ValueError, OverflowError, RecursionError, _TooDeep, struct.error):
         return False
 
@@ -403,48 +257,111 @@ class WriterBytes:
 
     An ID's content never changes in Yjs, so the first encoding seen for an ID is
     its writer's. Memory: about the size of those values again (only values holding
-    an object of 2+ keys are kept), until `forget_absent` drops deleted ones.
+    an object of 2+ keys are kept), until `restore_snapshot` drops deleted ones.
     """
 
-    __slots__ = ("_by_client", "_checked", "values")
+    __slots__ = ("_by_client", "_checked", "_drain", "values")
 
     def __init__(self) -> None:
         self._by_client: dict[int, dict[int, bytes]] = {}
-        #: IDs whose remembered bytes were once found to hold the value pycrdt has:
-        #: never compared again (an integrated ID's content does not change).
-        self._checked: dict[int, set[int]] = {}
+        #: Values whose remembered bytes were once found to hold the value pycrdt has,
+        #: in as many bytes, {client: {clock: length}}: never compared again (an
+        #: integrated ID's content does not change), and stepped over by length.
+        self._checked: dict[int, dict[int, int]] = {}
+        #: Layouts of the updates noted since the last `concatenate`, by update.
+        self._drain: dict[bytes, Layout] = {}
         self.values = 0  # how many are remembered
 
-    def note(self, update: bytes) -> None:
+    def remember(self, update: bytes, verified: bool = False) -> Layout | None:
         """Remember the reorderable values of an update the document accepted.
-        An update this module cannot walk is skipped: its values keep pycrdt's bytes."""
+        Returns the update's layout if it holds any, else None. An update this
+        module cannot walk is skipped: its values keep pycrdt's bytes.
+
+        `verified`: the update is a snapshot `restore_snapshot` wrote, whose values
+        hold what pycrdt holds (checked then, or pycrdt's own bytes): they need no
+        check on their first `restore`."""
         if not may_hold_objects(update):
-            return
+            return None
         try:
-            found = embedded_values(update)
+            layout = read_layout(update)
         except UpdateFormatError:
-            return
-        for value in found:
+            return None
+        found = False
+        for value in layout.values:
             if value.reorderable:
+                found = True
                 clocks = self._by_client.setdefault(value.client, {})
                 if value.clock not in clocks:
                     clocks[value.clock] = update[value.start:value.end]
                     self.values += 1
+                    if verified and value.kind == ContentRef.ANY:
+                        self._checked.setdefault(value.client, {})[value.clock] = \
+                            value.end - value.start
+        return layout if found else None
+
+    def note(self, update: bytes) -> None:
+        """`remember`, and keep the layout of an update holding objects for the
+        broadcast that `concatenate` builds when the mailbox drain ends."""
+        layout = self.remember(update)
+        if layout is not None:
+            self._drain[update] = layout
+
+    def concatenate(self, updates: list[bytes]) -> bytes | None:
+        """One drain's updates (all noted, at least one) as one update: a single one
+        as it is; several that hold objects concatenated struct by struct, so each
+        keeps its writer's bytes (no re-encoding, nothing to restore). None when
+        pycrdt should merge them: none holds an object (its merge is faster), or two
+        overlap, or one cannot be walked. Forgets the drain's layouts either way."""
+        layouts, self._drain = self._drain, {}
+        if len(updates) == 1:
+            return updates[0]
+        if not layouts:
+            return None
+        try:
+            return concatenate([(update, layouts.get(update) or read_layout(update))
+                                for update in updates])
+        except UpdateFormatError:
+            return None
 
     def restore(self, update: bytes) -> bytes:
         """`update` (as pycrdt encoded it) with each remembered value spliced back in
         its writer's bytes. A value whose remembered bytes do not hold the same value
         (a forged duplicate ID) keeps pycrdt's bytes; so does an update this module
-        cannot walk. The result decodes to exactly the same document."""
+        cannot walk. The result decodes to the same document."""
+        return self._restore(update)[0]
+
+    def _restore(self, update: bytes) -> tuple[bytes, list[EmbeddedValue] | None]:
+        """`restore`, and the values of `update` it walked (None if it did not)."""
         if not self.values or not may_hold_objects(update):
-            return update
+            return update, None
+        if self._checked:
+            try:
+                return self._splice(update, self._checked)
+            except _OutOfStep:
+                # A length it stepped by was wrong (a value pycrdt encodes in another
+                # length than when it was checked): check everything again.
+                self._checked = {}
         try:
-            found = embedded_values(update)
+            return self._splice(update, self._checked)
+        except _OutOfStep:
+            return update, None
+
+    def _splice(self, update: bytes,
+                checked: dict[int, dict[int, int]]) -> tuple[bytes, list[EmbeddedValue] | None]:
+        """Walk `update` stepping over `checked` values by length, and splice the
+        writers' bytes in. Raises _OutOfStep if a step landed wrong."""
+        try:
+            layout = read_layout(update, checked)
+            if checked:  # values were stepped over by length: was every step right?
+                _check_delete_set(update, layout.delete_set)
         except UpdateFormatError:
-            return update
+            if checked:
+                raise _OutOfStep from None
+            return update, None
+        found = layout.values
         pieces: list[bytes] = []
         last = 0
-        by_client, checked = self._by_client, self._checked
+        by_client = self._by_client
         for value in found:
             if not value.reorderable:
                 continue
@@ -454,27 +371,35 @@ class WriterBytes:
             ours = update[value.start:value.end]
             if writer == ours:
                 continue
-            if value.clock not in checked.get(value.client, _NOTHING):
-                if not same_value(value.kind, writer, ours):
-                    continue
-                checked.setdefault(value.client, set()).add(value.clock)
+            if value.clock in checked.get(value.client, _NOTHING):
+                if ours[:2] != writer[:2]:  # stepped over by length, yet not an object
+                    raise _OutOfStep  # of as many keys
+            elif same_value(value.kind, writer, ours):
+                # Only Any values: pycrdt's JSON text of a float varies from doc to doc.
+                if len(writer) == len(ours) and value.kind == ContentRef.ANY:
+                    checked.setdefault(value.client, {})[value.clock] = len(ours)
+            else:
+                continue
             pieces += (update[last:value.start], writer)
             last = value.end
         if not pieces:
-            return update
+            return update, found
         pieces.append(update[last:])
-        return b"".join(pieces)
+        return b"".join(pieces), found
 
-    def forget_absent(self, snapshot: bytes, state: dict[int, int]) -> None:
-        """Drop the values a compacted `snapshot` no longer holds (deleted and garbage
-        collected): those with a clock below `state` (the snapshot's state vector,
-        {client: clock}) that it does not contain. Newer ones stay."""
+    def restore_snapshot(self, snapshot: bytes, state: dict[int, int]) -> bytes:
+        """`restore` a compacted snapshot, and forget the values it no longer holds
+        (deleted, garbage-collected): those with a clock below `state` (the state
+        vector the snapshot was made at, {client: clock}) that it does not contain.
+        Values written since stay."""
+        restored, found = self._restore(snapshot)
         if not self.values:
-            return
-        try:
-            present = {(v.client, v.clock) for v in embedded_values(snapshot) if v.reorderable}
-        except UpdateFormatError:
-            return
+            return restored
+        if found is None:
+            if may_hold_objects(snapshot):
+                return restored  # a snapshot it cannot walk: forget nothing
+            found = []  # not one object left in the document
+        present = {(v.client, v.clock) for v in found if v.reorderable}
         for client, clocks in list(self._by_client.items()):
             below = state.get(client, 0)
             kept = {clock: raw for clock, raw in clocks.items()
@@ -486,9 +411,33 @@ class WriterBytes:
                 del self._by_client[client]
             checked = self._checked.get(client)
             if checked is not None:
-                checked &= kept.keys()
-                if not checked:
+                checked = {clock: n for clock, n in checked.items() if clock in kept}
+                if checked:
+                    self._checked[client] = checked
+                else:
                     del self._checked[client]
+        return restored
 
 
 _NOTHING: dict = {}
+
+
+class _OutOfStep(Exception):
+    """A walk that stepped over values by length landed where no struct starts."""
+
+
+def _check_delete_set(update: bytes, pos: int) -> None:
+    """Raises UpdateFormatError unless a delete set starts at `pos` and ends the update."""
+    clients, pos = read_uint(update, pos) if pos < len(update) else (0, -1)
+    if pos < 0:
+        raise UpdateFormatError("no delete set")
+    try:
+        for _ in range(clients):
+            pos = read_uint(update, pos)[1]
+            count, pos = read_uint(update, pos)
+            for _ in range(2 * count):
+                pos = read_uint(update, pos)[1]
+    except IndexError:
+        raise UpdateFormatError("truncated delete set") from None
+    if pos != len(update):
+        raise UpdateFormatError("bytes after the delete set")
