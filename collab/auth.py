@@ -21,6 +21,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from collab.protocol.text import is_text
+
+#: Characters of a user id. User ids are stored (revocations, limits, chat messages);
+#: 256 is above any id scheme in use (UUIDs, ULIDs, e-mail addresses up to 254).
+MAX_USER_CHARS = 256
 #: Permission kinds a token may carry, each a map of name pattern -> "r" or "rw".
 #: `actors` names are `<kind>/<key>` (e.g. `counter/c-1`).
 KINDS = ("docs", "rooms", "actors")
@@ -206,11 +211,20 @@ class Verifier:
         return principal_from_claims(claims)
 
 
+def valid_user_id(user: Any) -> bool:
+    """True for a string a store can keep as a user id (collab.protocol.text)."""
+    return isinstance(user, str) and 0 < len(user) <= MAX_USER_CHARS and "\x00" not in user \
+        and is_text(user)
+
+
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     """A Principal from verified claims. Raises AuthError if a claim has the wrong shape."""
     user = claims.get("sub")
     if not isinstance(user, str) or not user:
         raise AuthError("'sub' must be a non-empty string")
+    if not valid_user_id(user):
+        raise AuthError(f"'sub' must be 1 to {MAX_USER_CHARS} characters of valid Unicode "
+                        "text without NUL")
     permissions: dict[str, dict[str, str]] = {}
     for kind in KINDS:
         grants = claims.get(kind, {})

@@ -37,8 +37,9 @@ class NClient:
 
     @classmethod
     async def connect(cls, session: aiohttp.ClientSession, http_url: str, *,
-                      json: bool = False) -> NClient:
-        ws = await session.ws_connect(http_url.replace("http", "ws", 1) + "/ws")
+                      json: bool = False, token: str | None = None) -> NClient:
+        query = f"?token={token}" if token else ""
+        ws = await session.ws_connect(http_url.replace("http", "ws", 1) + "/ws" + query)
         return cls(ws, json)
 
     def encode(self, message: dict[str, Any]) -> bytes | str:

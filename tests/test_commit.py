@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from collab.errors import StoreUnavailable
 from collab.storage.base import AppendUpdate
 from collab.storage.commit import GroupCommitter
 
@@ -92,4 +93,54 @@ async def test_failed_batches_are_not_reported_as_commits():
     with pytest.raises(OSError):
         await committer.submit([AppendUpdate("a", 1, b"x")])
     assert heard == []
+    await committer.close()
+
+
+class PickyStore(RecordingStore):
+    """Refuses any transaction holding a row of doc "bad", as a real store refuses
+    text it cannot encode; counts every attempt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def write(self, ops):
+        self.attempts += 1
+        await asyncio.sleep(0.001)
+        if any(op.doc == "bad" for op in ops):
+            raise ValueError("cannot encode")
+        self.batches.append(list(ops))
+
+
+async def test_one_bad_submission_fails_alone():
+    store = PickyStore()
+    committer = GroupCommitter(store)
+    committer.start()
+    good = [committer.submit([AppendUpdate(f"d{i}", 1, b"x")]) for i in range(20)]
+    bad = committer.submit([AppendUpdate("bad", 1, b"x")])
+    more = [committer.submit([AppendUpdate(f"e{i}", 1, b"x")]) for i in range(20)]
+    await asyncio.gather(*good, *more)
+    with pytest.raises(ValueError):
+        await bad
+    written = {op.doc for batch in store.batches for op in batch}
+    assert len(written) == 40 and "bad" not in written
+    # Halving: a handful of transactions, not one per submission.
+    assert store.attempts <= 2 * 6 + 1
+    await committer.close()
+
+
+async def test_a_store_that_cannot_write_fails_everyone_without_splitting():
+    class Locked(RecordingStore):
+        async def write(self, ops):
+            self.batches.append(list(ops))
+            raise StoreUnavailable("database is locked")
+
+    store = Locked()
+    committer = GroupCommitter(store)
+    committer.start()
+    futures = [committer.submit([AppendUpdate("a", i, b"x")]) for i in range(10)]
+    for future in futures:
+        with pytest.raises(StoreUnavailable):
+            await future
+    assert len(store.batches) == 1 and committer.stats.isolations == 0
     await committer.close()

@@ -17,6 +17,7 @@ from tests.nclient import NClient
 from tests.redisproc import RedisProcess
 from tests.serverproc import ServerProcess
 from tests.waits import until
+from tests.yclient import Editor
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "revocations-test-secret-long-enough-for-hs256"
@@ -82,6 +83,24 @@ async def test_revocation_survives_a_restart(tmp_path, store_url, session):
         # Only the tokens issued up to the revocation: a newer one works.
         client = await native(session, srv, token(user, issued=time.time() + 2))
         await client.close()
+
+
+async def test_a_token_issued_after_the_answer_works_at_once(server_factory, session):
+    """`iat` has whole seconds: a token issued 0.3 s after a revocation used to say
+    the same second as the revocation, and was refused for up to a second."""
+    srv = server_factory("after-revoke", env=AUTH_ENV)
+    user = a_user()
+    for _ in range(3):  # each would land in the revocation's second, but by chance
+        before = token(user, issued=time.time())
+        await revoke(session, srv, user)
+        after = token(user, issued=time.time())  # as an issuer would, on the answer
+        assert await refusal(session, srv, before) == (401, "token revoked")
+        client = await native(session, srv, after)  # admitted
+        await client.request("doc.update", doc="notes", update=Editor().type("back"))
+        await client.close()
+    # Revoking again cuts the tokens of the last round off too.
+    await revoke(session, srv, user)
+    assert await refusal(session, srv, after) == (401, "token revoked")
 
 
 # -- several processes ------------------------------------------------------------------

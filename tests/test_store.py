@@ -100,9 +100,19 @@ async def test_older_snapshot_never_replaces_newer(store):
 
 async def test_failed_batch_writes_nothing(store):
     await store.write([AppendUpdate("a", 1, b"x")])
+    # Text no store can hold (a lone UTF-16 surrogate) fails the whole transaction.
+    bad = RoomMessage("r", 1, "\ud800-1", "u", "body", None, 1.0)
     with pytest.raises(Exception):  # noqa: B017 - each back end raises its own error type
-        await store.write([AppendUpdate("a", 2, b"y"), AppendUpdate("a", 1, b"dup")])
+        await store.write([AppendUpdate("a", 2, b"y"), PutRoomMessage(bad)])
     assert (await store.load_document("a")).updates == [(1, b"x")]
+    assert await store.load_room_messages("r", limit=10) == []
+
+
+async def test_an_append_written_again_keeps_the_stored_row(store):
+    # A writer whose commit failed late writes its rows again (runtime/writes.py).
+    await store.write([AppendUpdate("a", 1, b"x")])
+    await store.write([AppendUpdate("a", 1, b"x"), AppendUpdate("a", 2, b"y")])
+    assert (await store.load_document("a")).updates == [(1, b"x"), (2, b"y")]
 
 
 async def test_migrate_is_idempotent_and_versioned(store):
@@ -360,7 +370,7 @@ async def test_mixed_batch_commits_as_one(store):
 
     doomed = [PutActorState("c", "new", b"x"), PutTimer(TimerRecord("c", "n", "t", 0.5, "m", b"")),
               DeleteQueueMessage("c", "q", "jobs", 0), PutRoomMessage(_message(301)),
-              AppendUpdate("d1", 1, b"duplicate")]
+              PutActorState("c", "\udfff", b"text no store can hold")]
     with pytest.raises(Exception):  # noqa: B017 - each back end raises its own error type
         await store.write(doomed)
     assert await store.load_actor_state("c", "new") is None

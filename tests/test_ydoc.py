@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from collab.actors.ydoc import (
     MERGE_FAN_IN,
+    UnknownRoot,
+    WrongRootType,
     compacted_snapshot,
     doc_from_storage,
     json_view,
     merge_many,
+    root_kinds,
 )
 from collab.storage.base import StoredDocument
 
@@ -88,8 +92,45 @@ def test_json_view():
     doc = Doc()
     doc.get("body", type=Text).insert(0, "hi")
     doc.get("meta", type=Map)["n"] = 1
-    view = json_view(doc, {"text": ["body"], "map": ["meta"], "array": ["none"]})
-    assert view == {"text": {"body": "hi"}, "map": {"meta": {"n": 1.0}}, "array": {"none": []}}
+    view = json_view(doc.get_update(), {"text": ["body"], "map": ["meta"]})
+    assert view == {"text": {"body": "hi"}, "map": {"meta": {"n": 1.0}}}
+
+
+def a_root_of_each_kind() -> bytes:
+    doc = Doc()
+    doc["text"] = Text("hi")
+    doc["map"] = Map({"k": 1})
+    doc["array"] = Array([1, "s"])
+    doc["types"] = Array([Map({"x": 1}), Text("t")])
+    doc["xml"] = XmlFragment()
+    doc["xml"].children.append(XmlElement("p", {}, [XmlText("para")]))
+    embed = doc["embed"] = Text()
+    embed.insert_embed(0, {"image": "x.png"})
+    emptied = doc["emptied"] = Text("gone")
+    del emptied[0:4]
+    return doc.get_update()
+
+
+@pytest.mark.parametrize(("root", "kinds"), [
+    ("text", {"text"}), ("map", {"map"}), ("array", {"array"}), ("types", {"array"}),
+    ("xml", {"xml"}), ("embed", {"text"}), ("emptied", {"text", "map", "array", "xml"}),
+])
+def test_root_kinds_from_content(root, kinds):
+    doc = Doc()
+    doc.apply_update(a_root_of_each_kind())  # as the server holds it: roots untyped
+    assert root_kinds(doc, root) == kinds
+
+
+def test_json_view_refuses_absent_and_mistyped_roots_without_touching_the_update():
+    update = a_root_of_each_kind()
+    with pytest.raises(UnknownRoot, match="'nosuch'"):
+        json_view(update, {"map": ["nosuch"]})
+    for kind, root in [("map", "text"), ("text", "map"), ("text", "array"), ("array", "xml")]:
+        with pytest.raises(WrongRootType, match=f"'{root}'"):
+            json_view(update, {kind: [root]})
+    assert json_view(update, {"xml": ["xml"], "array": ["types"], "text": ["emptied"]}) == {
+        "xml": {"xml": "<p>para</p>"}, "array": {"types": [{"x": 1.0}, "t"]},
+        "text": {"emptied": ""}}
 
 
 def test_merge_many_equals_one_merge():

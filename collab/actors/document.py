@@ -37,6 +37,7 @@ from collab.errors import (
 )
 from collab.protocol import ywire
 from collab.protocol.native import YjsOut
+from collab.protocol.yupdate import check_value_depth
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
@@ -175,8 +176,13 @@ class _Outbox:
 
 
 def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
-    if not reply.done():
+    if not reply.done():  # the caller may have given up (a timeout)
         reply.set_exception(error)
+
+
+def _answer(reply: asyncio.Future[Any], result: Any) -> None:
+    if not reply.done():
+        reply.set_result(result)
 
 
 class NotSubscribed(RemoteProtocolError):
@@ -206,6 +212,7 @@ class Document(Actor):
         self.stored_bytes = 0
         self._outbox = _Outbox()
         self._in_flight = 0  # commits not yet acknowledged
+        self._kept_rows = self._kept_bytes = 0  # rows whose commit failed, to be written again
         self._compacting = False
         self._compaction: asyncio.Future[None] | None = None
 
@@ -236,7 +243,7 @@ class Document(Actor):
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
-        await self.system.committer.flush()
+        await self.writes.flush()
         # Not `log_rows`: commits whose Committed message we will never read count too.
         if self.seq > self.snapshot_seq:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
@@ -332,7 +339,7 @@ class Document(Actor):
             _fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
             return
         if seq is None:
-            message.reply.set_result(None)
+            _answer(message.reply, None)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -345,8 +352,7 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             _fail(message.reply, exc)
             return
-        if not message.reply.done():
-            message.reply.set_result(None)
+        _answer(message.reply, None)
 
     def _leave(self, peer: Peer) -> None:
         if peer not in self.peers:
@@ -400,6 +406,7 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         self._check_quota(update)
+        check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -444,10 +451,10 @@ class Document(Actor):
         try:
             seq = self._apply(None, message.update)
         except RemoteProtocolError as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
             return
         if seq is None:
-            message.reply.set_result(self.seq)
+            _answer(message.reply, self.seq)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -455,9 +462,9 @@ class Document(Actor):
         try:
             result = message.fn(self.doc)
         except Exception as exc:
-            message.reply.set_exception(exc)
+            _fail(message.reply, exc)
         else:
-            message.reply.set_result(result)
+            _answer(message.reply, result)
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 
@@ -498,14 +505,20 @@ class Document(Actor):
     def _committed(self, message: Committed) -> None:
         self._in_flight -= 1
         if message.error is not None:
-            log.error("doc %r: %d updates not committed: %s", self.key, message.rows,
+            # Not acknowledged, not lost: the rows are kept and written again before
+            # anything newer (runtime/writes.py).
+            log.error("doc %r: %d updates not committed yet: %s", self.key, message.rows,
                       message.error)
+            self._kept_rows += message.rows
+            self._kept_bytes += message.size
             _settle_replies(message)
             for peer in message.senders:
-                # No ack possible: make the client reconnect and resend via sync.
+                # No ack now: the client reconnects and syncs; later edits are acked
+                # only once these rows are stored too.
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
             self.maybe_arm_idle()
             return
+        self.writes_recovered()  # a commit after a failed one carried its rows too
         self.log_rows += message.rows
         self.log_bytes += message.size
         for peer in message.senders:
@@ -514,6 +527,14 @@ class Document(Actor):
         _settle_replies(message)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+    def writes_recovered(self) -> None:
+        """Rows kept after a failed commit are in the log now: count them."""
+        if self._kept_rows:
+            self.log_rows += self._kept_rows
+            self.log_bytes += self._kept_bytes
+            self._kept_rows = self._kept_bytes = 0
+            self._maybe_schedule_compaction()
 
     # -- compaction -----------------------------------------------------------
 
@@ -545,7 +566,9 @@ class Document(Actor):
                        doc_state: bytes) -> tuple[tuple[int, int], int]:
         """Fold every log row <= `upto` into a new snapshot, in one transaction.
         Returns ((rows, bytes) folded, the new snapshot's size)."""
-        await self.system.committer.flush()  # rows <= upto are all submitted: wait for them
+        # Rows <= upto are all submitted: wait until they are stored (rows a failed
+        # commit kept are written first; if they still fail, so does compaction).
+        await self.writes.barrier()
         stored = await self.system.store.load_document(self.key)
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from collab.errors import StoreUnavailable
+from collab.protocol.text import InvalidText, check_strings, is_text
 from collab.runtime.actions import ActionError, InvalidArguments, action
 from collab.runtime.actor import TimerFired
 from collab.runtime.durable import Actor, pack, unpack
@@ -233,11 +235,15 @@ def _check_seq_bound(name: str, value: Any) -> None:
 
 
 def _json_size(value: Any) -> int:
-    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it."""
+    """Bytes of `value` as JSON; raises `invalid_meta` if JSON cannot carry it, and
+    `invalid_arguments` if it nests too deep for the encoder (calls are bounded at
+    MAX_ARGUMENT_DEPTH before they get here, so only a direct caller can)."""
     try:
         return len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
         raise ActionError(f"meta must be JSON data: {exc}", code="invalid_meta") from None
+    except RecursionError:
+        raise InvalidArguments("meta nests too deeply") from None
 
 
 class Room(Actor):
@@ -290,8 +296,9 @@ class Room(Actor):
         self.presence_table = Presence()
         self.typing_until: dict[str, float] = {}  # user -> loop time the indicator ends
         self._last_seq = 0
-        self._last_write: Any = None  # the commit of the newest row write
-        self._stale = False  # a row write failed: reload the window before using it
+        #: Events of rows whose commit failed: the rows are written again before
+        #: anything newer (runtime/writes.py); the events go out once they are.
+        self._held: list[tuple[str, Any]] = []
         await self._load_window()
 
     async def _load_window(self) -> None:
@@ -299,7 +306,6 @@ class Room(Actor):
                                                           limit=self.RECENT_WINDOW + 1)
         self.window.load([Message.from_record(row) for row in rows])
         self._last_seq = max(self._last_seq, self.window.last_seq)
-        self._stale = False
 
     # -- connections --------------------------------------------------------------
 
@@ -331,7 +337,7 @@ class Room(Actor):
         author = self._caller(user)
         self._spend()
         if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
-                or "\x00" in client_id:
+                or "\x00" in client_id or not is_text(client_id):
             raise ActionError(f"client_id must be a string of 1 to "
                               f"{self.MAX_CLIENT_ID_CHARS} characters",
                               code="invalid_client_id")
@@ -339,6 +345,10 @@ class Room(Actor):
         if meta is not None:
             if not isinstance(meta, dict):
                 raise ActionError("meta must be a map or null", code="invalid_meta")
+            try:
+                check_strings(meta, "meta")
+            except InvalidText as exc:
+                raise ActionError(exc.message, code="invalid_meta") from None
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
                                   code="message_too_large")
@@ -386,7 +396,8 @@ class Room(Actor):
         with a given emoji at most once. Returns {"message"}."""
         who = self._caller(user)
         self._spend()
-        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS:
+        if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS \
+                or not is_text(emoji):
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
                               "characters", code="invalid_emoji")
         if not isinstance(add, bool):
@@ -413,7 +424,8 @@ class Room(Actor):
         limit = self.HISTORY_LIMIT if limit is None else limit
         if not (_is_int(limit) and 0 < limit <= self.MAX_HISTORY_LIMIT):
             raise InvalidArguments(f"limit must be an integer from 1 to {self.MAX_HISTORY_LIMIT}")
-        await self._fresh()
+        if self.writes.busy:  # history shows durable messages only
+            await self._settle_writes()
         page = self.window.page(before, after, limit)
         if page is None:
             page = await self._page_from_store(before, after, limit)
@@ -460,7 +472,6 @@ class Room(Actor):
         are neither deleted nor yours."""
         who = self._caller(user)
         last_read = self.state["read"].get(who, 0)
-        await self._fresh()
         count = self.window.count_unread(last_read, who)
         if count is None:
             await self._settle_writes()
@@ -512,7 +523,7 @@ class Room(Actor):
 
     def _valid_user(self, user: Any) -> str:
         if not isinstance(user, str) or not 0 < len(user) <= self.MAX_USER_CHARS \
-                or "\x00" in user:
+                or "\x00" in user or not is_text(user):
             raise ActionError(f"user must be a string of 1 to {self.MAX_USER_CHARS} "
                               "characters", code="invalid_user")
         return user
@@ -526,8 +537,9 @@ class Room(Actor):
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):
             raise InvalidArguments("body must be a string")
-        if "\x00" in body:  # text columns (Postgres) cannot hold it
-            raise ActionError("the body contains a NUL character", code="invalid_body")
+        if "\x00" in body or not is_text(body):  # no text column can hold them
+            raise ActionError("the body contains a NUL character or a lone UTF-16 surrogate",
+                              code="invalid_body")
         if len(body.encode()) > self.MAX_BODY_BYTES:
             raise ActionError(f"the body is over {self.MAX_BODY_BYTES} bytes of UTF-8",
                               code="message_too_large")
@@ -550,25 +562,22 @@ class Room(Actor):
     async def _lookup(self, seq: Any) -> Message:
         if not _is_int(seq) or not 0 < seq <= self._last_seq:
             raise ActionError(f"no message {seq!r} in this room", code="unknown_message")
-        await self._fresh()
         message = self.window.get(seq)
         if message is None and seq <= self.window.floor:
             await self._settle_writes()
             rows = await self.system.store.load_room_messages(self.key, before=seq + 1,
                                                               after=seq - 1, limit=1)
             message = Message.from_record(rows[0]) if rows else None
-        if message is None:  # a gap: its send failed to commit
+        if message is None:  # a gap (a send whose commit failed before collab kept them)
             raise ActionError(f"no message {seq} in this room", code="unknown_message")
         return message
 
     async def _sent_before(self, client_id: str) -> Message | None:
         """The message already sent with `client_id`, once committed, or None."""
-        await self._fresh()
         if self.window.find(client_id) is not None:
             # It may still be committing: a retry is acknowledged only once the
-            # original is durable, and a failed original is sent anew.
+            # original is durable (if its commit failed, this raises until it is).
             await self._settle_writes()
-            await self._fresh()
         found = self.window.find(client_id)
         if found is None and self.window.floor > 0:  # else the window holds every message
             row = await self.system.store.find_room_message(self.key, client_id)
@@ -587,28 +596,32 @@ class Room(Actor):
 
     def _write(self, message: Message, event: str, data: Any) -> None:
         """Persist `message`'s row and, once committed, broadcast `event` with `data`.
-        The window already shows the change; a failed commit makes it reload."""
+        The window already shows the change. If the commit fails, the row is kept
+        and written again first thing; the event waits for it."""
         self.window.update(message)
         commit = self.submit([PutRoomMessage(message.record(self.key))])
-        self._last_write = commit
 
         def committed(fut: Any) -> None:
             if fut.cancelled() or fut.exception() is not None:
-                self._stale = True  # memory is ahead of the store: reload before use
+                self._held.append((event, data))
                 return
+            self.writes_recovered()  # this commit carried the held rows too
             self.broadcast(event, data)
 
         commit.add_done_callback(committed)
 
-    async def _settle_writes(self) -> None:
-        """Wait until every row this room submitted is committed (or failed), so a
-        store read sees them. Commits finish in submission order."""
-        pending = self._last_write
-        if pending is not None and not pending.done():
-            await asyncio.wait([pending])  # a failure is the write's callback's business
+    def writes_recovered(self) -> None:
+        """Rows whose commit failed are stored now: their events go out, in order."""
+        held, self._held = self._held, []
+        for event, data in held:
+            self.broadcast(event, data)
 
-    async def _fresh(self) -> None:
-        """Reload the window if a row write failed since it was built."""
-        if self._stale:
-            await self._settle_writes()
-            await self._load_window()
+    async def _settle_writes(self) -> None:
+        """Wait until every row this room submitted is committed, so a store read
+        sees them; raises StoreUnavailable if some could not be (yet)."""
+        try:
+            await self.writes.barrier()
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"messages of this room are not stored yet: {exc}") from None

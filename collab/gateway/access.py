@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from aiohttp import hdrs, web
 
 from collab.auth import (
+    MAX_USER_CHARS,
     AuthError,
     AuthHook,
     Credentials,
@@ -22,6 +23,7 @@ from collab.auth import (
     Verifier,
     development_principal,
     load_hook,
+    valid_user_id,
 )
 from collab.config import ConfigError, Settings
 from collab.errors import Forbidden, Unauthorized
@@ -106,6 +108,9 @@ class Gatekeeper:
                 if not isinstance(principal, Principal):
                     raise TypeError(f"the auth hook returned {type(principal).__name__}, "
                                     "not a collab.auth.Principal or None")
+                if not valid_user_id(principal.user):
+                    raise TypeError("the auth hook returned a Principal whose user is not "
+                                    f"1 to {MAX_USER_CHARS} characters of text without NUL")
                 return principal
         if not token:
             raise MissingCredentials(

@@ -19,10 +19,16 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
-from collab.gateway.http_body import decode_body
-from collab.gateway.keys import SETTINGS, SYSTEM
+from collab.gateway.http_body import decode_body, read_body
+from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_key
-from collab.runtime.actions import ActionError, CallTimeout, InvalidArguments, UnknownAction
+from collab.runtime.actions import (
+    ActionError,
+    CallTimeout,
+    InvalidArguments,
+    UnknownAction,
+    check_depth,
+)
 from collab.runtime.durable import ActorRef, InternalActionError
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
@@ -58,7 +64,7 @@ async def run_call(coro: Any) -> Any:
 async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    args, kwargs = _decode_call(await read_body(request), binary)
     result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
     return _encode({"result": result}, binary)
 
@@ -66,20 +72,23 @@ async def call_action(request: web.Request) -> web.Response:
 async def send_to_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
     binary = request.content_type in MSGPACK_TYPES
-    body = await _read_body(request)
+    body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send the message as JSON or msgpack",
                          code="invalid_body")
-    seq = await run_call(queue.send(decode_body(body, binary)))
+    message = decode_body(body, binary)
+    _check_depth((message,), "the message")
+    seq = await run_call(queue.send(message))
     return _encode({"queued": True, "seq": seq}, binary)
 
 
 async def start_workflow(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
-    args, kwargs = _decode_call(await _read_body(request), binary)
+    args, kwargs = _decode_call(await read_body(request), binary)
     if kwargs:
         raise BadRequest("workflows take positional arguments only", code="invalid_body")
+    _check_depth(args, f"{request.match_info['name']}: arguments")
     run_id = await run_call(ref.start_workflow(request.match_info["name"], *args))
     return _encode({"id": run_id}, binary)
 
@@ -99,12 +108,13 @@ async def redrive_queue(request: web.Request) -> web.Response:
     return _encode({"redriven": await run_call(queue.redrive())}, False)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_message_bytes
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"body larger than {limit} bytes", code="too_large", status=413)
-    return body
+def _check_depth(values: list | tuple, what: str) -> None:
+    """400 invalid_arguments if `values` nest deeper than an action's arguments may
+    (calls themselves are checked when they are made: CallAction)."""
+    try:
+        check_depth(values, what)
+    except InvalidArguments as exc:
+        raise BadRequest(exc.message, code=exc.code) from None
 
 
 def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:

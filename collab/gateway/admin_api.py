@@ -1,8 +1,9 @@
 """The admin API: cut a user off, or lower what they may do, at once and everywhere.
 
 - `POST /api/admin/revoke {"user": "<id>"}`: their tokens issued up to now are
-  refused and their live WebSockets close with 4403; a token issued afterwards
-  works.
+  refused and their live WebSockets close with 4403; a token issued after the
+  answer works (the answer waits for the next whole second, as `iat` has whole
+  seconds: user_rules.revocation_cutoff).
 - `POST /api/admin/permissions {"user": "<id>", "docs": {pattern: level}, ...}`
   with levels "none", "r", "rw": a ceiling over whatever their tokens grant (an
   empty body lifts it). Their live sockets that may no longer read what they
@@ -21,18 +22,19 @@ from typing import Any
 
 from aiohttp import web
 
-from collab.auth import parse_limits
+from collab.auth import MAX_USER_CHARS, parse_limits, valid_user_id
 from collab.errors import BadRequest
-from collab.gateway.http_body import decode_body
+from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.keys import GATEKEEPER
 
 
 async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, Any]]:
     """The user a change is about, and the whole body; raises BadRequest (400)."""
-    body = decode_body(await request.read())
+    body = decode_body(await read_body(request))
     user = body.get("user") if isinstance(body, dict) else None
-    if not isinstance(user, str) or not user:
-        raise BadRequest(f'"user" must be a non-empty string: {shape}')
+    if not valid_user_id(user):
+        raise BadRequest(f'"user" must be a string of 1 to {MAX_USER_CHARS} characters '
+                         f"(valid Unicode, no NUL): {shape}")
     return user, body
 
 

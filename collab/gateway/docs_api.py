@@ -3,32 +3,53 @@
 GET  /api/docs/<doc>                      full state as a Yjs v1 update
 GET  /api/docs/<doc>?format=json&text=a   named shared types as JSON
 POST /api/docs/<doc>/update               apply a binary Yjs v1 update; 200 after commit
+
+Reads never change the document: the JSON view is rendered from a copy of its
+state, outside the actor. Every request waits for the document's actor at most
+CALL_TIMEOUT seconds (504 call_timeout).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
+from pycrdt import Doc
 
 from collab.actors.document import ApplyUpdate, Document, Export, Read
-from collab.actors.ydoc import SHARED_TYPES, json_view
+from collab.actors.ydoc import SHARED_TYPES, TooDeep, UnknownRoot, WrongRootType, json_view
 from collab.errors import BadRequest
-from collab.gateway.keys import SETTINGS, SYSTEM
+from collab.gateway.actors_api import run_call
+from collab.gateway.http_body import read_body
+from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
+from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
+from collab.runtime.durable import ActorRef
+
+#: Seconds a request waits for the document's actor to answer, as an actor call does.
+CALL_TIMEOUT = DEFAULT_CALL_TIMEOUT
 
 
-async def _ask(request: web.Request, name: str, message_for) -> object:
-    reply: asyncio.Future = asyncio.get_running_loop().create_future()
-    request.app[SYSTEM].post(Document, name, message_for(reply))
-    return await reply
+async def _ask(request: web.Request, name: str, make: Callable[[Any], Any], what: str) -> Any:
+    """Post `make(reply)` to document `name`; its answer, or 504 call_timeout."""
+    ref = ActorRef(request.app[SYSTEM], Document, name, timeout=CALL_TIMEOUT)
+    return await run_call(ref.ask(make, what))
+
+
+def _state(doc: Doc) -> bytes:
+    return doc.get_update()
+
+
+def _roots(doc: Doc) -> list[str]:
+    return sorted(doc.keys())
 
 
 async def get_doc(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
     fmt = request.query.get("format", "yjs")
     if fmt == "yjs":
-        state = await _ask(request, name, Export)
+        state = await _ask(request, name, Export, "a read")
         return web.Response(body=state, content_type="application/octet-stream")
     if fmt != "json":
         raise BadRequest("format must be 'yjs' or 'json'", code="invalid_format")
@@ -38,21 +59,24 @@ async def get_doc(request: web.Request) -> web.Response:
                          f"{sorted(SHARED_TYPES)} to name shared types", code="invalid_query")
     wanted = {kind: request.query.getall(kind) for kind in SHARED_TYPES if kind in request.query}
     if not wanted:
-        roots = await _ask(request, name, lambda reply: Read(lambda doc: sorted(doc.keys()), reply))
+        roots = await _ask(request, name, lambda reply: Read(_roots, reply), "a read")
         return web.json_response({"doc": name, "roots": roots})
-    view = await _ask(request, name, lambda reply: Read(lambda doc: json_view(doc, wanted), reply))
+    state = await _ask(request, name, lambda reply: Read(_state, reply), "a read")
+    try:
+        view = json_view(state, wanted)
+    except UnknownRoot as exc:
+        raise BadRequest(f"document {name!r}: {exc}", code="unknown_root", status=404) from None
+    except WrongRootType as exc:
+        raise BadRequest(f"document {name!r}: {exc}", code="wrong_root_type") from None
+    except TooDeep as exc:
+        raise BadRequest(f"document {name!r}: {exc}", code="too_deep") from None
     return web.json_response({"doc": name, **view})
 
 
 async def post_update(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
-    limit = request.app[SETTINGS].max_message_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(f"update larger than {limit} bytes", code="too_large", status=413)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"update larger than {limit} bytes", code="too_large", status=413)
+    body = await read_body(request)
     if not body:
         raise BadRequest("empty body; send a binary Yjs v1 update", code="invalid_update")
-    seq = await _ask(request, name, lambda reply: ApplyUpdate(body, reply))
+    seq = await _ask(request, name, lambda reply: ApplyUpdate(body, reply), "an update")
     return web.json_response({"doc": name, "committed": True, "seq": seq})

@@ -113,6 +113,13 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_commit_failures", "Batches the store failed to commit since start.",
             value=stats.failures)
+        yield CounterMetricFamily(
+            "collab_commit_isolations", "Failed batches split to fail only the submissions "
+            "at fault (a row the store refused) since start.", value=stats.isolations)
+        yield GaugeMetricFamily(
+            "collab_unstored_ops", "Write operations whose commit failed, kept in memory "
+            "and written again before anything newer of their actor.",
+            value=sum(actor.writes.kept for actor in system.loaded()))
         yield GaugeMetricFamily(
             "collab_commit_pending_ops", "Write operations waiting for the next transaction.",
             value=system.committer.pending)

@@ -34,7 +34,7 @@ from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraf
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout
+from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout, check_depth
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import Actor
 from collab.runtime.queues import QueueSend, encode_message
@@ -237,6 +237,7 @@ class Session:
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
         params = _field(message, "params", dict, required=False) or {}
+        check_depth(params, '"params"')
         _authorize_actor(self.conn.principal, cls, key, write=False)
         if cls.kind == Room.kind:
             params = _room_user(self.conn.principal, params, "user", fill=True)
@@ -284,6 +285,7 @@ class Session:
         if "message" not in message:
             raise InvalidRequest('"actor.queue" needs "message"')
         _authorize_actor(self.conn.principal, cls, key, write=True)
+        check_depth((message["message"],), "the message")
         body = encode_message(message["message"])
         self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
                   reply, lambda seq: {"seq": seq})

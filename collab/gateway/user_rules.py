@@ -1,7 +1,8 @@
 """What administrators decided about users, as this process enforces it: revocations
 and permission limits.
 
-A revocation refuses a user's tokens issued up to a moment; limits put a ceiling
+A revocation refuses a user's tokens issued before a cut-off (the whole second
+after it was asked for: `revocation_cutoff`); limits put a ceiling
 over a user's grants (`Principal.limits`). Both are committed to the store before
 anything else happens, then (with several processes) published on Redis, so
 every process applies them to its own live sockets at once: a revoked user's
@@ -19,6 +20,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
+import time
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -51,10 +54,21 @@ CLOSED = "closed"
 DOWNGRADED = "downgraded"
 
 
-def refused(principal: Principal, revoked_at: float) -> bool:
-    """True if a revocation at `revoked_at` covers `principal`'s token: one issued at
-    or before it, or one without `iat`."""
-    return principal.issued_at is None or principal.issued_at <= revoked_at
+def revocation_cutoff(now: float) -> float:
+    """The cut-off of a revocation asked for at `now` (Unix time): the next whole
+    second. A JWT's `iat` has whole seconds, so a token issued at 12.3 says 12 like
+    one issued at 12.9: no rule on `iat` can tell a token issued just before a
+    revocation at 12.5 from one issued just after. With the cut-off at 13, every
+    token issued before the call (iat <= 12) is refused, and the call answers only
+    once the clock has reached 13, so every token issued after the answer (iat >=
+    13) works. Tokens issued during the call are refused too."""
+    return float(math.floor(now) + 1)
+
+
+def refused(principal: Principal, cutoff: float) -> bool:
+    """True if a revocation with this cut-off covers `principal`'s token: one issued
+    (`iat`) before it, or one without `iat`."""
+    return principal.issued_at is None or principal.issued_at < cutoff
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,13 +130,19 @@ class UserRules:
 
     # -- changes ------------------------------------------------------------------
 
-    async def revoke(self, user: str, at: float) -> Applied:
-        """Refuse `user`'s tokens issued at or before `at`, here and in every process.
-        Returns once committed (raises the store's error if it cannot be, and then
-        nothing changed), after handing it to Redis, with what it did here."""
-        await self._commit(RevokeUser(user, at), {"user": user, "revoked_at": at})
-        self._merge_revocation(user, at)
-        return self._apply(user)
+    async def revoke(self, user: str, now: float) -> Applied:
+        """Refuse `user`'s tokens issued before the cut-off of a revocation asked for
+        at `now` (`revocation_cutoff`), here and in every process, and close their
+        sockets admitted before it. Returns once committed (raises the store's error
+        if it cannot be, and then nothing changed), after handing it to Redis, and
+        not before the cut-off (at most a second): a token issued after this returns
+        works. Returns what it did here."""
+        cutoff = revocation_cutoff(now)
+        await self._commit(RevokeUser(user, cutoff), {"user": user, "revoked_at": cutoff})
+        self._merge_revocation(user, cutoff)
+        applied = self._apply(user)
+        await asyncio.sleep(max(0.0, cutoff - time.time()))
+        return applied
 
     async def limit(self, user: str, limits: Limits, at: float) -> Applied:
         """Put `limits` over `user`'s permissions ({} lifts them), here and in every

@@ -28,6 +28,8 @@ from collab.protocol import ywire
 
 log = logging.getLogger(__name__)
 
+#: Messages that carry a Yjs update, whose values are checked before the actor sees them.
+
 
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])

@@ -18,6 +18,7 @@ import msgpack
 
 from collab.errors import RemoteProtocolError
 from collab.protocol import ywire
+from collab.protocol.text import InvalidText, check_strings, json_may_hold_surrogates
 from collab.protocol.wsframe import binary_frame, text_frame
 
 #: Request fields that carry bytes: raw in msgpack, base64 strings in JSON.
@@ -65,6 +66,13 @@ def decode(data: bytes | str) -> dict[str, Any]:
         error = MalformedMessage('a message needs "op", a string')
         error.request_id = request_id  # type: ignore[attr-defined]
         raise error
+    if not binary and json_may_hold_surrogates(data):  # msgpack's strings are UTF-8 already
+        try:
+            check_strings(message, "the message")
+        except InvalidText as exc:
+            error = MalformedMessage(exc.message, code=exc.code)
+            error.request_id = request_id  # type: ignore[attr-defined]
+            raise error from None
     if not binary:
         for name in BINARY_FIELDS:
             value = message.get(name)

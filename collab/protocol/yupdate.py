@@ -1,10 +1,17 @@
 """Yjs v1 updates read struct by struct, as pure functions over bytes (no pycrdt,
 no I/O): where each client's structs and the delete set lie, where each embedded
-JSON value lies and under which ID, and several updates merged by concatenating
-their structs, so every struct keeps the bytes its writer sent.
+JSON value lies and under which ID, how deep values nest, and several updates
+merged by concatenating their structs, so every struct keeps its writer's bytes.
 
-The format is Yjs's (src/utils/encoding.js and src/structs/ in yjs 13.6) and
-lib0's (`writeVarUint`, `writeAny`).
+Values a client stores in a shared type (`ymap.set("k", {...})`) travel as lib0
+"any" values, and yrs decodes them by recursion: a 60 KB update nesting lists
+30,000 deep overflows the stack and kills the process on `apply_update`, with no
+exception to catch. So every update from a client is walked first, with a stack
+of our own (`check_value_depth`), and refused if a value nests deeper than
+MAX_VALUE_DEPTH.
+
+The format is Yjs's (src/utils/encoding.js and src/structs/ in yjs 13.6; yrs
+`update.rs`) and lib0's (`writeVarUint`, `writeAny`).
 """
 
 from __future__ import annotations
@@ -13,11 +20,21 @@ import re
 from enum import IntEnum
 from typing import NamedTuple
 
+from collab.errors import InvalidPayload
 from collab.protocol.ywire import write_var_uint
+
+#: Levels a value stored in a document may nest (a list in a map in a list...).
+#: Real documents nest a handful (tldraw's shapes, settings objects); yrs crashes
+#: somewhere past 20,000 and lib0's JavaScript encoder overflows before that.
+MAX_VALUE_DEPTH = 100
 
 
 class UpdateFormatError(ValueError):
     """The bytes are not a Yjs v1 update this module can walk."""
+
+
+class TooDeep(UpdateFormatError):
+    """A value nests deeper than the walk was told to allow."""
 
 
 class ContentRef(IntEnum):
@@ -39,6 +56,8 @@ class ContentRef(IntEnum):
 #: Type refs (Yjs ContentType `typeRefs`) whose encoding carries a name: an XML
 #: element's node name, an XML hook's hook name.
 NAMED_TYPE_REFS = frozenset({3, 5})
+#: Shared type refs a client may send: Array ... XmlText, and yrs's "undefined".
+TYPE_REFS = frozenset({0, 1, 2, 3, 4, 5, 6, 15})
 #: Info byte flags (Yjs Item.write): origin present, right origin present, parentSub present.
 HAS_ORIGIN, HAS_RIGHT_ORIGIN, HAS_PARENT_SUB = 0x80, 0x40, 0x20
 #: lib0 `writeAny` tags (127 - index in lib0's readAnyLookupTable).
@@ -120,9 +139,10 @@ def _skip_string(data: bytes, pos: int) -> int:
     return pos + length
 
 
-def skip_any(data: bytes, pos: int) -> tuple[int, bool]:
+def skip_any(data: bytes, pos: int, max_depth: int | None = None) -> tuple[int, bool]:
     """Skip one lib0 Any at `pos`; returns (end, holds an object of 2+ keys).
-    Iterative, so any nesting depth is walked."""
+    Iterative, so any nesting depth is walked; past `max_depth` lists and maps in
+    one another it raises TooDeep."""
     reorderable = False
     remaining, in_object = 1, False  # values left in the open container; is it an object
     outer: list[tuple[int, bool]] = []  # the same for the containers around it
@@ -149,6 +169,8 @@ def skip_any(data: bytes, pos: int) -> tuple[int, bool]:
             count, pos = read_uint(data, pos)
             if tag == ANY_OBJECT and count > 1:
                 reorderable = True
+            if max_depth is not None and len(outer) >= max_depth:
+                raise TooDeep(f"a value nests deeper than {max_depth} levels")
             outer.append((remaining, in_object))
             remaining, in_object = count, tag == ANY_OBJECT
         elif tag == ANY_FLOAT64 or tag == ANY_BIGINT:
@@ -171,14 +193,16 @@ def _utf16_length(raw: bytes) -> int:
         raise UpdateFormatError("string is not valid UTF-8") from exc
 
 
-def read_layout(update: bytes, known: dict[int, dict[int, int]] | None = None) -> Layout:
+def read_layout(update: bytes, known: dict[int, dict[int, int]] | None = None,
+                max_depth: int | None = None) -> Layout:
     """Walk the struct section of a Yjs v1 update (the delete set is not read).
 
     `known` ({client: {clock: length}}) gives the byte length of Any values the
     caller has seen in this encoding before: they are stepped over, not walked
     (about 4 µs saved per 12-key object); their EmbeddedValue says reorderable.
     Raises UpdateFormatError for bytes it cannot walk: truncated structs, content
-    or Any tags Yjs does not define.
+    or Any tags Yjs does not define; TooDeep (one) for a value walked that nests
+    more than `max_depth` lists and maps.
     """
     data = update
     values: list[EmbeddedValue] = []
@@ -218,7 +242,7 @@ def read_layout(update: bytes, known: dict[int, dict[int, int]] | None = None) -
                     pos = end
                     continue
                 pos, length = _walk_content(data, pos, ref, client, clock, values,
-                                            known.get(client) if known else None)
+                                            known.get(client) if known else None, max_depth)
                 clock += length
             blocks.append(ClientBlock(client, first_clock, clock, structs, start, pos))
     except (IndexError, AttributeError):  # AttributeError: a skip found no match
@@ -234,6 +258,21 @@ def embedded_values(update: bytes) -> list[EmbeddedValue]:
     return read_layout(update).values
 
 
+def check_value_depth(update: bytes, max_depth: int = MAX_VALUE_DEPTH) -> None:
+    """Raise InvalidPayload if `update` holds a value nested deeper than `max_depth`,
+    or if it is not a Yjs v1 update this walk can read (then it could hide one).
+
+    An update with no more than `max_depth` list and map markers cannot nest that
+    deep, so most updates (typing, small edits) cost two byte counts, not a walk.
+    """
+    if update.count(ANY_ARRAY) + update.count(ANY_OBJECT) <= max_depth:
+        return
+    try:
+        read_layout(update, max_depth=max_depth)
+    except UpdateFormatError as exc:
+        raise InvalidPayload(f"update rejected: {exc}") from None
+
+
 def _skip_parent(data: bytes, pos: int, info: int) -> int:
     """Skip the parent (and parentSub) of an item that has no origins."""
     parent_is_root_key, pos = read_uint(data, pos)
@@ -247,7 +286,8 @@ def _skip_parent(data: bytes, pos: int, info: int) -> int:
 
 
 def _walk_content(data: bytes, pos: int, ref: int, client: int, clock: int,
-                  values: list[EmbeddedValue], known: dict[int, int] | None) -> tuple[int, int]:
+                  values: list[EmbeddedValue], known: dict[int, int] | None,
+                  max_depth: int | None) -> tuple[int, int]:
     """Skip one item's content, noting its embedded values; returns (end, clock length)."""
     if ref == ContentRef.STRING:
         length, pos = read_uint(data, pos)
@@ -258,7 +298,7 @@ def _walk_content(data: bytes, pos: int, ref: int, client: int, clock: int,
         for i in range(count):
             length = known.get(clock + i) if known else None
             if length is None:
-                end, reorderable = skip_any(data, pos)
+                end, reorderable = skip_any(data, pos, max_depth)
             else:
                 end, reorderable = pos + length, True
             values.append(EmbeddedValue(client, clock + i, ContentRef.ANY, pos, end, reorderable))
@@ -277,10 +317,10 @@ def _walk_content(data: bytes, pos: int, ref: int, client: int, clock: int,
         return end, 1
     if ref == ContentRef.TYPE:
         type_ref, pos = read_uint(data, pos)
+        if type_ref not in TYPE_REFS:
+            raise UpdateFormatError(f"unknown shared type ref {type_ref}")
         if type_ref in NAMED_TYPE_REFS:
             pos = _skip_string(data, pos)
-        elif type_ref > 6:
-            raise UpdateFormatError(f"unknown type ref {type_ref}")
         return pos, 1
     if ref == ContentRef.BINARY:
         return _skip_string(data, pos), 1
@@ -290,7 +330,7 @@ def _walk_content(data: bytes, pos: int, ref: int, client: int, clock: int,
             pos = _skip_string(data, pos)
         return pos, count
     if ref == ContentRef.DOC:
-        return skip_any(data, _skip_string(data, pos))[0], 1
+        return skip_any(data, _skip_string(data, pos), max_depth)[0], 1
     raise UpdateFormatError(f"unknown content ref {ref}")
 
 

@@ -19,7 +19,8 @@ from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import CollabError, ShuttingDown
 from collab.runtime.fanout import Fanout, RelayOpen, RelayResume
 from collab.runtime.lifecycle import ActorState, check_transition
-from collab.storage.base import Fence
+from collab.runtime.writes import WriteChain
+from collab.storage.base import Fence, WriteOp
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WritesRecovered:
+    """Writes kept after a failed commit have committed since (runtime/writes.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,9 @@ class ActorBase:
         self.fence_token: int | None = None
         #: What this actor publishes for sockets on other processes, once one joined.
         self.fanout: Fanout | None = None
+        #: Every write of this actor goes through here, in order, with no holes.
+        self.writes = WriteChain(system.committer, self._fence,
+                                 lambda: self.post(WritesRecovered()))
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
@@ -94,10 +103,14 @@ class ActorBase:
     def reject(self, message: Any, error: BaseException) -> None:
         """Answer a message that can never be handled (the load failed, or shutdown)."""
 
+    def writes_recovered(self) -> None:
+        """Writes whose commit failed (their callers were told) have committed since:
+        announce what was held back for them. Runs in the mailbox."""
+
     def is_request(self, message: Any) -> bool:
         """True for messages from outside (clients, callers) that a successor
         instance should handle; False for this instance's own timers and completions."""
-        return not isinstance(message, Stop | TimerFired)
+        return not isinstance(message, Stop | TimerFired | WritesRecovered)
 
     # -- the mailbox ----------------------------------------------------------
 
@@ -159,7 +172,8 @@ class ActorBase:
                         self._timers.pop(IDLE_TIMER, None)
                         timeout = self.system.settings.idle_timeout
                         idle_for = loop.time() - self._last_active
-                        if idle_for >= timeout and self.can_hibernate() and not mailbox:
+                        if idle_for >= timeout and self.can_hibernate() \
+                                and not self.writes.busy and not mailbox:
                             await self._stop(Stop("idle"))
                             return
                         if self.may_sleep():  # not yet: look again when it could be time
@@ -167,6 +181,9 @@ class ActorBase:
                         continue
                     if type(message) is RelayOpen or type(message) is RelayResume:
                         self._answer_relay(message)
+                        continue
+                    if type(message) is WritesRecovered:
+                        self.writes_recovered()
                         continue
                     self._last_active = loop.time()
                     result = self.handle(message)
@@ -196,8 +213,12 @@ class ActorBase:
         try:
             self.after_drain()
             await self.save(message.reason)
+            await self.writes.flush()
+            if self.writes.kept:  # a commit failed lately: one more try before we go
+                await self.writes.barrier()
         except Exception:
             log.exception("%s %r: save failed while stopping", self.kind, self.key)
+        self.writes.close()
         if self.fanout is not None:
             self.fanout.end()
             self.system.forwarder.remote_peers.forget_actor(self.kind, self.key)
@@ -249,10 +270,15 @@ class ActorBase:
     # -- writes ---------------------------------------------------------------
 
     def submit(self, ops: list[Any]) -> asyncio.Future[None]:
-        """Hand store writes to group commit, fenced with our lease token if we hold one."""
-        if self.fence_token is not None:
-            ops = [Fence(self.kind, self.key, self.fence_token), *ops]
-        return self.system.committer.submit(ops)
+        """Hand store writes to group commit, after everything submitted before
+        (runtime/writes.py); the future resolves once they are committed."""
+        return self.writes.submit(ops)
+
+    def _fence(self) -> list[WriteOp]:
+        """What leads each of our submissions: our lease token, if we hold one."""
+        if self.fence_token is None:
+            return []
+        return [Fence(self.kind, self.key, self.fence_token)]
 
     # -- timers ---------------------------------------------------------------
 

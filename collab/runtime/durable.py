@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from collab.errors import CloseCode, CollabError
+from collab.errors import CloseCode, CollabError, StoreUnavailable
 from collab.protocol.native import actor_event
+from collab.protocol.text import InvalidText, check_column
 from collab.runtime.actions import (
     DEFAULT_CALL_TIMEOUT,
     ActionError,
@@ -62,6 +63,10 @@ log = logging.getLogger(__name__)
 
 #: Timer ids of queue drains: one per queue, never a user's timer.
 DRAIN_PREFIX = "queue:"
+
+#: Characters of an actor key named from code (`self.actor(Kind, key)`); keys from
+#: clients follow the stricter name pattern (gateway/names.py, 128 characters).
+MAX_KEY_CHARS = 512
 
 #: Actor type names as they appear in URLs and on the wire.
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -236,8 +241,7 @@ class Actor(ActorBase):
         return not self._conns
 
     def can_hibernate(self) -> bool:
-        return not self._conns and (self._last_commit is None or self._last_commit.done()) \
-            and not self.workflows.busy()
+        return not self._conns and not self.workflows.busy()
 
     async def save(self, reason: str) -> None:
         for conn in self._conns.values():  # the server stops, or the lease was lost
@@ -248,7 +252,7 @@ class Actor(ActorBase):
             await self.on_sleep()
         finally:
             self._persist()
-            await self.system.committer.flush()
+            await self.writes.flush()
 
     def handle(self, message: Any) -> Any:
         if type(message) is CallAction:
@@ -354,7 +358,7 @@ class Actor(ActorBase):
             commit = self._persist()
         except Exception as exc:
             self._rollback()
-            if not isinstance(exc, ActionError):
+            if not isinstance(exc, ActionError | StoreUnavailable):  # else not a bug
                 log.exception("%s %r: %s failed", self.kind, self.key, what)
                 exc = InternalActionError(f"{what} failed")
             if reply is not None:
@@ -364,8 +368,8 @@ class Actor(ActorBase):
             return
         if commit is None and self._last_commit is not before:
             commit = self._last_commit  # the body submitted writes of its own
-        elif commit is None and before is not None and not before.done():
-            commit = before  # the result may read state that is not durable yet
+        elif commit is None and self.writes.busy:
+            commit = self.writes.barrier()  # the result may read state not durable yet
         if commit is None or commit.done():
             _settle(reply, result, commit)
         else:
@@ -509,14 +513,9 @@ class Actor(ActorBase):
         if data == self._saved:
             return None
         self._saved = data
-        commit = self.submit([PutActorState(self.kind, self.key, data)])
-
-        def failed_write_is_retried(fut: asyncio.Future[None]) -> None:
-            if fut.exception() is not None and self._saved is data:
-                self._saved = None  # the next call writes the state again
-
-        commit.add_done_callback(failed_write_is_retried)
-        return commit
+        # If this commit fails, the write is kept and goes first in the next one
+        # (runtime/writes.py): `_saved` stays what the store will hold.
+        return self.submit([PutActorState(self.kind, self.key, data)])
 
     def _rollback(self) -> None:
         """Put the state back as last saved (or fresh): a failed call changes nothing."""
@@ -556,6 +555,12 @@ class ActorRef:
                  caller: Actor | None = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self.system = system
         self.cls = system.registry.resolve(kind) if isinstance(kind, str) else kind
+        if not isinstance(key, str):
+            raise ActionError("an actor key must be a string", code="invalid_key")
+        try:  # it becomes a stored key: text every store can hold
+            check_column(key, "an actor key", MAX_KEY_CHARS)
+        except InvalidText as exc:
+            raise ActionError(exc.message, code="invalid_key") from None
         self.key = key
         self.caller = caller
         self.timeout = timeout

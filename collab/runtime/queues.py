@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
-from collab.runtime.actions import ActionError, marked_methods
+from collab.protocol.text import MAX_ERROR_CHARS, storable
+from collab.runtime.actions import ActionError, marked_methods, refuse_runtime_names
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
 
@@ -56,8 +57,12 @@ def consumes(queue: str) -> Callable[[F], F]:
 
 
 def consumers_of(cls: type) -> dict[str, Callable[..., Any]]:
-    """The consumer method of each queue `cls` declares, by queue name."""
-    return {queue: member for _, member, queue in marked_methods(cls, "__collab_consumes__")}
+    """The consumer method of each queue `cls` declares, by queue name. Raises
+    ValueError if a consumer has a name the runtime uses (a consumer `handle` would
+    receive every mailbox message)."""
+    marked = marked_methods(cls, "__collab_consumes__")
+    refuse_runtime_names(cls, (name for name, _, _ in marked), "@collab.consumes")
+    return {queue: member for _, member, queue in marked}
 
 
 class UnknownQueue(ActionError):
@@ -195,7 +200,8 @@ class Queues:
         attempts = record.attempts + 1
         dead = attempts >= self._actor.queue_max_attempts
         updated = QueueRecord(record.kind, record.key, record.queue, record.seq, record.body,
-                              attempts, dead, error[:500], record.enqueued_at)
+                              attempts, dead, storable(error, MAX_ERROR_CHARS),
+                              record.enqueued_at)
         waiting = self.pending[record.queue]
         waiting.popleft()
         if dead:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from collab.errors import CollabError
+from collab.runtime.actions import marked_methods, refuse_overrides, refuse_runtime_names
 
 if TYPE_CHECKING:
     from collab.runtime.durable import Actor
@@ -29,7 +30,10 @@ class Registry:
             self.register(cls)
 
     def register(self, cls: type[Actor]) -> type[Actor]:
-        """Add `cls` (usable as a class decorator). Two types may not share a kind."""
+        """Add `cls` (usable as a class decorator). Two types may not share a kind, and
+        an application's class may not use the runtime's names for its actions,
+        consumers, workflows or other attributes (ValueError naming the attribute)."""
+        _check_names(cls)
         existing = self._types.get(cls.kind)
         if existing is not None and existing is not cls:
             raise ValueError(f"two actor types named {cls.kind!r}: "
@@ -52,6 +56,20 @@ class Registry:
 
     def __contains__(self, kind: str) -> bool:
         return kind in self._types
+
+
+def _check_names(cls: type) -> None:
+    """Refuse what would share a name with the runtime: any marked method (also
+    those of classes not built on collab.Actor), and for application classes any
+    attribute that replaces the runtime's (actions.refuse_overrides)."""
+    from collab.runtime.durable import Actor  # imported late: it imports this module
+
+    for marker, what in (("__collab_action__", "@collab.action"),
+                         ("__collab_consumes__", "@collab.consumes"),
+                         ("__collab_workflow__", "@collab.workflow")):
+        refuse_runtime_names(cls, (name for name, _, _ in marked_methods(cls, marker)), what)
+    if issubclass(cls, Actor):
+        refuse_overrides(cls)
 
 
 def load_registry(spec: str) -> Registry:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgpack
 from croniter import croniter
 
+from collab.protocol.text import is_text
 from collab.runtime.actions import ActionError
 from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 MAX_BACKOFF = 300.0
 #: ... and given up (logged, deleted) after this many attempts.
 MAX_ATTEMPTS = 10
+#: Characters of a cron entry's name: it is the stored timer's id.
+MAX_CRON_NAME_CHARS = 200
 TIMER_PREFIX = "timer:"
 CRON_PREFIX = "cron:"
 
@@ -70,6 +73,10 @@ class Schedule:
     async def cron(self, name: str, expr: str, method: str, *args: Any, tz: str = "UTC") -> str:
         """Run `method(*args)` on every tick of cron `expr` in zone `tz`. Calling it
         again with the same `name` replaces the entry. Returns the id `cron:<name>`."""
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_CRON_NAME_CHARS \
+                or "\x00" in name or not is_text(name):
+            raise ScheduleError(f"a cron entry's name must be 1 to {MAX_CRON_NAME_CHARS} "
+                                "characters of valid Unicode text without NUL")
         if not croniter.is_valid(expr):
             raise ScheduleError(f"not a cron expression: {expr!r}")
         try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
+from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, CallAction, marked_methods
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
@@ -269,8 +270,8 @@ class Workflows:
         except asyncio.CancelledError:
             raise  # stopped with the actor: still "running", resumed on the next load
         except Exception as exc:
-            # NUL cannot go into a Postgres text column; show it escaped instead.
-            error = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")
+            # A text column holds neither NUL nor a lone surrogate: escaped instead.
+            error = storable(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
             run.status, run.error = "failed", error
             log.warning("%s %r: workflow %s (%s) failed: %s", self.actor.kind, self.actor.key,
                         run.id, run.name, run.error)

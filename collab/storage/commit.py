@@ -5,10 +5,14 @@ are committed. One task drains the queue: it takes everything pending, writes it
 in a single store transaction, then resolves all of the batch's futures. So the
 number of transactions tracks the store's speed, not the update rate.
 
-One submission's ops are never split. If the store refuses a batch because a
-submission came from an actor's former owner (StaleOwner: its Fence carries an
-old lease token), only the submissions fenced with that stale token fail; the
-rest are written again at once without them.
+One submission's ops are never split, and one submission's failure is its own:
+if the store refuses a batch because a submission came from an actor's former
+owner (StaleOwner: its Fence carries an old lease token), only the submissions
+fenced with that stale token fail; if a row cannot be written (text the store
+cannot hold, say), the batch is split until the failing submissions are alone,
+and the rest commit. Only a store that cannot write at all fails everyone.
+Submissions in one batch are independent (an actor has at most one in flight:
+runtime/writes.py), so committing them apart keeps every actor's order.
 
 `on_commit`, if given, hears of every committed batch (its duration and size):
 the way a caller above storage measures persist latency without storage knowing
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from collab.errors import StoreUnavailable
 from collab.storage.base import Fence, StaleOwner, Store, WriteOp
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,9 @@ CommitObserver = Callable[[float, int], None]
 class CommitStats:
     batches: int = 0
     ops: int = 0
-    failures: int = 0
+    failures: int = 0  # batches (or parts of one, once isolated) that failed
     stale: int = 0  # submissions refused because their writer lost its lease
+    isolations: int = 0  # failed batches split to find the submissions at fault
 
 
 class GroupCommitter:
@@ -96,38 +102,71 @@ class GroupCommitter:
                 self._wakeup.set()
 
     async def _commit(self, batch: list[Submission]) -> None:
-        while batch:
-            ops = [op for sub_ops, _ in batch for op in sub_ops]
-            started = time.perf_counter()
+        error = await self._attempt(batch)
+        if error is not None:
+            await self._isolate(batch, error)
+
+    async def _attempt(self, batch: list[Submission]) -> BaseException | None:
+        """Write `batch` in one transaction; settle it if that commits, else return
+        the error (nothing of the batch was written)."""
+        ops = [op for sub_ops, _ in batch for op in sub_ops]
+        started = time.perf_counter()
+        try:
+            await self.store.write(ops)
+        except Exception as exc:
+            return exc
+        self.stats.batches += 1
+        self.stats.ops += len(ops)
+        if self._on_commit is not None:
             try:
-                await self.store.write(ops)
-            except StaleOwner as stale:
-                kept = [sub for sub in batch if not _fenced_out(sub[0], stale)]
-                if len(kept) == len(batch):  # nobody to single out: all of it failed
-                    self._settle(batch, stale)
-                    return
-                log.warning("refusing writes from a former owner: %s", stale.message)
-                self.stats.stale += len(batch) - len(kept)
-                self._settle([sub for sub in batch if _fenced_out(sub[0], stale)], stale)
-                batch = kept
-                continue
-            except Exception as exc:  # the store's failure belongs to every waiter
-                log.error("commit of %d ops failed: %s", len(ops), exc)
-                self._settle(batch, exc)
+                self._on_commit(time.perf_counter() - started, len(ops))
+            except Exception:  # a reporting bug must not fail the writers' futures
+                log.exception("commit observer failed")
+        self._settle(batch, None)
+        return None
+
+    async def _isolate(self, batch: list[Submission], error: BaseException) -> None:
+        """`batch` failed with `error`: fail only the submissions it belongs to and
+        commit the others.
+
+        A StaleOwner names its actor: its fenced submissions fail, the rest go
+        again. A store that cannot write (StoreUnavailable: a lock, a lost
+        connection, a full disk) fails everyone. Any other error came from some
+        row: halves are tried apart until the failing submissions are alone, so
+        one bad row fails only its own request. If both halves fail, the store is
+        failing them alike and both are settled with their errors.
+        """
+        if isinstance(error, StaleOwner):
+            stale = [sub for sub in batch if _fenced_out(sub[0], error)]
+            if stale:
+                log.warning("refusing writes from a former owner: %s", error.message)
+                self.stats.stale += len(stale)
+                self._settle(stale, error)
+                kept = [sub for sub in batch if not _fenced_out(sub[0], error)]
+                if kept:
+                    await self._commit(kept)
                 return
-            self.stats.batches += 1
-            self.stats.ops += len(ops)
-            if self._on_commit is not None:
-                try:
-                    self._on_commit(time.perf_counter() - started, len(ops))
-                except Exception:  # a reporting bug must not fail the writers' futures
-                    log.exception("commit observer failed")
-            self._settle(batch, None)
+        if len(batch) == 1 or (isinstance(error, StoreUnavailable)
+                               and not isinstance(error, StaleOwner)):
+            log.error("commit of %d submissions failed: %s", len(batch), error)
+            self.stats.failures += 1
+            self._settle(batch, error)
             return
+        self.stats.isolations += 1
+        middle = len(batch) // 2
+        halves = (batch[:middle], batch[middle:])
+        errors = [await self._attempt(half) for half in halves]
+        if all(isinstance(e, Exception) and not isinstance(e, StaleOwner) for e in errors):
+            log.error("commit of %d submissions failed: %s", len(batch), error)
+            self.stats.failures += 1
+            for half, half_error in zip(halves, errors, strict=True):
+                self._settle(half, half_error)
+            return
+        for half, half_error in zip(halves, errors, strict=True):
+            if half_error is not None:
+                await self._isolate(half, half_error)
 
     def _settle(self, batch: list[Submission], error: BaseException | None) -> None:
-        if error is not None and not isinstance(error, StaleOwner):
-            self.stats.failures += 1
         for _, future in batch:
             if future.done():
                 continue

@@ -168,8 +168,11 @@ _REVOKE = REVOKE_SQL.replace("VALUES (?, ?)",
                              "SELECT * FROM unnest($1::text[], $2::float8[])")
 _LIMIT = LIMIT_SQL.replace("VALUES (?, ?, ?)",
                            "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])")
+#: Insert-or-ignore: a row written again after a commit whose outcome was unknown
+#: (runtime/writes.py keeps and rewrites it) is the same row.
 _APPEND = ("INSERT INTO doc_updates (doc, seq, data) "
-           "SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])")
+           "SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[]) "
+           "ON CONFLICT (doc, seq) DO NOTHING")
 _PUT_SNAPSHOT = ("INSERT INTO doc_snapshots (doc, seq, data, updated_at) VALUES ($1, $2, $3, $4) "
                  "ON CONFLICT (doc) DO UPDATE SET seq = excluded.seq, data = excluded.data, "
                  "updated_at = excluded.updated_at WHERE excluded.seq >= doc_snapshots.seq")
@@ -437,7 +440,10 @@ class PostgresStore(Store):
                 await transaction.commit()
         except _CONNECTION_ERRORS as exc:
             if committing:
-                raise
+                # It may have committed or not: the writer keeps its ops and
+                # writes them again, which an upsert makes harmless.
+                raise StoreUnavailable(f"Postgres at {_where(self.url)} went away during "
+                                       f"COMMIT: {exc}") from None
             raise _ConnectionLost() from exc
 
     async def ping(self) -> None:

@@ -271,7 +271,7 @@ class SQLiteStore(Store):
         try:
             await self._write(ops)
         except sqlite3.OperationalError as exc:
-            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _CANNOT_WRITE:  # primary code
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _CANNOT_WRITE or _is_busy(exc):
                 # Rolled back whole: refuse with a clear error; the next batch tries again.
                 raise StoreUnavailable(f"SQLite cannot write to {self.path}: {exc}") from None
             raise
@@ -346,7 +346,10 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
             if current > token:
                 raise StaleOwner(kind, key, token, current)
         if appends:
-            conn.executemany("INSERT INTO doc_updates (doc, seq, data) VALUES (?, ?, ?)", appends)
+            # A row written again after a commit whose failure was reported late
+            # (runtime/writes.py) is the same row: keep the one stored.
+            conn.executemany("INSERT INTO doc_updates (doc, seq, data) VALUES (?, ?, ?) "
+                             "ON CONFLICT (doc, seq) DO NOTHING", appends)
         now = time.time()
         for snap in snapshots:
             conn.execute(

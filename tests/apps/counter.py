@@ -40,6 +40,10 @@ class Counter(collab.Actor):
         raise ZeroDivisionError("a bug in the actor")
 
     @collab.action
+    def type_bug(self, n: int) -> str:
+        return n + "!"  # a TypeError in the actor's own code: its bug, not the caller's
+
+    @collab.action
     def store_unserializable(self) -> None:
         self.state["bad"] = object()
 
@@ -325,3 +329,26 @@ class Lingerer(collab.Actor):
 
 
 registry.register(Lingerer)
+
+
+class Journal(collab.Actor):
+    """Appends each acknowledged item to its state: a test counts what survives."""
+
+    def initial_state(self) -> dict:
+        return {"items": []}
+
+    @collab.action
+    def add(self, item: int) -> int:
+        self.state["items"].append(item)
+        return len(self.state["items"])
+
+    @collab.action
+    def items(self) -> list:
+        return self.state["items"]
+
+    @collab.action
+    def note(self, text: str) -> None:
+        self.state["note"] = text
+
+
+registry.register(Journal)

@@ -1,0 +1,175 @@
+"""One actor's path to the store: its writes commit in the order it made them, and
+a failed commit never leaves a hole.
+
+An actor has at most one submission in group commit at a time; whatever it
+submits meanwhile waits and goes next, as one submission. When a commit fails
+(a lock held by another process, a lost Postgres backend, a full disk), its
+ops are kept and go first in the actor's next submission, or alone after a
+backoff if nothing else comes. So the store always holds a prefix of what the
+actor applied in memory, and a later write is never acknowledged while an
+earlier one is missing. Callers still hear of the failure at once (their
+future fails): the write is not acknowledged, but it is not dropped either.
+Every op is an upsert or a delete (appends of document updates are insert-or-
+ignore), so writing kept ops again is harmless if a failed commit did land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+
+from collab.storage.base import StaleOwner, WriteOp
+from collab.storage.commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+#: Seconds before kept ops are written again when nothing else comes, doubling
+#: per failure up to RETRY_MAX: soon enough that a lock held for a moment costs
+#: little, rare enough that a store that is down is not hammered.
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+
+
+class WriteChain:
+    """The ordered, hole-free write path of one actor.
+
+    `fence()` gives the ops that must lead every submission (the lease fence, or
+    nothing); `recovered()` is called when ops kept after a failure have finally
+    committed (the actor may now announce what it held back).
+    """
+
+    def __init__(self, committer: GroupCommitter, fence: Callable[[], list[WriteOp]],
+                 recovered: Callable[[], None]) -> None:
+        self._committer = committer
+        self._fence = fence
+        self._recovered = recovered
+        self._queued: list[WriteOp] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._kept: list[WriteOp] = []  # ops of failed commits, oldest first
+        self._in_flight: asyncio.Future[None] | None = None
+        self._send_soon: asyncio.Handle | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._failures = 0  # consecutive failed commits, for the backoff
+        self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        """True while anything submitted is not committed yet (or was kept after a
+        failure): the actor must stay in memory."""
+        return bool(self._in_flight or self._waiters or self._kept)
+
+    @property
+    def kept(self) -> int:
+        """Ops kept after a failed commit, waiting to be written again."""
+        return len(self._kept)
+
+    def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[None]:
+        """Queue `ops` behind everything this actor submitted before; the future
+        resolves once they (and all of those) are committed, or fails with the
+        error of the commit that carried them (the ops are then kept and written
+        again). An empty `ops` is a barrier: it resolves once everything before
+        it is committed (at once if nothing is pending)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not ops and not self.busy:
+            future.set_result(None)
+            return future
+        self._queued.extend(ops)
+        self._waiters.append(future)
+        self._schedule_send()
+        return future
+
+    def barrier(self) -> asyncio.Future[None]:
+        """A future that resolves once every op submitted so far is committed."""
+        return self.submit(())
+
+    async def flush(self) -> None:
+        """Wait until nothing is in flight or queued (kept ops may remain: ask
+        `kept`). Never raises: failures belong to the submitters' futures."""
+        while self._in_flight is not None or self._waiters:
+            if self._in_flight is None:
+                self._send()
+            assert self._in_flight is not None
+            await asyncio.wait([self._in_flight])
+
+    def close(self) -> None:
+        """Stop retrying (the actor is gone); kept ops are dropped."""
+        self._closed = True
+        for handle in (self._send_soon, self._retry):
+            if handle is not None:
+                handle.cancel()
+        if self._kept:
+            log.error("%d ops were never committed: the store kept failing", len(self._kept))
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _schedule_send(self) -> None:
+        # In the next loop turn, so everything the actor submits in this one goes
+        # as one submission.
+        if self._in_flight is None and self._send_soon is None and not self._closed:
+            self._send_soon = asyncio.get_running_loop().call_soon(self._send)
+
+    def _send(self) -> None:
+        if self._send_soon is not None:  # called directly (flush): no second send
+            self._send_soon.cancel()
+            self._send_soon = None
+        if self._in_flight is not None or self._closed:
+            return
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        carried = self._kept + self._queued
+        waiters = self._waiters
+        retried = bool(self._kept)
+        self._kept, self._queued, self._waiters = [], [], []
+        if not carried:
+            _settle(waiters, None)
+            return
+        try:
+            commit = self._committer.submit([*self._fence(), *carried])
+        except RuntimeError as exc:  # the committer is closed: the server is stopping
+            self._kept = carried
+            _settle(waiters, exc)
+            return
+        self._in_flight = commit
+        commit.add_done_callback(lambda fut: self._done(fut, carried, waiters, retried))
+
+    def _done(self, commit: asyncio.Future[None], carried: list[WriteOp],
+              waiters: list[asyncio.Future[None]], retried: bool) -> None:
+        self._in_flight = None
+        error = commit.exception()
+        if error is None:
+            self._failures = 0
+            _settle(waiters, None)
+            if retried:
+                self._recovered()
+        elif isinstance(error, StaleOwner):
+            # Another process owns the actor now: these ops may never be written.
+            _settle(waiters, error)
+        else:
+            self._kept = carried + self._kept  # (always empty here: one in flight)
+            self._failures += 1
+            _settle(waiters, error)
+            if not self._waiters:
+                self._arm_retry()
+        if self._waiters:
+            self._schedule_send()
+
+    def _arm_retry(self) -> None:
+        if self._closed:
+            return
+        delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # processes that failed together retry apart
+        self._retry = asyncio.get_running_loop().call_later(delay, self._send)
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in waiters:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+            future.exception()  # the caller may not look: no "never retrieved" noise
