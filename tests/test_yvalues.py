@@ -92,6 +92,7 @@ def test_arbitrary_bytes_never_raise_anything_else(data):
     writers.note(data)
     writers.note(MAP_SET)
     assert writers.restore(data) is not None
+    writers.concatenate([data, MAP_SET])
     same_update(data, MAP_SET)
 
 

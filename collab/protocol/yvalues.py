@@ -1,10 +1,10 @@
-"""JSON values embedded in Yjs v1 updates: find them, compare them, give them back their
-writers' bytes. Pure functions over bytes; no pycrdt, no I/O.
+"""JSON values embedded in Yjs v1 updates: compare them whatever their key order, and
+give them back their writers' bytes. Pure functions over bytes; no pycrdt, no I/O.
 
 pycrdt (yrs) decodes an embedded object into a hash map, so every update it encodes
 (a merge, a diff, a document's state) lists the object's keys in a random order.
 `WriterBytes` remembers how each writer encoded each such value, by ID, and
-`restore` splices those bytes back into updates pycrdt produced.
+`restore` splices those bytes back into updates pycrdt produced (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collab.protocol.yupdate import (
     ContentRef,
     EmbeddedValue,
     Layout,
+    TooDeep,
     UpdateFormatError,
     concatenate,
     embedded_values,
@@ -49,10 +50,6 @@ JSON_FLOAT_TOLERANCE = 1e-12
 # -- comparing values --------------------------------------------------------------
 
 
-class _TooDeep(Exception):
-    pass
-
-
 _FLOAT64, _FLOAT32 = struct.Struct(">d"), struct.Struct(">f")
 
 
@@ -61,7 +58,7 @@ def _read_any(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     value is tagged so that true, 1 and 1.0 stay apart (numbers compare by value,
     whichever width encoded them)."""
     if depth > MAX_COMPARE_DEPTH:
-        raise _TooDeep
+        raise TooDeep("too deep to compare")
     tag = data[pos]
     pos += 1
     if tag == ANY_STRING:
@@ -106,7 +103,7 @@ def _read_any(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
 
 def _comparable_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_COMPARE_DEPTH:
-        raise _TooDeep
+        raise TooDeep("too deep to compare")
     if isinstance(value, dict):
         return ("o", tuple(("k", (k, _comparable_json(v, depth + 1)))
                            for k, v in sorted(value.items())))
@@ -189,7 +186,7 @@ def _same_any(a: bytes, b: bytes, depth: int) -> bool:
     if a == b:
         return True
     if depth > MAX_COMPARE_DEPTH:
-        raise _TooDeep
+        raise TooDeep("too deep to compare")
     tag = a[0]
     if tag == ANY_OBJECT and b[0] == ANY_OBJECT:
         entries_a, entries_b = _object_entries(a), _object_entries(b)
@@ -216,8 +213,8 @@ def same_value(kind: ContentRef, a: bytes, b: bytes) -> bool:
         text_a, text_b = (data[read_uint(data, 0)[1]:] for data in (a, b))
         return _json_equal(_comparable_json(json.loads(text_a)),
                            _comparable_json(json.loads(text_b)))
-    # (JSONDecodeError is a ValueError; UpdateFormatError too.)
-    except (IndexError, ValueError, OverflowError, RecursionError, _TooDeep, struct.error):
+    # (JSONDecodeError is a ValueError; UpdateFormatError and TooDeep too.)
+    except (IndexError, ValueError, OverflowError, RecursionError, struct.error):
         return False
 
 
@@ -302,6 +299,8 @@ class WriterBytes:
     def note(self, update: bytes) -> None:
         """`remember`, and keep the layout of an update holding objects for the
         broadcast that `concatenate` builds when the mailbox drain ends."""
+        if b"\x76" not in update and b"{" not in update:  # may_hold_objects, inlined:
+            return  # this runs for every update a document applies
         layout = self.remember(update)
         if layout is not None:
             self._drain[update] = layout
@@ -312,11 +311,11 @@ class WriterBytes:
         keeps its writer's bytes (no re-encoding, nothing to restore). None when
         pycrdt should merge them: none holds an object (its merge is faster), or two
         overlap, or one cannot be walked. Forgets the drain's layouts either way."""
+        if not self._drain:
+            return updates[0] if len(updates) == 1 else None
         layouts, self._drain = self._drain, {}
         if len(updates) == 1:
             return updates[0]
-        if not layouts:
-            return None
         try:
             return concatenate([(update, layouts.get(update) or read_layout(update))
                                 for update in updates])
