@@ -51,3 +51,28 @@ async def test_no_actor_is_created_after_shutdown_begins(system):
     await system.stop_all()
     with pytest.raises(ShuttingDown):
         ask(system, lambda r: Read(lambda doc: None, r))
+
+
+async def test_a_live_document_compacts_every_time_its_log_grows(tmp_path):
+    """The compaction timer can be armed again once it fired: a document that stays
+    loaded folds its log each time it passes the threshold, not only the first."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/doc.db", compact_rows=5,
+                        compact_delay=0.0)
+    store = open_store(settings)
+    await store.open()
+    committer = GroupCommitter(store)
+    committer.start()
+    system = ActorSystem(settings, store, committer)
+    editor = Editor()
+    try:
+        for round_ in range(1, 4):
+            for i in range(6):
+                await ask(system, lambda r, u=editor.type(f"<{round_}.{i}>"): ApplyUpdate(u, r))
+            async with asyncio.timeout(TIMEOUT):
+                while system.compactions < round_:
+                    await asyncio.sleep(0.01)
+        assert system.compactions >= 3
+    finally:
+        await system.stop_all()
+        await committer.close()
+        await store.close()

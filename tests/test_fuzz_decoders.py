@@ -188,7 +188,7 @@ def table_view(table: AwarenessTable) -> tuple:
 def test_awareness_table_untouched_by_rejected_update(present, sent, data):
     """What the Document actor does with an awareness frame: decode, then apply. A
     frame the decoder refuses leaves the table exactly as it was; one it accepts
-    changes only the client ids it names."""
+    changes only the client ids it names, and none that another connection holds."""
     table = AwarenessTable()
     table.apply(present, owner="a")
     before = table_view(table)
@@ -197,11 +197,11 @@ def test_awareness_table_untouched_by_rejected_update(present, sent, data):
     if entries is None:
         assert table_view(table) == before
         return
-    accepted = table.apply(entries, owner="b")
+    accepted = table.apply(entries, owner="b").accepted
     named = {entry.client_id for entry in entries}
     assert {entry.client_id for entry in accepted} <= named
     for client_id, entry in before[0].items():
-        if client_id not in named:
+        if client_id not in named or client_id in before[1]:  # or "a" holds it: not b's
             assert table._entries[client_id] == entry
     assert table.remove_owner("b") is not None
     assert all(owner == "a" for owner in table._owners.values())

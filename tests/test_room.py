@@ -16,10 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import collab
-from collab.actors.room import Message, Presence, RecentWindow, Room, TokenBucket
+from collab.actors.room import Message, Presence, RecentWindow, Room
 from collab.errors import StoreUnavailable
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
+from collab.runtime.buckets import Meters, TokenBucket
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import ActorRef
 from tests import inproc
@@ -474,7 +475,21 @@ async def test_writes_are_rate_limited_per_connection(runtime):
     await ann.call("history")  # reads are not limited
     other_device = await connected(runtime, "ann", StrictRoom)
     assert (await other_device.call("send", "late", "x"))["seq"] == 4
+    # Another actor in this process names no caller: trusted.
     assert (await http(runtime, StrictRoom).call("send", "srv", "x", user="bot"))["seq"] == 5
+
+
+async def test_calls_without_a_connection_are_metered_by_the_caller_they_name(runtime):
+    ref = http(runtime, StrictRoom)
+
+    def send(client_id: str, caller: str):
+        return ref.ask(lambda reply: CallAction("send", (client_id, "x"), {"user": "bob"},
+                                                reply, caller=caller), "send")
+
+    for i in range(StrictRoom.RATE_BURST):
+        await send(f"c{i}", "user:bob")
+    await refused("rate_limited", send("late", "user:bob"))
+    assert (await send("late", "addr:10.0.0.9"))["seq"] == StrictRoom.RATE_BURST + 1
 
 
 async def test_reactions_per_message_are_bounded(runtime):
@@ -563,11 +578,16 @@ def test_window_evicts_the_oldest_and_forgets_its_client_id():
     assert window.page(None, None, 3) is None
 
 
-def test_token_bucket():
+def test_token_bucket_and_meters():
     bucket = TokenBucket(rate=2.0, burst=3, now=100.0)
-    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(100.5) and not bucket.take(100.5)
-    assert [bucket.take(200.0) for _ in range(4)] == [True, True, True, False]
+    assert [bucket.take(1, 100.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(1, 100.5) and not bucket.take(1, 100.5)
+    assert [bucket.take(1, 200.0) for _ in range(4)] == [True, True, True, False]
+    meters = Meters(rate=1.0, burst=2, limit=2)
+    assert [meters.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert meters.take("b", 0.0) and meters.take("a", 0.5) is False
+    assert meters.take("c", 0.5) and len(meters) == 2  # "b", least recent, forgotten
+    assert meters.take("a", 1.0) and not meters.take("a", 1.0)
 
 
 def test_presence_table():

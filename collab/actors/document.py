@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPACT_TIMER = "compact"
+#: Fires when awareness changes held back by the document's relay budget may go.
+AWARENESS_TIMER = "awareness"
 #: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
 DELETIONS_ONLY = b"\x00"
 #: How far past its quota deletions may take a full document, so its users can make
@@ -295,6 +298,8 @@ class Document(Actor):
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
+        elif kind is TimerFired and message.name == AWARENESS_TIMER:
+            self._release_awareness()
         elif kind is PeerGone:
             self._leave(message.peer)
             return super().handle(message)  # it may have been connected as an actor client
@@ -310,8 +315,8 @@ class Document(Actor):
         # As y-websocket's server does: our state vector first, then who is here.
         peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self.doc.get_state())))
         states = self.awareness.encode_all()
-        if states is not None:
-            peer.send_yjs(YjsOut(self.key, ywire.AwarenessMessage(states)))
+        if states is not None:  # part of the sync it asked for: not slow consumption
+            peer.send_sync(YjsOut(self.key, ywire.AwarenessMessage(states)))
 
     def _subscribe(self, message: Subscribe) -> None:
         peer = message.peer
@@ -387,7 +392,7 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        peer.send_yjs(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
+        peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
 
     def _diff(self, state_vector: bytes) -> bytes:
         """What a peer with `state_vector` lacks, as one update."""
@@ -438,14 +443,47 @@ class Document(Actor):
                                f"bytes ({self.stored_bytes} stored, this update {len(update)})")
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
-        accepted = self.awareness.apply(ywire.decode_awareness(payload), owner=peer,
-                                        max_state_bytes=self.system.settings.max_awareness_bytes)
+        entries = ywire.decode_awareness(payload)
+        applied = self.awareness.apply(entries, owner=peer,
+                                       max_state_bytes=self.system.settings.max_awareness_bytes)
+        ignored = self.system.awareness_ignored
+        ignored["foreign"] += applied.foreign
+        ignored["crowded"] += applied.crowded
+        accepted = applied.accepted
         if not accepted:
             return
+        # Only what changed the table goes on: the sender's bytes when that is all of it.
+        if len(accepted) != len(entries):
+            payload = ywire.encode_awareness(accepted)
+        relay = self.awareness.relay
+        now = time.monotonic()
+        if relay.offer((entry.client_id for entry in accepted), len(payload), now):
+            out = YjsOut(self.key, ywire.AwarenessMessage(payload))
+            for other in self.peers:
+                if other is not peer:
+                    other.send_yjs(out)
+        elif not self.has_timer(AWARENESS_TIMER):  # over the document's awareness budget
+            self.set_timer(AWARENESS_TIMER, relay.due(len(payload), now))
+
+    def _release_awareness(self) -> None:
+        """Send the awareness changes held back by the relay budget, each client's
+        newest state, to everyone, once the budget allows."""
+        self.cancel_timer(AWARENESS_TIMER)
+        relay = self.awareness.relay
+        entries = self.awareness.entries(relay.held)
+        if not entries:
+            relay.held.clear()
+            return
+        payload = ywire.encode_awareness(entries)
+        now = time.monotonic()
+        wait = relay.due(len(payload), now)
+        if wait:
+            self.set_timer(AWARENESS_TIMER, wait)
+            return
+        relay.release(len(payload), now)
         out = YjsOut(self.key, ywire.AwarenessMessage(payload))
-        for other in self.peers:
-            if other is not peer:
-                other.send_yjs(out)
+        for peer in self.peers:
+            peer.send_yjs(out)
 
     def _apply_http(self, message: ApplyUpdate) -> None:
         try:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.errors import StoreUnavailable
 from collab.protocol.text import InvalidText, check_strings, is_text
-from collab.runtime.actions import ActionError, InvalidArguments, action
+from collab.runtime.actions import ActionError, CallAction, InvalidArguments, action
 from collab.runtime.actor import TimerFired
+from collab.runtime.buckets import Meters
 from collab.runtime.durable import Actor, pack, unpack
 from collab.storage.base import PutRoomMessage, RoomMessage
 
@@ -178,26 +179,6 @@ class RecentWindow:
 # -- per-connection and per-user bookkeeping ---------------------------------------
 
 
-class TokenBucket:
-    """`rate` tokens per second up to `burst`; each write takes one."""
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class Presence:
     """Connected devices per user."""
 
@@ -271,8 +252,10 @@ class Room(Actor):
     MAX_EMOJI_CHARS: ClassVar[int] = 32
     #: Distinct reactions on one message, so a row cannot grow without bound.
     MAX_REACTIONS: ClassVar[int] = 64
-    #: Writes (send, edit, delete, react) per second per connection, and the burst
-    #: allowed above it. Calls without a connection (HTTP, other actors) are trusted.
+    #: Writes (send, edit, delete, react) per second per caller, and the burst allowed
+    #: above it: a chat client sends a few per second at most. A caller is the socket
+    #: (connected or not; the gateway names it), or over HTTP the token's user (else
+    #: the client's address). Only calls from other actors in this process are trusted.
     RATE_PER_SECOND: ClassVar[float] = 10.0
     RATE_BURST: ClassVar[int] = 20
     #: Seconds a typing indicator lasts unless renewed: bridges the pauses between
@@ -299,6 +282,9 @@ class Room(Actor):
         #: Events of rows whose commit failed: the rows are written again before
         #: anything newer (runtime/writes.py); the events go out once they are.
         self._held: list[tuple[str, Any]] = []
+        #: Writes left to each caller (RATE_PER_SECOND); `_caller_key` is the running call's.
+        self.meters = Meters(self.RATE_PER_SECOND, self.RATE_BURST)
+        self._caller_key: str | None = None
         await self._load_window()
 
     async def _load_window(self) -> None:
@@ -312,8 +298,6 @@ class Room(Actor):
     async def on_before_connect(self, conn: Conn) -> None:
         params = conn.params if isinstance(conn.params, dict) else {}
         conn.state["user"] = self._valid_user(params.get("user"))
-        conn.state["bucket"] = TokenBucket(self.RATE_PER_SECOND, self.RATE_BURST,
-                                           time.monotonic())
 
     async def on_connect(self, conn: Conn) -> None:
         user = conn.state["user"]
@@ -335,7 +319,6 @@ class Room(Actor):
         `message` event reaches every connection (the sender's too) after commit.
         A send repeating a `client_id` returns the original message and posts nothing."""
         author = self._caller(user)
-        self._spend()
         if not isinstance(client_id, str) or not 0 < len(client_id) <= self.MAX_CLIENT_ID_CHARS \
                 or "\x00" in client_id or not is_text(client_id):
             raise ActionError(f"client_id must be a string of 1 to "
@@ -352,6 +335,7 @@ class Room(Actor):
             if _json_size(meta) > self.MAX_META_BYTES:
                 raise ActionError(f"meta is over {self.MAX_META_BYTES} bytes",
                                   code="message_too_large")
+        self._spend()  # after the checks: a refused call costs no write
         original = await self._sent_before(client_id)
         if original is not None:
             if original.user != author:
@@ -369,8 +353,8 @@ class Room(Actor):
     async def edit(self, seq: int, body: str, *, user: str | None = None) -> dict[str, Any]:
         """Change the body of one of your messages; returns {"message"}."""
         author = self._caller(user)
-        self._spend()
         self._check_body(body)
+        self._spend()
         message = await self._own(seq, author)
         if message.body != body:
             message = replace(message, body=body, edited_at=time.time())
@@ -395,13 +379,13 @@ class Room(Actor):
         """Add (or with add=False remove) your `emoji` reaction; each user reacts
         with a given emoji at most once. Returns {"message"}."""
         who = self._caller(user)
-        self._spend()
         if not isinstance(emoji, str) or not 0 < len(emoji) <= self.MAX_EMOJI_CHARS \
                 or not is_text(emoji):
             raise ActionError(f"emoji must be a string of 1 to {self.MAX_EMOJI_CHARS} "
                               "characters", code="invalid_emoji")
         if not isinstance(add, bool):
             raise InvalidArguments("add must be true or false")
+        self._spend()
         message = await self._message(seq)
         if add and emoji not in message.reactions \
                 and len(message.reactions) >= self.MAX_REACTIONS:
@@ -496,7 +480,17 @@ class Room(Actor):
         if type(message) is TimerFired and message.name.startswith(TYPING_TIMER):
             self._typing_expired(message.name[len(TYPING_TIMER):])
             return None
+        if type(message) is CallAction:
+            return self._metered(message)
         return super().handle(message)
+
+    async def _metered(self, call: CallAction) -> None:
+        """Run `call` with its caller known to `_spend` (one message at a time)."""
+        self._caller_key = call.caller
+        try:
+            await super().handle(call)
+        finally:
+            self._caller_key = None
 
     def _typing_expired(self, user: str) -> None:
         until = self.typing_until.get(user)
@@ -529,10 +523,13 @@ class Room(Actor):
         return user
 
     def _spend(self) -> None:
-        """Take one write from the calling connection's allowance."""
-        if self.conn is not None and not self.conn.state["bucket"].take(time.monotonic()):
+        """Take one write from the caller's allowance (RATE_PER_SECOND): its socket's,
+        connected or not, or an HTTP caller's. Calls from other actors in this process
+        name no caller and are trusted."""
+        caller = self._caller_key or (self.conn.outlet.id if self.conn is not None else None)
+        if caller is not None and not self.meters.take(caller, time.monotonic()):
             raise ActionError(f"more than {self.RATE_PER_SECOND:g} writes per second "
-                              "on this connection; slow down", code="rate_limited")
+                              "from this client; slow down", code="rate_limited")
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):

@@ -19,11 +19,14 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
+from collab.gateway.addresses import client_address
+from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import decode_body, read_body
-from collab.gateway.keys import SYSTEM
+from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.actions import (
     ActionError,
+    CallAction,
     CallTimeout,
     InvalidArguments,
     UnknownAction,
@@ -40,6 +43,8 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
           InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413,
           UnknownWorkflow: 404}
+#: HTTP status for codes an actor's own ActionErrors use (a room's write rate).
+CODE_STATUS = {"rate_limited": 429}
 
 
 def _target(request: web.Request) -> ActorRef:
@@ -58,15 +63,27 @@ async def run_call(coro: Any) -> Any:
     except (ActionError, InternalActionError) as exc:
         # The actor's own ActionErrors carry the code it chose; they are the caller's 400s.
         raise BadRequest(exc.message, code=exc.code,
-                         status=STATUS.get(type(exc), 400)) from None
+                         status=STATUS.get(type(exc)) or CODE_STATUS.get(exc.code, 400)) from None
 
 
 async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
     args, kwargs = _decode_call(await read_body(request), binary)
-    result = await run_call(ref.call(request.match_info["action"], *args, **kwargs))
+    action, caller = request.match_info["action"], http_caller(request)
+    result = await run_call(ref.ask(
+        lambda reply: CallAction(action, tuple(args), kwargs, reply, caller=caller),
+        repr(action)))
     return _encode({"result": result}, binary)
+
+
+def http_caller(request: web.Request) -> str:
+    """What actors meter an HTTP call against (a room's write rate): the token's user,
+    or without one (development mode) the client's address."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.user:
+        return f"user:{principal.user}"
+    return f"addr:{client_address(request, request.app[SETTINGS].forwarded_hops)}"
 
 
 async def send_to_queue(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from collab.gateway.keys import (
     ADDRESSES,
     CONNECTIONS,
     GATEKEEPER,
+    LOADS,
     REGISTRY,
     SETTINGS,
     SYSTEM,
@@ -40,6 +41,7 @@ from collab.gateway.keys import (
 )
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.native import OPS, native_socket
+from collab.gateway.ratelimit import loads_per_address
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
 from collab.runtime import cluster
@@ -139,6 +141,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[SETTINGS] = settings
     app[GATEKEEPER] = Gatekeeper(settings)
     app[ADDRESSES] = ConnectionsPerAddress(settings.max_connections_per_ip)
+    app[LOADS] = loads_per_address(settings)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))

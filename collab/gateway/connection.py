@@ -6,8 +6,11 @@ Shared by both endpoints: `/yjs` writes Yjs messages as raw frames, `/ws`
 Frames are written straight to the transport (the same bytes for every peer of
 a broadcast), so an actor never awaits a socket. The transport's buffer is the
 connection's bounded outbound queue: past `max_outbound_bytes` the peer is a
-slow consumer and is dropped; it resyncs when it reconnects. Every frame written
-is counted by kind in the endpoint's traffic counts (gateway/traffic.py).
+slow consumer and is dropped; it resyncs when it reconnects. Frames the client
+asked for to sync (a document's content, who is here) do not count against that
+while unread, up to `asked_allowance` bytes: a newcomer is never dropped for the
+size of what it asked for. Every frame written is counted by kind in the
+endpoint's traffic counts (gateway/traffic.py).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
 
+from collab.actors.awareness import MAX_BYTES as AWARENESS_MAX_BYTES
 from collab.auth import NOBODY, Principal
+from collab.config import DEFAULT_MAX_DOCUMENT_BYTES
 from collab.errors import CloseCode
 from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import YjsOut
@@ -30,13 +36,21 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
+def sync_allowance(max_document_bytes: int) -> int:
+    """Bytes a connection may leave unread of what it asked for to sync without being a
+    slow consumer: one whole document (its quota, COLLAB_MAX_DOCUMENT_BYTES, or the
+    default quota when there is none) and everyone's awareness. Bounded, so a client
+    that asks again and again without reading is still dropped."""
+    return (max_document_bytes or DEFAULT_MAX_DOCUMENT_BYTES) + AWARENESS_MAX_BYTES
+
+
 class Connection:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
 
-    __slots__ = ("_close_task", "_closing", "_expiry", "_sent", "_transport", "admitted_at",
-                 "closed_with", "id", "max_outbound_bytes", "may_keep", "principal", "remote",
-                 "traffic", "ws")
+    __slots__ = ("_asked", "_asked_bytes", "_close_task", "_closing", "_expiry", "_sent",
+                 "_transport", "_written", "admitted_at", "asked_allowance", "closed_with", "id",
+                 "max_outbound_bytes", "may_keep", "principal", "remote", "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -47,6 +61,13 @@ class Connection:
         self.remote = request.remote or "?"
         self._transport = request.transport
         self.max_outbound_bytes = max_outbound_bytes
+        #: Bytes of asked-for frames (`send_sync`) that may wait unread without counting
+        #: as slow consumption; the endpoint sets it (`sync_allowance`).
+        self.asked_allowance = 0
+        #: Bytes written since asked-for frames began to wait unread (counted only then).
+        self._written = 0
+        self._asked: deque[tuple[int, int]] = deque()  # (end in _written, size), unread
+        self._asked_bytes = 0  # their sum
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         #: Who the client is and what it may do; nothing until `admit`.
@@ -87,9 +108,10 @@ class Connection:
             self._expiry.cancel()
             self._expiry = None
 
-    def send_frame(self, frame: bytes, kind: str) -> None:
+    def send_frame(self, frame: bytes, kind: str, asked: bool = False) -> None:
         """Write one pre-encoded frame of message kind `kind`, one of the endpoint's
-        sent kinds (gateway/traffic.py)."""
+        sent kinds (gateway/traffic.py). `asked`: the client asked for it to sync,
+        and it does not count as slow consumption while unread (`asked_allowance`)."""
         transport = self._transport
         if self._closing or transport is None or transport.is_closing():
             return
@@ -97,15 +119,43 @@ class Connection:
         counts = self._sent[kind]  # inlined EndpointTraffic.count_sent: once per peer
         counts[0] += 1
         counts[1] += len(frame)
+        if asked or self._asked:
+            self._track_asked(len(frame), asked, transport.get_write_buffer_size())
         if transport.get_write_buffer_size() > self.max_outbound_bytes:
-            log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id,
-                        transport.get_write_buffer_size())
-            self._closing = True
-            self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
-            transport.abort()
+            self._drop_if_slow(transport)
+
+    def _track_asked(self, size: int, asked: bool, unsent: int) -> None:
+        """Count the frame just written, of `size`, while asked-for frames are unread
+        (`_written` only needs to be exact from the first of them on); exempt it if
+        it was asked for and the allowance has room for it."""
+        self._written = self._written + size if self._asked else unsent
+        if asked and self._unread_asked(unsent) + size <= self.asked_allowance:
+            self._asked.append((self._written, size))
+            self._asked_bytes += size
+
+    def _unread_asked(self, unsent: int) -> int:
+        """Bytes of asked-for frames still in the buffer (a frame partly sent counts whole)."""
+        sent = self._written - unsent
+        asked = self._asked
+        while asked and asked[0][0] <= sent:
+            self._asked_bytes -= asked.popleft()[1]
+        return self._asked_bytes
+
+    def _drop_if_slow(self, transport: asyncio.Transport) -> None:
+        """Past `max_outbound_bytes` unsent, not counting what it asked for: drop it."""
+        unsent = transport.get_write_buffer_size()
+        if unsent - self._unread_asked(unsent) <= self.max_outbound_bytes:
+            return
+        log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id, unsent)
+        self._closing = True
+        self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
+        transport.abort()
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)])
+
+    def send_sync(self, out: YjsOut) -> None:
+        self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)], asked=True)
 
     def close(self, code: int, reason: str) -> None:
         if self._closing:

@@ -18,6 +18,8 @@ from collab.gateway.keys import GATEKEEPER
 
 API_PREFIX = "/api/"
 BEARER = "bearer "
+#: Who an authenticated API request speaks for (absent in development mode).
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @web.middleware
@@ -31,6 +33,7 @@ async def http_auth(request: web.Request, handler):
         except MissingCredentials:
             raise Unauthorized("missing token: send Authorization: Bearer <jwt>") from None
         authorize(principal, request)
+        request[PRINCIPAL] = principal
     return await handler(request)
 
 

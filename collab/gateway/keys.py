@@ -9,6 +9,7 @@ from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.connection import Connection
 from collab.gateway.traffic import Traffic
+from collab.runtime.buckets import Meters
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 
@@ -19,3 +20,5 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)
+#: Actors woken per client address (gateway/ratelimit.py, `Loads`).
+LOADS = web.AppKey("loads", Meters)

@@ -104,6 +104,14 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_compactions", "Document logs folded into a snapshot since start.",
             value=system.compactions)
+        ignored = CounterMetricFamily(
+            "collab_awareness_ignored", "Awareness entries documents ignored since start, "
+            "by reason: 'foreign' (a client id another connection holds: a forgery or a "
+            "stale socket), 'crowded' (past a document's awareness bounds).",
+            labels=["reason"])
+        for reason, count in system.awareness_ignored.items():
+            ignored.add_metric([reason], count)
+        yield ignored
         stats = system.committer.stats
         yield CounterMetricFamily(
             "collab_commits", "Group-committed batches (store transactions) since start.",

@@ -22,13 +22,13 @@ from aiohttp import WSMsgType, web
 from collab.actors.document import Document, Leave, PeerAwareness, PeerUpdate, Subscribe
 from collab.actors.room import Room
 from collab.auth import Principal
-from collab.errors import CollabError, Forbidden
+from collab.errors import CloseCode, CollabError, Forbidden
 from collab.gateway.access import require
-from collab.gateway.connection import Connection
+from collab.gateway.connection import Connection, sync_allowance
 from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
-from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
-from collab.gateway.ratelimit import RateLimit, Throttle, refused
+from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
@@ -62,7 +62,9 @@ class NativeConnection(Connection):
         #: Events go out as msgpack (True) or JSON (False): the client's first frame decides.
         self.binary = True
 
-    def send_out(self, out: Outgoing, binary: bool | None = None) -> None:
+    def send_out(self, out: Outgoing, binary: bool | None = None, asked: bool = False) -> None:
+        """Write `out` (in the socket's event format unless `binary` says); `asked`: the
+        client asked for it to sync (Connection.send_frame)."""
         try:
             frame = out.frame(self.binary if binary is None else binary)
         except (TypeError, ValueError) as exc:
@@ -70,10 +72,13 @@ class NativeConnection(Connection):
             return
         message = out.message
         kind = message.get("event") or (RESPONSE if message.get("ok") else ERROR)
-        self.send_frame(frame, kind if kind in self._sent else OTHER)
+        self.send_frame(frame, kind if kind in self._sent else OTHER, asked)
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_out(out.native())
+
+    def send_sync(self, out: YjsOut) -> None:
+        self.send_out(out.native(), asked=True)
 
 
 def _field(message: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
@@ -96,10 +101,12 @@ _TYPE_NAMES = {"str": "a string", "bytes": "bytes (base64 in JSON)", "dict": "a 
 class Session:
     """The state of one `/ws` socket: its subscriptions and actor connections."""
 
-    def __init__(self, conn: NativeConnection, system: ActorSystem, *,
-                 first_frame: bool = True) -> None:
+    def __init__(self, conn: NativeConnection, system: ActorSystem, limit: RateLimit,
+                 loads: Loads, *, first_frame: bool = True) -> None:
         self.conn = conn
         self.system = system
+        self.limit = limit  # what the socket may send: paced past it
+        self.loads = loads  # what actors it may wake
         self.traffic = conn.traffic
         self.docs: dict[str, Route] = {}  # subscribed documents, by name
         self.actors: set[tuple[type[Actor], str]] = set()  # actors connected (or connecting) to
@@ -107,6 +114,11 @@ class Session:
         self.awareness = Throttle(system.settings.max_awareness_per_second)
         self.first_frame = first_frame
         conn.may_keep = self.may_keep
+        conn.asked_allowance = sync_allowance(system.settings.max_document_bytes)
+        #: What actors meter this socket's calls against (a room's write rate), whether
+        #: or not it is connected to them; unique across processes.
+        node = system.placement.node if system.placement is not None else None
+        self.caller = f"ws:{node}/{conn.id}" if node else f"ws:{conn.id}"
 
     def may_keep(self, principal: Principal) -> bool:
         """Whether `principal` may still read every document and actor this socket
@@ -119,6 +131,21 @@ class Session:
         except Forbidden:
             return False
         return True
+
+    def _waking(self, cls: type[Actor], key: str) -> None:
+        """A request for actor (cls, key): if it is not loaded here, count the wake-up
+        against the socket's and its address's budgets; past either, nothing more is
+        read from the socket for a while (COLLAB_MAX_LOADS_PER_SECOND). One past them
+        for longer than the grace is closed with 4429 and this request refused."""
+        if self.system.present(cls, key) is not None:
+            return
+        self.limit.owe(self.loads.charge())
+        if self.loads.flooding():
+            log.info("%s: waking actors past its budget for %g s, closing with 4429",
+                     self.conn.id, self.loads.grace)
+            self.conn.close(CloseCode.RATE_LIMITED, "waking too many actors: slow down")
+            raise InvalidRequest("this socket wakes too many documents and actors per "
+                                 "second (COLLAB_MAX_LOADS_PER_SECOND)", code="rate_limited")
 
     def _make_room(self) -> None:
         """Raises too_many_subscriptions when one more document or actor would pass
@@ -173,6 +200,8 @@ class Session:
         if name not in self.docs:
             self._make_room()
         state_vector = _field(message, "sv", bytes, required=False) or b"\x00"
+        self._waking(Document, name)
+        reply.asked = True  # the document and who is here: never slow consumption
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
         route.post(Subscribe(self.conn, state_vector, future))
@@ -245,6 +274,7 @@ class Session:
         first = (cls, key) not in self.actors
         if first:
             self._make_room()
+            self._waking(cls, key)
             # Counted at once, so connects in flight count against the limit too.
             self.actors.add((cls, key))
 
@@ -276,8 +306,9 @@ class Session:
         if cls.kind == Room.kind:
             kwargs = _room_user(self.conn.principal, kwargs, "user=", fill=False)
         outlet = self.conn if (cls, key) in self.actors else None
-        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet),
-                  repr(action), reply)
+        self._waking(cls, key)
+        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet,
+                                                   self.caller), repr(action), reply)
 
     def actor_queue(self, message: dict[str, Any], reply: Reply) -> None:
         cls, key = self._actor(message)
@@ -287,6 +318,7 @@ class Session:
         _authorize_actor(self.conn.principal, cls, key, write=True)
         check_depth((message["message"],), "the message")
         body = encode_message(message["message"])
+        self._waking(cls, key)
         self._ask(cls, key, lambda fut: QueueSend(queue, body, fut), f"a send to {queue!r}",
                   reply, lambda seq: {"seq": seq})
 
@@ -342,16 +374,19 @@ class Reply:
     """Where the answer to one request goes: its id, in its frame format.
     A request without an id is answered only if it fails."""
 
-    __slots__ = ("binary", "request_id", "session")
+    __slots__ = ("asked", "binary", "request_id", "session")
 
     def __init__(self, session: Session, request_id: Any, binary: bool) -> None:
         self.session = session
         self.request_id = request_id
         self.binary = binary
+        #: The answer is what the client asked for to sync (Connection.send_frame).
+        self.asked = False
 
     def ok(self, result: Any) -> None:
         if self.request_id is not None:
-            self.session.conn.send_out(native.response(self.request_id, result), self.binary)
+            self.session.conn.send_out(native.response(self.request_id, result), self.binary,
+                                       self.asked)
 
     def settle(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
@@ -366,7 +401,7 @@ class Reply:
             except (TypeError, ValueError) as exc:
                 out = native.error(self.request_id, "result_not_serializable",
                                    f"the result cannot be encoded: {exc}")
-            self.session.conn.send_out(out, self.binary)
+            self.session.conn.send_out(out, self.binary, self.asked)
 
     def future(self, transform: Callable[[Any], Any] | None = None) -> asyncio.Future[Any]:
         """A future for an actor to answer; its result (through `transform`) is sent."""
@@ -425,7 +460,8 @@ async def native_socket(request: web.Request) -> web.StreamResponse:
         limit = RateLimit(request.app[SETTINGS])
         if not admitted and not await authenticate_in_band(conn, request, limit):
             return conn.ws
-        session = Session(conn, request.app[SYSTEM], first_frame=admitted)
+        loads = Loads(request.app[SETTINGS], request.app[LOADS], conn.remote)
+        session = Session(conn, request.app[SYSTEM], limit, loads, first_frame=admitted)
         try:
             async for msg in conn.ws:
                 if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:

@@ -4,7 +4,9 @@ paced: its socket is not read until the budget allows, so TCP pushes back on the
 sender and a bulk import just goes at the rate. One kept waiting for longer than
 COLLAB_RATE_LIMIT_GRACE (a flood, not a burst) is closed with 4429; everyone else
 carries on. Awareness (cursors) has its own, gentler budget: past it, updates are
-coalesced, not refused."""
+coalesced, not refused. Waking actors that are not loaded (subscribe, connect, call,
+a `/yjs` join) has a budget per socket and one per client address: past either, the
+socket is paced the same way once the actor is on its way."""
 
 from __future__ import annotations
 
@@ -13,45 +15,22 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 
-from collab.config import Settings
+from collab.config import DEFAULT_MAX_SUBSCRIPTIONS, Settings
 from collab.errors import CloseCode
 from collab.gateway.connection import Connection
+from collab.runtime.buckets import Meters, TokenBucket
 
 log = logging.getLogger(__name__)
 
-
-class TokenBucket:
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.burst = 2 * rate
-        self.tokens = self.burst
-        self.stamp = time.monotonic()
-
-    def take(self, amount: float, now: float) -> bool:
-        if self.shortfall(amount, now):
-            return False
-        self.spend(amount)
-        return True
-
-    def spend(self, amount: float) -> None:
-        """Use `amount` that `shortfall` just found available."""
-        self.tokens -= min(amount, self.burst)
-
-    def shortfall(self, amount: float, now: float) -> float:
-        """Seconds until `amount` is available (0: now). More than a burst counts as
-        a whole burst, so one large message waits for a full bucket, not forever."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        missing = min(amount, self.burst) - self.tokens
-        return missing / self.rate if missing > 1e-9 else 0.0  # float sums fall just short
+#: Seconds of COLLAB_MAX_LOADS_PER_SECOND_PER_IP one address may wake at once: the
+#: clients behind one NAT or proxy reconnecting together after a restart.
+ADDRESS_LOAD_BURST_SECONDS = 10
 
 
 class RateLimit:
     """What one connection may send; a rate of 0 turns that limit off."""
 
-    __slots__ = ("bytes", "grace", "messages", "throttled_since")
+    __slots__ = ("bytes", "grace", "messages", "owed_until", "throttled_since")
 
     def __init__(self, settings: Settings) -> None:
         self.messages = TokenBucket(settings.max_messages_per_second) \
@@ -61,19 +40,70 @@ class RateLimit:
         self.grace = settings.rate_limit_grace
         #: When the connection began to be paced without a break (monotonic), or None.
         self.throttled_since: float | None = None
+        #: Nothing more is read before this (monotonic): the cost of what it did (`owe`).
+        self.owed_until = 0.0
+
+    def owe(self, seconds: float) -> None:
+        """Read nothing more for `seconds`: what the last message cost is past a budget."""
+        if seconds > 0:
+            self.owed_until = max(self.owed_until, time.monotonic() + seconds)
 
     def wait(self, size: int) -> float:
         """0 if a message of `size` may pass now (and counts it), else the seconds
         until it may."""
         now = time.monotonic()
         wait = max(self.messages.shortfall(1, now) if self.messages else 0.0,
-                   self.bytes.shortfall(size, now) if self.bytes else 0.0)
+                   self.bytes.shortfall(size, now) if self.bytes else 0.0,
+                   self.owed_until - now)
         if wait == 0.0:
             if self.messages:
                 self.messages.spend(1)
             if self.bytes:
                 self.bytes.spend(size)
         return wait
+
+
+class Loads:
+    """Actors one socket may wake per second (COLLAB_MAX_LOADS_PER_SECOND, bursts of
+    COLLAB_MAX_SUBSCRIPTIONS), and all the sockets of its address together (the
+    shared `per_address` meters); a rate of 0 turns that one off. A socket whose
+    wake-ups have all been past a budget for longer than COLLAB_RATE_LIMIT_GRACE is
+    churning, not reconnecting: `flooding` says so."""
+
+    __slots__ = ("address", "grace", "own", "paced_since", "per_address")
+
+    def __init__(self, settings: Settings, per_address: Meters, address: str) -> None:
+        rate = settings.max_loads_per_second
+        burst = max(settings.max_subscriptions or DEFAULT_MAX_SUBSCRIPTIONS, 2 * rate)
+        self.own = TokenBucket(rate, burst) if rate else None
+        self.per_address = per_address if per_address.rate else None
+        self.address = address
+        self.grace = settings.rate_limit_grace
+        #: Since when every wake-up was past a budget (monotonic), or None.
+        self.paced_since: float | None = None
+
+    def charge(self) -> float:
+        """Count one actor woken by this socket; returns the seconds to pace it for."""
+        now = time.monotonic()
+        own, per_address = self.own, self.per_address
+        wait = max(own.charge(1, now) if own is not None else 0.0,
+                   per_address.charge(self.address, now) if per_address is not None else 0.0)
+        if not wait:
+            self.paced_since = None
+        elif self.paced_since is None:
+            self.paced_since = now
+        return wait
+
+    def flooding(self) -> bool:
+        return self.paced_since is not None \
+            and time.monotonic() - self.paced_since > self.grace
+
+
+def loads_per_address(settings: Settings) -> Meters:
+    """The meters every socket of one address shares (COLLAB_MAX_LOADS_PER_SECOND_PER_IP,
+    bursts of ten times that)."""
+    rate = settings.max_loads_per_second_per_ip
+    return Meters(rate, ADDRESS_LOAD_BURST_SECONDS * rate)
 
 
 async def refused(limit: RateLimit, conn: Connection, size: int) -> bool:

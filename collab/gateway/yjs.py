@@ -17,10 +17,10 @@ from aiohttp import WSMsgType, web
 from collab.actors.document import Document, Inbound, Join, Leave
 from collab.errors import CloseCode, RemoteProtocolError, ShuttingDown, close_code_for
 from collab.gateway.access import require
-from collab.gateway.connection import Connection
-from collab.gateway.keys import SETTINGS, SYSTEM, TRAFFIC
+from collab.gateway.connection import Connection, sync_allowance
+from collab.gateway.keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_doc_name
-from collab.gateway.ratelimit import RateLimit, Throttle, refused
+from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.route import Route
 from collab.gateway.traffic import INVALID, YJS_KINDS
 from collab.gateway.upgrade import websocket
@@ -40,15 +40,21 @@ async def yjs_socket(request: web.Request) -> web.StreamResponse:
         # An administrator may lower a live socket's permissions (admin_api.py).
         principal = conn.principal
         read_only = not principal.can_write("docs", name)
-        route = Route(request.app[SYSTEM], Document, name)
+        settings, system = request.app[SETTINGS], request.app[SYSTEM]
+        route = Route(system, Document, name)
         post = route.post
+        conn.asked_allowance = sync_allowance(settings.max_document_bytes)
+        limit = RateLimit(settings)
+        if system.present(Document, name) is None:  # joining wakes it: its address pays
+            limit.owe(Loads(settings, request.app[LOADS], conn.remote).charge())
+            if await refused(limit, conn, 0):
+                return conn.ws
         try:
             post(Join(conn))
         except ShuttingDown:  # the drain began during the handshake
             await conn.aclose(CloseCode.SERVICE_RESTART, "server restarting")
             return conn.ws
         parse = ywire.parse
-        limit = RateLimit(request.app[SETTINGS])
         awareness = Throttle(request.app[SETTINGS].max_awareness_per_second)
         try:
             async for msg in conn.ws:

@@ -192,8 +192,13 @@ class CallAction:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     reply: asyncio.Future[Any] = field(repr=False)
-    #: The socket that sent the call, if it came over the native protocol.
+    #: The socket that sent the call, if it came over the native protocol and is
+    #: connected to the actor.
     outlet: Any = field(default=None, repr=False)
+    #: Who to meter the call against, set by the gateway: the socket that sent it
+    #: ("ws:<id>"), or for HTTP the token's user ("user:<sub>") or the client's
+    #: address ("addr:<ip>"). None: a call from another actor in this process, trusted.
+    caller: str | None = None
 
     def __post_init__(self) -> None:
         check_depth(self.args, f"{self.name}: arguments")

@@ -297,6 +297,7 @@ class ActorBase:
         return name in self._timers
 
     def _fire_timer(self, name: str) -> None:
+        self._timers.pop(name, None)  # fired: `has_timer` is false and it may be armed again
         self.post(TimerFired(name))
 
     def maybe_arm_idle(self) -> None:

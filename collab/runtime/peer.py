@@ -28,5 +28,10 @@ class Peer(Protocol):
         A peer that cannot keep up is dropped rather than slowing the sender.
         """
 
+    def send_sync(self, out: YjsOut) -> None:
+        """Like `send_yjs`, for a message the peer asked for to catch up (the state it
+        lacks, who is here): while unread it does not count as slow consumption (up
+        to one document's worth), so a newcomer is never dropped for its size."""
+
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; returns at once (the close runs in the background)."""

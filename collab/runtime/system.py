@@ -42,6 +42,9 @@ class ActorSystem:
         self.loads = 0
         #: Document logs folded into snapshots since start.
         self.compactions = 0
+        #: Awareness entries documents ignored since start, by reason: "foreign" (a
+        #: client id another connection holds), "crowded" (past a document's bounds).
+        self.awareness_ignored = {"foreign": 0, "crowded": 0}
         self.closing = False
         self.timer_waker = TimerWaker(self)
         #: Set when several processes share the store: leases decide who runs what.

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from collab.storage.base import StaleOwner, WriteOp
-from collab.storage.commit import GroupCommitter
+from collab.storage.commit import GroupCommitter, settle
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,13 @@ class WriteChain:
         retried = bool(self._kept)
         self._kept, self._queued, self._waiters = [], [], []
         if not carried:
-            _settle(waiters, None)
+            settle(waiters, None)
             return
         try:
             commit = self._committer.submit([*self._fence(), *carried])
         except RuntimeError as exc:  # the committer is closed: the server is stopping
             self._kept = carried
-            _settle(waiters, exc)
+            settle(waiters, exc)
             return
         self._in_flight = commit
         commit.add_done_callback(lambda fut: self._done(fut, carried, waiters, retried))
@@ -141,16 +141,16 @@ class WriteChain:
         error = commit.exception()
         if error is None:
             self._failures = 0
-            _settle(waiters, None)
+            settle(waiters, None)
             if retried:
                 self._recovered()
         elif isinstance(error, StaleOwner):
             # Another process owns the actor now: these ops may never be written.
-            _settle(waiters, error)
+            settle(waiters, error)
         else:
             self._kept = carried + self._kept  # (always empty here: one in flight)
             self._failures += 1
-            _settle(waiters, error)
+            settle(waiters, error)
             if not self._waiters:
                 self._arm_retry()
         if self._waiters:
@@ -162,14 +162,3 @@ class WriteChain:
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1))
         delay *= random.uniform(0.5, 1.0)  # processes that failed together retry apart
         self._retry = asyncio.get_running_loop().call_later(delay, self._send)
-
-
-def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in waiters:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-            future.exception()  # the caller may not look: no "never retrieved" noise

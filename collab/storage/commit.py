@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from collab.errors import StoreUnavailable
@@ -167,14 +167,20 @@ class GroupCommitter:
                 await self._isolate(half, half_error)
 
     def _settle(self, batch: list[Submission], error: BaseException | None) -> None:
-        for _, future in batch:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-                future.exception()  # waiters may be gone; avoid "never retrieved"
+        settle((future for _, future in batch), error)
+
+
+def settle(futures: Iterable[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Resolve the pending ones of `futures` (a commit's waiters): with None, or with
+    the commit's error."""
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+            future.exception()  # waiters may be gone; avoid "never retrieved"
 
 
 def _fenced_out(ops: Sequence[WriteOp], stale: StaleOwner) -> bool:
