@@ -28,7 +28,6 @@ from collab.protocol.yupdate import (
     ANY_TRUE,
     ANY_UNDEFINED,
     ContentRef,
-    EmbeddedValue,
     Layout,
     TooDeep,
     UpdateFormatError,
@@ -239,6 +238,25 @@ def same_update(a: bytes, b: bytes) -> bool:
     return a[last_a:] == b[last_b:]
 
 
+def same_structure(a: bytes, layout_a: Layout, b: bytes, layout_b: Layout) -> bool:
+    """Whether two walked updates differ at most inside their embedded values: the
+    same values at the same IDs, Any values as long, every byte outside them equal.
+    Two pycrdt encodings of one document differ just so (and a JSON value's text
+    may differ too: yrs prints floats differently from one doc to another)."""
+    values_a, values_b = layout_a.values, layout_b.values
+    if len(values_a) != len(values_b):
+        return False
+    last_a = last_b = 0
+    for va, vb in zip(values_a, values_b, strict=True):
+        if va.clock != vb.clock or va.client != vb.client or va.kind != vb.kind \
+                or a[last_a:va.start] != b[last_b:vb.start]:
+            return False
+        if va.kind == ContentRef.ANY and va.end - va.start != vb.end - vb.start:
+            return False
+        last_a, last_b = va.end, vb.end
+    return a[last_a:] == b[last_b:]
+
+
 # -- remembering writers' bytes ------------------------------------------------------
 
 
@@ -327,28 +345,27 @@ class WriterBytes:
         its writer's bytes. A value whose remembered bytes do not hold the same value
         (a forged duplicate ID) keeps pycrdt's bytes; so does an update this module
         cannot walk. The result decodes to the same document."""
-        return self._restore(update)[0]
-
-    def _restore(self, update: bytes) -> tuple[bytes, list[EmbeddedValue] | None]:
-        """`restore`, and the values of `update` it walked (None if it did not)."""
         if not self.values or not may_hold_objects(update):
-            return update, None
+            return update
+        layout = self.layout(update)
+        return update if layout is None else self.splice(update, layout)
+
+    def layout(self, update: bytes) -> Layout | None:
+        """Walk an update pycrdt encoded, stepping over the values checked before by
+        their length; None if it cannot be walked. If a step landed wrong (a value
+        pycrdt now encodes in another length), everything is checked again."""
         if self._checked:
             try:
-                return self._splice(update, self._checked)
+                return self._walk(update, self._checked)
             except _OutOfStep:
-                # A length it stepped by was wrong (a value pycrdt encodes in another
-                # length than when it was checked): check everything again.
                 self._checked = {}
         try:
-            return self._splice(update, self._checked)
+            return self._walk(update, None)
         except _OutOfStep:
-            return update, None
+            return None
 
-    def _splice(self, update: bytes,
-                checked: dict[int, dict[int, int]]) -> tuple[bytes, list[EmbeddedValue] | None]:
-        """Walk `update` stepping over `checked` values by length, and splice the
-        writers' bytes in. Raises _OutOfStep if a step landed wrong."""
+    @staticmethod
+    def _walk(update: bytes, checked: dict[int, dict[int, int]] | None) -> Layout | None:
         try:
             layout = read_layout(update, checked)
             if checked:  # values were stepped over by length: was every step right?
@@ -356,12 +373,23 @@ class WriterBytes:
         except UpdateFormatError:
             if checked:
                 raise _OutOfStep from None
-            return update, None
-        found = layout.values
+            return None
+        return layout
+
+    def splice(self, update: bytes, layout: Layout) -> bytes:
+        """`restore`, given `update`'s layout (from `layout`)."""
+        try:
+            return self._splice(update, layout)
+        except _OutOfStep:
+            self._checked = {}
+            layout_again = self.layout(update)
+            return update if layout_again is None else self._splice(update, layout_again)
+
+    def _splice(self, update: bytes, layout: Layout) -> bytes:
         pieces: list[bytes] = []
         last = 0
-        by_client = self._by_client
-        for value in found:
+        by_client, checked = self._by_client, self._checked
+        for value in layout.values:
             if not value.reorderable:
                 continue
             writer = by_client.get(value.client, _NOTHING).get(value.clock)
@@ -382,23 +410,24 @@ class WriterBytes:
             pieces += (update[last:value.start], writer)
             last = value.end
         if not pieces:
-            return update, found
+            return update
         pieces.append(update[last:])
-        return b"".join(pieces), found
+        return b"".join(pieces)
 
-    def restore_snapshot(self, snapshot: bytes, state: dict[int, int]) -> bytes:
-        """`restore` a compacted snapshot, and forget the values it no longer holds
-        (deleted, garbage-collected): those with a clock below `state` (the state
-        vector the snapshot was made at, {client: clock}) that it does not contain.
-        Values written since stay."""
-        restored, found = self._restore(snapshot)
+    def restore_snapshot(self, snapshot: bytes, state: dict[int, int],
+                         layout: Layout | None = None) -> bytes:
+        """`restore` a compacted snapshot (its `layout` if the caller has it), and
+        forget the values it no longer holds (deleted, garbage-collected): those with
+        a clock below `state` (the state vector the snapshot was made at, {client:
+        clock}) that it does not contain. Values written since stay."""
         if not self.values:
-            return restored
-        if found is None:
-            if may_hold_objects(snapshot):
-                return restored  # a snapshot it cannot walk: forget nothing
-            found = []  # not one object left in the document
-        present = {(v.client, v.clock) for v in found if v.reorderable}
+            return snapshot
+        if layout is None and may_hold_objects(snapshot):
+            layout = self.layout(snapshot)
+            if layout is None:
+                return snapshot  # a snapshot it cannot walk: forget nothing
+        restored = snapshot if layout is None else self.splice(snapshot, layout)
+        present = {(v.client, v.clock) for v in layout.values} if layout else set()
         for client, clocks in list(self._by_client.items()):
             below = state.get(client, 0)
             kept = {clock: raw for clock, raw in clocks.items()
