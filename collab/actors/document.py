@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
 from collab.actors.ydoc import (
     EMPTY_UPDATE,
-    compacted_snapshot,
+    compaction,
     doc_from_storage,
     is_panic,
     merge_as_written,
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMPACT_TIMER = "compact"
 #: Fires when awareness changes held back by the document's relay budget may go.
@@ -611,7 +612,8 @@ class Document(Actor):
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:
             return (0, 0), 0
-        snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows, self.writers)
+        steps = compaction(gc_update, doc_state, stored.snapshot, rows, self.writers)
+        snapshot = await _in_turns(steps)  # each step alone: broadcasts go out between
         await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
         self.system.compactions += 1
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
@@ -630,6 +632,16 @@ class Document(Actor):
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+
+async def _in_turns(steps: Generator[None, None, T]) -> T:
+    """Run a computation that yields between its steps, one loop turn per step."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)
 
 
 def _settle_replies(message: Committed) -> None:

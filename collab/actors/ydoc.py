@@ -5,7 +5,7 @@ compacted snapshot, and render named shared types as JSON. No I/O, no asyncio.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import Any
 
 from pycrdt import (
@@ -94,7 +94,24 @@ def compacted_snapshot(
     gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes],
     writers: WriterBytes | None = None,
 ) -> bytes:
-    """The snapshot that replaces `snapshot` + `rows`.
+    """The snapshot that replaces `snapshot` + `rows` (see `compaction`)."""
+    steps = compaction(gc_update, doc_state, snapshot, rows, writers)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def compaction(
+    gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes],
+    writers: WriterBytes | None = None,
+) -> Generator[None, None, bytes]:
+    """The snapshot that replaces `snapshot` + `rows`, computed in steps: the
+    generator yields between them (none takes more than pycrdt's merge of the
+    stored parts) so that an actor can let its loop run in between, and returns
+    the snapshot. Between steps the caller may note and restore updates in
+    `writers`, but nothing else may compact.
 
     `gc_update` and `doc_state` are the in-memory doc's full update and state
     vector, taken at the moment the covered log position was fixed. The doc's
@@ -107,15 +124,22 @@ def compacted_snapshot(
     With `writers` (the document's), embedded objects are stored as their writers
     encoded them, and `writers` forgets those the snapshot no longer holds.
     """
-    parts = ([snapshot] if snapshot else []) + list(rows)
-    if not parts:
+    rows = list(rows)
+    if not rows and not snapshot:
         return gc_update if writers is None else writers.restore(gc_update)
-    merged = merge_many(parts)
+    # The rows first, then the snapshot once (merge_many([snapshot, *rows]) would
+    # merge the snapshot, the document's whole size, twice: in its first group of
+    # MERGE_FAN_IN and again in the merge of the groups).
+    merged = merge_many(rows) if rows else EMPTY_UPDATE
+    yield
+    merged = merge_updates(snapshot, merged) if snapshot else merged
     missing = get_update(merged, doc_state)
-    # With writers, the live doc's encoding is walked once: for the read-back, and
-    # to store it restored when the stored parts add nothing to it (the usual case:
-    # nothing waits for a dependency), which also saves pycrdt a merge.
-    gc_layout = writers.layout(gc_update) if writers is not None else None
+    yield
+    # With objects to restore, the live doc's encoding is walked once: for the
+    # read-back, and to store it restored when the stored parts add nothing to it
+    # (the usual case: nothing waits for a dependency), which also saves pycrdt a
+    # merge. Without, the read-back is a byte compare, as before.
+    gc_layout = writers.layout(gc_update) if writers is not None and writers.values else None
     if gc_layout is not None and _adds_nothing(missing, gc_update, gc_layout):
         compact, layout = gc_update, gc_layout
     else:
@@ -123,10 +147,12 @@ def compacted_snapshot(
     # Some corrupt updates that yrs accepts (an item whose origin is its own client's
     # later clock) integrate differently once re-encoded: the compact form would
     # change the text. The stored parts merged replay exactly as the live doc.
+    yield
     if not _reads_back(compact, gc_update, writers, gc_layout):
         compact, layout = merged, None
     if writers is None:
         return compact
+    yield
     return writers.restore_snapshot(compact, decode_state_vector(doc_state), layout)
 
 
