@@ -58,6 +58,9 @@ COMPACT_TIMER = "compact"
 AWARENESS_TIMER = "awareness"
 #: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
 DELETIONS_ONLY = b"\x00"
+#: Seconds a compaction pauses between its steps (a few per compaction), so that
+#: updates arriving meanwhile are broadcast before it goes on.
+STEP_PAUSE = 0.001
 #: How far past its quota deletions may take a full document, so its users can make
 #: room: compaction then folds the deleted content away and the size drops.
 DELETION_HEADROOM = 1.1
@@ -635,13 +638,15 @@ class Document(Actor):
 
 
 async def _in_turns(steps: Generator[None, None, T]) -> T:
-    """Run a computation that yields between its steps, one loop turn per step."""
+    """Run a computation that yields between its steps, pausing after each so that
+    the loop serves clients first (with sleep(0) the next step would run before
+    the socket readers and the actor they wake)."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
             return done.value
-        await asyncio.sleep(0)
+        await asyncio.sleep(STEP_PAUSE)
 
 
 def _settle_replies(message: Committed) -> None:

@@ -133,6 +133,7 @@ def compaction(
     merged = merge_many(rows) if rows else EMPTY_UPDATE
     yield
     merged = merge_updates(snapshot, merged) if snapshot else merged
+    yield
     missing = get_update(merged, doc_state)
     yield
     # With objects to restore, the live doc's encoding is walked once: for the
@@ -144,16 +145,26 @@ def compaction(
         compact, layout = gc_update, gc_layout
     else:
         compact, layout = merge_updates(gc_update, missing), None
+    yield
     # Some corrupt updates that yrs accepts (an item whose origin is its own client's
     # later clock) integrate differently once re-encoded: the compact form would
     # change the text. The stored parts merged replay exactly as the live doc.
+    back = _read_back(compact)
     yield
-    if not _reads_back(compact, gc_update, writers, gc_layout):
+    if back is None or not _same_document(back, gc_update, writers, gc_layout):
         compact, layout = merged, None
-    if writers is None:
+    if writers is None or not writers.values:
         return compact
     yield
-    return writers.restore_snapshot(compact, decode_state_vector(doc_state), layout)
+    if layout is None:
+        layout = writers.layout(compact)
+        if layout is None:
+            return compact  # one it cannot walk: restore nothing, forget nothing
+        yield
+    restored = writers.splice(compact, layout)
+    yield
+    writers.forget_absent(layout, decode_state_vector(doc_state))
+    return restored
 
 
 def _adds_nothing(missing: bytes, gc_update: bytes, gc_layout: Layout) -> bool:
@@ -162,19 +173,23 @@ def _adds_nothing(missing: bytes, gc_update: bytes, gc_layout: Layout) -> bool:
     return missing[:1] == NO_STRUCTS and missing[1:] == gc_update[gc_layout.delete_set:]
 
 
-def _reads_back(compact: bytes, gc_update: bytes, writers: WriterBytes | None,
-                gc_layout: Layout | None) -> bool:
-    """True if a doc built from `compact` encodes as `gc_update` (the live doc), but
-    for the encoding of embedded values: pycrdt lists an object's keys in a random
-    order in each Doc, so a byte compare would refuse every document holding one."""
+def _read_back(compact: bytes) -> bytes | None:
+    """How a doc built from `compact` encodes, or None if pycrdt refuses it."""
     doc = Doc()
     try:
         doc.apply_update(compact)
     except BaseException as exc:
         if isinstance(exc, ValueError) or is_panic(exc):
-            return False
+            return None
         raise
-    back = doc.get_update()
+    return doc.get_update()
+
+
+def _same_document(back: bytes, gc_update: bytes, writers: WriterBytes | None,
+                   gc_layout: Layout | None) -> bool:
+    """Whether the read-back encodes as `gc_update` (the live doc), but for the
+    encoding of embedded values: pycrdt lists an object's keys in a random order in
+    each Doc, so a byte compare would refuse every document holding one."""
     if writers is not None and gc_layout is not None:
         back_layout = writers.layout(back)
         return back_layout is not None and same_structure(back, back_layout, gc_update,

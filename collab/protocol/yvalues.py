@@ -272,7 +272,7 @@ class WriterBytes:
 
     An ID's content never changes in Yjs, so the first encoding seen for an ID is
     its writer's. Memory: about the size of those values again (only values holding
-    an object of 2+ keys are kept), until `restore_snapshot` drops deleted ones.
+    an object of 2+ keys are kept), until `forget_absent` drops deleted ones.
     """
 
     __slots__ = ("_by_client", "_checked", "_drain", "values")
@@ -292,7 +292,7 @@ class WriterBytes:
         Returns the update's layout if it holds any, else None. An update this
         module cannot walk is skipped: its values keep pycrdt's bytes.
 
-        `verified`: the update is a snapshot `restore_snapshot` wrote, whose values
+        `verified`: the update is a snapshot compaction wrote, whose values
         hold what pycrdt holds (checked then, or pycrdt's own bytes): they need no
         check on their first `restore`."""
         if not may_hold_objects(update):
@@ -414,20 +414,11 @@ class WriterBytes:
         pieces.append(update[last:])
         return b"".join(pieces)
 
-    def restore_snapshot(self, snapshot: bytes, state: dict[int, int],
-                         layout: Layout | None = None) -> bytes:
-        """`restore` a compacted snapshot (its `layout` if the caller has it), and
-        forget the values it no longer holds (deleted, garbage-collected): those with
-        a clock below `state` (the state vector the snapshot was made at, {client:
-        clock}) that it does not contain. Values written since stay."""
-        if not self.values:
-            return snapshot
-        if layout is None and may_hold_objects(snapshot):
-            layout = self.layout(snapshot)
-            if layout is None:
-                return snapshot  # a snapshot it cannot walk: forget nothing
-        restored = snapshot if layout is None else self.splice(snapshot, layout)
-        present = {(v.client, v.clock) for v in layout.values} if layout else set()
+    def forget_absent(self, layout: Layout, state: dict[int, int]) -> None:
+        """Forget the values a compacted snapshot no longer holds (deleted, garbage
+        collected): those with a clock below `state` (the state vector it was made
+        at, {client: clock}) that its `layout` lacks. Values written since stay."""
+        present = {(v.client, v.clock) for v in layout.values}
         for client, clocks in list(self._by_client.items()):
             below = state.get(client, 0)
             kept = {clock: raw for clock, raw in clocks.items()
@@ -444,7 +435,6 @@ class WriterBytes:
                     self._checked[client] = checked
                 else:
                     del self._checked[client]
-        return restored
 
 
 _NOTHING: dict = {}
