@@ -12,6 +12,7 @@ asserts anything about timings: it is a measuring tool, not a test.
     python bench/yjs_bench.py --only coldload --updates 10000 --loads 3
     python bench/yjs_bench.py --json               # one JSON object at the end
     python bench/yjs_bench.py --only fanout,throughput --processes 2   # clients over 2 processes
+    python bench/yjs_bench.py --payload object     # each update a 12-key object, not text
 
 Scenarios (all in one document each, `ws://127.0.0.1:PORT/yjs/<doc>`):
 
@@ -34,6 +35,12 @@ coldload
     WebSocket open, the arrival of sync step 2, and the moment its document has all the
     content (same text as before the restart). Applying step 2 in pycrdt is client time;
     it is printed separately.
+
+--payload object
+    Instead of appending a marker to the text, each update appends an object of 12 keys
+    (the marker one of its values) to a shared Y.Array: the embedded-object path (see
+    docs/fidelity.md), where the server gives merged and synced updates back their
+    writers' key order.
 
 How latency is measured
     Every inserted string is a marker `~@<writer>.<seq>.<send-time-µs>@~`, where the send
@@ -80,13 +87,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from pycrdt import Doc, Text
+from pycrdt import Array, Doc, Text
 
 from collab.protocol import ywire
 
 MARKER = re.compile(rb"~@(\d+)\.(\d+)\.(\d+)@~")
 OBSERVER = -1  # sender id of clients that never write
 TEXT = "text"  # name of the shared Y.Text
+ITEMS = "items"  # name of the shared Y.Array (--payload object)
+#: Keys of the objects `--payload object` writes, in a fixed order no sort gives.
+OBJECT_KEYS = ("zulu", "alpha", "mike", "bravo", "yankee", "charlie", "xray", "delta",
+               "whiskey", "echo", "victor")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -259,6 +270,8 @@ class Client:
     """One y-websocket client. `sender` >= 0 for writers, OBSERVER for read-only clients.
     `full` clients apply every update; lite ones only scan for markers (see module docs)."""
 
+    payload = "text"  # or "object": what every update appends (--payload)
+
     def __init__(self, session: aiohttp.ClientSession, url: str, sender: int, *, full: bool,
                  stats: Stats | None, on_marker=None) -> None:
         self.session = session
@@ -269,6 +282,7 @@ class Client:
         self.on_marker = on_marker
         self.doc = Doc()
         self.text = self.doc.get(TEXT, type=Text)
+        self.items = self.doc.get(ITEMS, type=Array)
         self.seen: set[tuple[int, int]] = set()
         self.synced = asyncio.Event()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -298,13 +312,23 @@ class Client:
         """Append one marker to the text and send the resulting update."""
         seq = self.sent
         self.sent += 1
-        self.text += f"~@{self.sender}.{seq}.{now_us()}@~"
+        marker = f"~@{self.sender}.{seq}.{now_us()}@~"
+        if self.payload == "object":
+            self.items.append({key: i * seq for i, key in enumerate(OBJECT_KEYS)} | {"m": marker})
+        else:
+            self.text += marker
         assert self.ws is not None
         try:
             await self.ws.send_bytes(sync_message(2, self._local_update))
         except (aiohttp.ClientError, ConnectionError) as exc:
             self._mark_gone(f"send failed: {exc}")
             raise Gone(self.gone) from exc
+
+    def content(self) -> str:
+        """What this client holds: the text, or the objects as JSON (keys sorted)."""
+        if self.payload == "object":
+            return json.dumps(self.items.to_py(), sort_keys=True)
+        return str(self.text)
 
     def _mark_gone(self, why: str) -> None:
         if self.gone is None and not self._closing:
@@ -375,11 +399,11 @@ async def connect_all(clients: list[Client], batch: int = 50, limit_s: float = 6
 
 
 async def fresh_text(session: aiohttp.ClientSession, url: str) -> str:
-    """Text of a new full client once it has synced from the server."""
+    """Content of a new full client once it has synced from the server."""
     client = Client(session, url, OBSERVER, full=True, stats=None)
     await client.connect()
     await asyncio.wait_for(client.synced.wait(), 30)
-    text = str(client.text)
+    text = client.content()
     await client.close()
     return text
 
@@ -470,7 +494,7 @@ async def run_fanout(server: ServerProcess, session: aiohttp.ClientSession, args
     deliver_s = max(send_s, (stats.last_delivery_us - send_start) / 1e6)
     await asyncio.sleep(0.2)  # late duplicates, if any
     text = await fresh_text(session, url)
-    converged = text_check(text, sent)["ok"] and str(observer.text) == text
+    converged = text_check(text, sent)["ok"] and observer.content() == text
     lost = [c.gone for c in [observer, *writers] if c.gone]
     for c in [observer, *writers]:
         await c.close()
@@ -550,7 +574,7 @@ async def run_throughput(server: ServerProcess, session: aiohttp.ClientSession, 
     stats = Stats()
     p = await push(server, session, doc, args.writers, args.total, args.window, stats)
     text = await fresh_text(session, server.url(doc))
-    converged = text_check(text, args.total)["ok"] and str(p.observer.text) == text
+    converged = text_check(text, args.total)["ok"] and p.observer.content() == text
     lost = p.lost
     for c in [p.observer, *p.writers]:
         await c.close()
@@ -576,7 +600,7 @@ async def run_coldload(collab: str, workdir: Path, args) -> dict:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             stats = Stats()
             p = await push(server, session, doc, 1, args.updates, 50, stats)
-            expected = str(p.observer.text)
+            expected = p.observer.content()
             preload_lost = p.lost
             for c in [p.observer, *p.writers]:
                 await c.close()
@@ -602,7 +626,7 @@ async def run_coldload(collab: str, workdir: Path, args) -> dict:
                 a0 = now_us()
                 client.doc.apply_update(client.step2_payload)
                 a1 = now_us()
-                complete = str(client.text) == expected
+                complete = client.content() == expected
                 await client.close()
         finally:
             await server.stop()
@@ -755,10 +779,14 @@ def main() -> None:
                          "Redis, clients spread over them round-robin (1)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
                     help="Redis for --processes above 1 (redis://127.0.0.1:6379/0)")
+    ap.add_argument("--payload", choices=("text", "object"), default="text",
+                    help="what each update appends: a marker to a Y.Text, or a 12-key object "
+                         "holding it to a Y.Array (text)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, server log)")
     args = ap.parse_args()
     args.only = [x.strip() for x in args.only.split(",") if x.strip()]
+    Client.payload = args.payload
     for name in args.only:
         if name not in ("fanout", "throughput", "coldload"):
             ap.error(f"unknown scenario {name!r}")

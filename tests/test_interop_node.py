@@ -144,3 +144,51 @@ def test_awareness_change_after_an_abrupt_reconnect_is_seen(server):
     assert [close["code"] for close in result["closeEventsA"]] == [1006]  # the drop itself
     assert result["text"] in ("online-b;offline-a;", "offline-a;online-b;")
     assert server_content(server.http_url, "interop/drop") == content_of(result)
+
+
+# -- fidelity: embedded objects reach everyone as their writer wrote them ---------------
+
+
+def exported_view(http_url: str, doc: str, tmp_path: Path) -> dict:
+    """The HTTP export (GET /api/docs/<doc>) as a stock Yjs client reads it."""
+    with urllib.request.urlopen(f"{http_url}/api/docs/{doc}", timeout=TIMEOUT) as response:
+        path = tmp_path / "export.bin"
+        path.write_bytes(response.read())
+    return run_node("fidelity.mjs", "--mode", "file", "--file", str(path))["view"]
+
+
+def read_view(server, doc: str) -> dict:
+    result = run_node("fidelity.mjs", "--mode", "read", "--url", server.ws_url, "--doc", doc)
+    assert result["serverCloses"] == []
+    return result["view"]
+
+
+#: Compaction after a few rows, at once: the objects pass through snapshots while written.
+COMPACT_OFTEN = {"COLLAB_COMPACT_ROWS": "3", "COLLAB_COMPACT_DELAY": "0"}
+
+
+@pytest.mark.parametrize("env", [{}, COMPACT_OFTEN], ids=["log", "compacted"])
+def test_embedded_objects_keep_their_writers_key_order(server_factory, tmp_path, env):
+    """Objects of 12+ keys set in a Y.Map, pushed to a Y.Array, as a text format
+    attribute and as an embed: a client connected meanwhile, one joining later, the
+    HTTP export, and clients after a kill -9 (log, or log + snapshots) and after a
+    clean restart (compacted) all see every object's keys in the writer's order,
+    as clients of the reference Node server do."""
+    doc = "interop/fidelity"
+    server = server_factory("fidelity", env=env)
+    result = run_node("fidelity.mjs", "--mode", "write", "--url", server.ws_url, "--doc", doc)
+    written = result["writer"]
+    assert len(written["meta"]) == 19 and len(written["items"]) == 3, written
+    assert result["serverCloses"] == []
+    assert result["reader"] == written, "a client connected while it was written"
+    assert result["joiner"] == written, "a client that joined afterwards"
+    assert exported_view(server.http_url, doc, tmp_path) == written
+
+    server.kill()  # nothing compacted on the way out: the stored log (and snapshots) as is
+    restarted = server_factory("fidelity", env=env)
+    assert read_view(restarted, doc) == written
+    assert exported_view(restarted.http_url, doc, tmp_path) == written
+
+    assert restarted.stop() == 0  # a clean stop compacts everything into one snapshot
+    again = server_factory("fidelity", env=env)
+    assert read_view(again, doc) == written

@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
 from collab.actors.ydoc import (
     EMPTY_UPDATE,
-    compacted_snapshot,
+    compaction,
     doc_from_storage,
     is_panic,
-    merge_many,
+    merge_as_written,
+    writers_from_storage,
 )
 from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
@@ -38,6 +39,7 @@ from collab.errors import (
 from collab.protocol import ywire
 from collab.protocol.native import YjsOut
 from collab.protocol.yupdate import check_value_depth
+from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
 from collab.runtime.fanout import PeerGone
@@ -49,12 +51,16 @@ if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMPACT_TIMER = "compact"
 #: Fires when awareness changes held back by the document's relay budget may go.
 AWARENESS_TIMER = "awareness"
 #: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
 DELETIONS_ONLY = b"\x00"
+#: Seconds a compaction pauses between its steps (a few per compaction), so that
+#: updates arriving meanwhile are broadcast before it goes on.
+STEP_PAUSE = 0.001
 #: How far past its quota deletions may take a full document, so its users can make
 #: room: compaction then folds the deleted content away and the size drops.
 DELETION_HEADROOM = 1.1
@@ -143,6 +149,13 @@ class Read:
 
 
 @dataclass(frozen=True, slots=True)
+class Export:
+    """The whole document as one Yjs v1 update, for the HTTP export."""
+
+    reply: asyncio.Future[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     out: YjsOut  # the batch's broadcast, held back from its senders until now
     senders: set[Peer]
@@ -191,6 +204,9 @@ class Document(Actor):
     def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         super().__init__(key, system, predecessor)
         self.doc = Doc()
+        #: How writers encoded the objects they embedded: every update sent out is
+        #: re-encoded by pycrdt, which reorders their keys; `restore` puts them back.
+        self.writers = WriterBytes()
         self.peers: set[Peer] = set()
         self.awareness = AwarenessTable()
         self.seq = 0  # last log sequence number handed out
@@ -212,6 +228,7 @@ class Document(Actor):
     async def load(self) -> None:
         stored = await self.system.store.load_document(self.key)
         self.doc = doc_from_storage(stored)
+        self.writers = writers_from_storage(stored)
         self.seq = stored.last_seq
         self.snapshot_seq = stored.snapshot_seq
         self.log_rows = len(stored.updates)
@@ -240,7 +257,7 @@ class Document(Actor):
 
     def is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
-                          | PeerUpdate | PeerAwareness) \
+                          | PeerUpdate | PeerAwareness | Export) \
             or super().is_request(message)
 
     def reject(self, message: Any, error: BaseException) -> None:
@@ -251,7 +268,8 @@ class Document(Actor):
                 message.peer.close(CloseCode.TRY_AGAIN_LATER, "document open in another process")
             else:
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
-        elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness):
+        elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
+                        | Export):
             _fail(message.reply, error)
         else:
             super().reject(message, error)
@@ -278,6 +296,8 @@ class Document(Actor):
             self._apply_http(message)
         elif kind is Read:
             self._read(message)
+        elif kind is Export:
+            message.reply.set_result(self._diff(ywire.EMPTY_STATE_VECTOR))
         elif kind is Compacted:
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
@@ -381,7 +401,7 @@ class Document(Actor):
     def _diff(self, state_vector: bytes) -> bytes:
         """What a peer with `state_vector` lacks, as one update."""
         try:
-            return self.doc.get_update(state_vector)
+            return self.writers.restore(self.doc.get_update(state_vector))
         except ValueError as exc:
             raise InvalidPayload(f"bad state vector: {exc}") from exc
         except BaseException as exc:
@@ -405,6 +425,7 @@ class Document(Actor):
                 raise
             # The document is as it was: yrs checks an update before it integrates it.
             raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
+        self.writers.note(update)
         self.seq += 1
         self.stored_bytes += len(update)
         self._outbox.broadcast.append((sender, update))
@@ -500,7 +521,7 @@ class Document(Actor):
         self._outbox = _Outbox()
         batch = outbox.broadcast
         out = YjsOut(self.key, ywire.SyncUpdate(
-            batch[0][1] if len(batch) == 1 else merge_many([update for _, update in batch])))
+            merge_as_written([update for _, update in batch], self.writers)))
         contributors = {peer for peer, _ in batch}
         senders = {peer for peer in contributors if peer is not None}
         for peer in self.peers:
@@ -594,7 +615,8 @@ class Document(Actor):
         rows = [data for seq, data in stored.updates if seq <= upto]
         if not rows:
             return (0, 0), 0
-        snapshot = compacted_snapshot(gc_update, doc_state, stored.snapshot, rows)
+        steps = compaction(gc_update, doc_state, stored.snapshot, rows, self.writers)
+        snapshot = await _in_turns(steps)  # each step alone: broadcasts go out between
         await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
         self.system.compactions += 1
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
@@ -613,6 +635,18 @@ class Document(Actor):
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+
+async def _in_turns(steps: Generator[None, None, T]) -> T:
+    """Run a computation that yields between its steps, pausing after each so that
+    the loop serves clients first (with sleep(0) the next step would run before
+    the socket readers and the actor they wake)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(STEP_PAUSE)
 
 
 def _settle_replies(message: Committed) -> None:

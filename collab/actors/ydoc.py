@@ -5,7 +5,7 @@ compacted snapshot, and render named shared types as JSON. No I/O, no asyncio.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import Any
 
 from pycrdt import (
@@ -20,10 +20,15 @@ from pycrdt import (
     merge_updates,
 )
 
+from collab.protocol.yupdate import Layout
+from collab.protocol.yvalues import WriterBytes, same_structure, same_update
+from collab.protocol.ywire import decode_state_vector
 from collab.storage.base import StoredDocument
 
 #: The empty Yjs v1 update: no structs, no deletions.
 EMPTY_UPDATE = b"\x00\x00"
+#: The first byte of an update with no structs (a varUint 0 for its client blocks).
+NO_STRUCTS = b"\x00"
 #: Updates merged per `merge_updates` call. One call over n updates costs O(n^2)
 #: in pycrdt 0.14 (8,000 small updates: 572 ms); merging in groups of 64 and then
 #: merging the results is linear (21 ms), measured on the dev machine.
@@ -49,6 +54,15 @@ def merge_many(updates: list[bytes]) -> bytes:
     return updates[0]
 
 
+def merge_as_written(updates: list[bytes], writers: WriterBytes) -> bytes:
+    """One update carrying all of `updates` (at least one, each noted in `writers`),
+    its embedded objects as their writers encoded them: one update as it is; several
+    holding objects concatenated struct by struct; others merged by pycrdt and given
+    back the bytes `writers` remembers."""
+    merged = writers.concatenate(updates)
+    return merged if merged is not None else writers.restore(merge_many(updates))
+
+
 def warm_up() -> None:
     """Create and drop one Doc: the first Doc() of a process pays about 8 ms of
     imports, which would otherwise land on the first client's load."""
@@ -65,10 +79,39 @@ def doc_from_storage(stored: StoredDocument) -> Doc:
     return doc
 
 
+def writers_from_storage(stored: StoredDocument) -> WriterBytes:
+    """The writers' encodings of the embedded objects in snapshot + log (the
+    snapshot holds them as their writers encoded them: see `compacted_snapshot`)."""
+    writers = WriterBytes()
+    if stored.snapshot:
+        writers.remember(stored.snapshot, verified=True)
+    for _, row in stored.updates:
+        writers.remember(row)
+    return writers
+
+
 def compacted_snapshot(
-    gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes]
+    gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes],
+    writers: WriterBytes | None = None,
 ) -> bytes:
-    """The snapshot that replaces `snapshot` + `rows`.
+    """The snapshot that replaces `snapshot` + `rows` (see `compaction`)."""
+    steps = compaction(gc_update, doc_state, snapshot, rows, writers)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def compaction(
+    gc_update: bytes, doc_state: bytes, snapshot: bytes | None, rows: Iterable[bytes],
+    writers: WriterBytes | None = None,
+) -> Generator[None, None, bytes]:
+    """The snapshot that replaces `snapshot` + `rows`, computed in steps: the
+    generator yields between them (none takes more than pycrdt's merge of the
+    stored parts) so that an actor can let its loop run in between, and returns
+    the snapshot. Between steps the caller may note and restore updates in
+    `writers`, but nothing else may compact.
 
     `gc_update` and `doc_state` are the in-memory doc's full update and state
     vector, taken at the moment the covered log position was fixed. The doc's
@@ -77,31 +120,81 @@ def compacted_snapshot(
     and deletions of items it never saw. Those are exactly the stored parts'
     difference against the doc's state vector, so the snapshot is the doc's
     encoding merged with that difference: compact, and nothing dropped.
+
+    With `writers` (the document's), embedded objects are stored as their writers
+    encoded them, and `writers` forgets those the snapshot no longer holds.
     """
-    parts = ([snapshot] if snapshot else []) + list(rows)
-    if not parts:
-        return gc_update
-    merged = merge_many(parts)
+    rows = list(rows)
+    if not rows and not snapshot:
+        return gc_update if writers is None else writers.restore(gc_update)
+    # The rows first, then the snapshot once (merge_many([snapshot, *rows]) would
+    # merge the snapshot, the document's whole size, twice: in its first group of
+    # MERGE_FAN_IN and again in the merge of the groups).
+    merged = merge_many(rows) if rows else EMPTY_UPDATE
+    yield
+    merged = merge_updates(snapshot, merged) if snapshot else merged
+    yield
     missing = get_update(merged, doc_state)
-    compact = merge_updates(gc_update, missing)
-    if _reads_back(compact, gc_update):
+    yield
+    # With objects to restore, the live doc's encoding is walked once: for the
+    # read-back, and to store it restored when the stored parts add nothing to it
+    # (the usual case: nothing waits for a dependency), which also saves pycrdt a
+    # merge. Without, the read-back is a byte compare, as before.
+    gc_layout = writers.layout(gc_update) if writers is not None and writers.values else None
+    if gc_layout is not None and _adds_nothing(missing, gc_update, gc_layout):
+        compact, layout = gc_update, gc_layout
+    else:
+        compact, layout = merge_updates(gc_update, missing), None
+    yield
+    # Some corrupt updates that yrs accepts (an item whose origin is its own client's
+    # later clock) integrate differently once re-encoded: the compact form would
+    # change the text. The stored parts merged replay exactly as the live doc.
+    back = _read_back(compact)
+    yield
+    if back is None or not _same_document(back, gc_update, writers, gc_layout):
+        compact, layout = merged, None
+    if writers is None or not writers.values:
         return compact
-    # Some corrupt updates that yrs accepts (an item whose origin is its own
-    # client's later clock) integrate differently once re-encoded: the compact form
-    # would change the text. The stored parts merged replay exactly as the live doc.
-    return merged
+    yield
+    if layout is None:
+        layout = writers.layout(compact)
+        if layout is None:
+            return compact  # one it cannot walk: restore nothing, forget nothing
+        yield
+    restored = writers.splice(compact, layout)
+    yield
+    writers.forget_absent(layout, decode_state_vector(doc_state))
+    return restored
 
 
-def _reads_back(snapshot: bytes, gc_update: bytes) -> bool:
-    """True if a doc built from `snapshot` encodes as `gc_update` (the live doc)."""
+def _adds_nothing(missing: bytes, gc_update: bytes, gc_layout: Layout) -> bool:
+    """True if `missing` (the stored parts against the doc's state vector) has no
+    structs and the very delete set `gc_update` has."""
+    return missing[:1] == NO_STRUCTS and missing[1:] == gc_update[gc_layout.delete_set:]
+
+
+def _read_back(compact: bytes) -> bytes | None:
+    """How a doc built from `compact` encodes, or None if pycrdt refuses it."""
     doc = Doc()
     try:
-        doc.apply_update(snapshot)
+        doc.apply_update(compact)
     except BaseException as exc:
         if isinstance(exc, ValueError) or is_panic(exc):
-            return False
+            return None
         raise
-    return doc.get_update() == gc_update
+    return doc.get_update()
+
+
+def _same_document(back: bytes, gc_update: bytes, writers: WriterBytes | None,
+                   gc_layout: Layout | None) -> bool:
+    """Whether the read-back encodes as `gc_update` (the live doc), but for the
+    encoding of embedded values: pycrdt lists an object's keys in a random order in
+    each Doc, so a byte compare would refuse every document holding one."""
+    if writers is not None and gc_layout is not None:
+        back_layout = writers.layout(back)
+        return back_layout is not None and same_structure(back, back_layout, gc_update,
+                                                          gc_layout)
+    return same_update(back, gc_update)
 
 
 SHARED_TYPES: dict[str, type] = {"text": Text, "map": Map, "array": Array, "xml": XmlFragment}

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pycrdt import Doc
 
-from collab.actors.document import ApplyUpdate, Document, Read
+from collab.actors.document import ApplyUpdate, Document, Export, Read
 from collab.actors.ydoc import SHARED_TYPES, TooDeep, UnknownRoot, WrongRootType, json_view
 from collab.errors import BadRequest
 from collab.gateway.actors_api import run_call
@@ -49,7 +49,7 @@ async def get_doc(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
     fmt = request.query.get("format", "yjs")
     if fmt == "yjs":
-        state = await _ask(request, name, lambda reply: Read(_state, reply), "a read")
+        state = await _ask(request, name, Export, "a read")
         return web.Response(body=state, content_type="application/octet-stream")
     if fmt != "json":
         raise BadRequest("format must be 'yjs' or 'json'", code="invalid_format")

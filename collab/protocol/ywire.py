@@ -136,6 +136,8 @@ Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness
 #: A Yjs v1 update with no structs and an empty delete set: what a client that
 #: has nothing new sends as its sync step 2.
 EMPTY_UPDATE = b"\x00\x00"
+#: A Yjs v1 state vector with no clients: "I have nothing, send me everything".
+EMPTY_STATE_VECTOR = b"\x00"
 
 
 def changes_document(message: Message) -> bool:
