@@ -297,7 +297,7 @@ class Document(Actor):
         elif kind is Read:
             self._read(message)
         elif kind is Export:
-            message.reply.set_result(self._diff(ywire.EMPTY_STATE_VECTOR))
+            _answer(message.reply, self._diff(ywire.EMPTY_STATE_VECTOR))
         elif kind is Compacted:
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
