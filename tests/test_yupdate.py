@@ -269,12 +269,15 @@ def test_a_value_as_deep_as_pycrdt_writes_it():
 
 # -- every update pycrdt writes reads through ---------------------------------------
 
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                         max_size=3)
+
+
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False)
     | st.text(max_size=8) | st.binary(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                               max_size=3),
-    max_leaves=12)
+    _containers, max_leaves=12)
 edits = st.lists(st.tuples(st.sampled_from(["text", "format", "embed", "map", "array",
                                             "nested", "xml", "subdoc", "delete"]),
                            st.text(max_size=6), values), min_size=1, max_size=12)
