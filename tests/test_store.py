@@ -647,7 +647,7 @@ async def test_store_keeps_the_latest_limits_per_user(store):
 async def test_two_processes_opening_one_new_sqlite_file_both_start(tmp_path):
     """Workers of `collab serve --workers N` open (and migrate) one new file at once:
     the second waits for the first's migration instead of failing 'locked'."""
-    for attempt in range(10):
+    for attempt in range(30):
         url = f"sqlite:///{tmp_path}/new-{attempt}.db"
         stores = [SQLiteStore(url), SQLiteStore(url), SQLiteStore(url)]
         await asyncio.gather(*(store.open() for store in stores))

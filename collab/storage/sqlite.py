@@ -124,9 +124,19 @@ class SQLiteStore(Store):
 
         def connect(_: None) -> sqlite3.Connection:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in self._writer_pragmas():
-                conn.execute(pragma)
-            return conn
+            # Switching a new file to WAL takes its lock without SQLite's busy handler:
+            # workers opening one new file at once retry here, as the handler would.
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    for pragma in self._writer_pragmas():
+                        conn.execute(pragma)
+                    return conn
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.01)
 
         self._writer = await self.in_writer(connect)
         await self.migrate()
