@@ -21,7 +21,7 @@ from collab import __version__
 from collab.actors.document import Document
 from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
-from collab.cluster import client as redis_client
+from collab.assembly import Runtime
 from collab.config import Settings
 from collab.gateway import actors_api, admin_api, demo, docs_api, rooms_api
 from collab.gateway.access import Gatekeeper
@@ -48,11 +48,7 @@ from collab.gateway.sockets import connection_state
 from collab.gateway.traffic import Traffic
 from collab.gateway.yjs import yjs_socket
 from collab.logs import Throttled
-from collab.runtime import cluster
 from collab.runtime.registry import Registry
-from collab.runtime.system import ActorSystem
-from collab.storage import open_store
-from collab.storage.commit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
@@ -116,28 +112,15 @@ async def _check(name: str, probe: Any) -> str:
 
 
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
     warm_up()
-    store = open_store(settings)
-    await store.open()
-    committer = GroupCommitter(store, on_commit=app[METRICS].observe_commit)
-    committer.start()
-    system = app[SYSTEM] = ActorSystem(settings, store, committer, app[REGISTRY])
-    redis = None
-    if settings.redis_url:
-        redis = redis_client.connect(settings.redis_url, verify_tls=settings.redis_verify_tls)
-        await cluster.join(system, redis)
+    runtime = Runtime(app[SETTINGS], app[REGISTRY], on_commit=app[METRICS].observe_commit)
+    system = app[SYSTEM] = await runtime.start()
+    if system.placement is not None:
         log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
-    system.timer_waker.start()
     try:
         yield
     finally:
-        await system.stop_all("shutdown")
-        await cluster.leave(system)
-        if redis is not None:
-            await redis.aclose()
-        await committer.close()
-        await store.close()
+        await runtime.stop()
 
 
 async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
