@@ -5,8 +5,8 @@ tests start and stop it the same way."""
 from __future__ import annotations
 
 from collab.cluster import client as redis_client
+from collab.cluster.membership import Cluster
 from collab.config import Settings
-from collab.runtime import cluster
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -26,7 +26,8 @@ class Runtime:
         self.store: Store
         self.committer: GroupCommitter
         self.system: ActorSystem
-        self._redis = None
+        #: This process's place among several (None when it is alone).
+        self.cluster: Cluster | None = None
 
     async def start(self) -> ActorSystem:
         self.store = open_store(self.settings)
@@ -35,17 +36,17 @@ class Runtime:
         self.committer.start()
         self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
         if self.settings.redis_url:  # one of several processes sharing the store
-            self._redis = redis_client.connect(self.settings.redis_url,
-                                               verify_tls=self.settings.redis_verify_tls)
-            await cluster.join(self.system, self._redis)
+            redis = redis_client.connect(self.settings.redis_url,
+                                         verify_tls=self.settings.redis_verify_tls)
+            self.cluster = await Cluster.join(self.system, redis)
         self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:
         await self.system.stop_all("shutdown")
-        await cluster.leave(self.system)
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        if self.cluster is not None:
+            await self.cluster.leave()
+            await self.cluster.redis.aclose()
+            self.cluster = None
         await self.committer.close()
         await self.store.close()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from collab.cluster.leases import PREFIX, Lease, Leases, OwnedElsewhere
+from collab.cluster.leases import PREFIX, HeldElsewhere, Lease, Leases
 from tests.waits import until
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -41,9 +41,9 @@ async def test_one_owner_and_growing_tokens(redis, kind):
     a, b = Leases(redis, "node-a"), Leases(redis, "node-b")
     first = await a.acquire(kind, "doc-1")
     assert first == Lease(kind, "doc-1", "node-a", 1)
-    assert await b.acquire(kind, "doc-1") == OwnedElsewhere("node-a", 1)
+    assert await b.acquire(kind, "doc-1") == HeldElsewhere("node-a", 1)
     assert await a.acquire(kind, "doc-1") == first  # owning it again renews it
-    assert await b.owner(kind, "doc-1") == OwnedElsewhere("node-a", 1)
+    assert await b.owner(kind, "doc-1") == HeldElsewhere("node-a", 1)
     assert await a.release(first)
     assert not await a.release(first)  # not ours any more
     second = await b.acquire(kind, "doc-1")
@@ -71,7 +71,7 @@ async def test_renewal_keeps_and_expiry_moves_ownership(redis, kind):
     for _ in range(4):  # renew only one, over more than a TTL
         assert await a.renew([kept]) == []
         await asyncio.sleep(0.1)
-    assert isinstance(await b.acquire(kind, "kept"), OwnedElsewhere)
+    assert isinstance(await b.acquire(kind, "kept"), HeldElsewhere)
 
     async def taken() -> bool:
         return isinstance(await b.acquire(kind, "dropped"), Lease)
@@ -85,7 +85,7 @@ async def test_a_race_of_nodes_has_one_winner(redis, kind):
     results = await asyncio.gather(*(n.acquire(kind, "contended") for n in nodes))
     winners = [r for r in results if isinstance(r, Lease)]
     assert len(winners) == 1
-    assert all(r == OwnedElsewhere(winners[0].node, winners[0].token)
+    assert all(r == HeldElsewhere(winners[0].node, winners[0].token)
                for r in results if not isinstance(r, Lease))
 
 

@@ -48,7 +48,7 @@ async def test_one_owner_and_a_clean_handover(pair, key):
     a, b = pair
     assert await counter(a, key).call("increment") == 1
     assert await counter(b, key).call("increment") == 2  # forwarded to A, the owner
-    assert b.system.live(Counter, key) is None and a.system.forwarder.served == 1
+    assert b.system.live(Counter, key) is None and a.system.ownership.forwarder.served == 1
     await a.stop()  # A saves and releases its leases
     assert await counter(b, key).call("increment") == 3
     actor = b.system.live(Counter, key)
@@ -58,7 +58,7 @@ async def test_one_owner_and_a_clean_handover(pair, key):
 async def test_an_expired_owner_is_fenced_off(pair, key):
     a, b = pair
     assert await counter(a, key).call("increment") == 1
-    await a.system.placement.stop()  # A stalls: it stops renewing but keeps running
+    await a.system.ownership.placement.stop()  # A stalls: it stops renewing but keeps running
 
     async def b_took_over() -> bool:
         await counter(b, key).call("get")  # forwarded to A until A's lease expires
@@ -120,7 +120,7 @@ async def test_a_client_on_another_process_is_relayed_to_the_owner(pair, key):
     here, there = Socket("here"), Socket("there")
     assert await ask(a, key, lambda r: Connect(here, {"name": "ann"}, r))
     assert await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
-    assert b.system.live(Lobby, key) is None and len(b.system.relays) == 1
+    assert b.system.live(Lobby, key) is None and len(b.system.ownership.relays) == 1
     said = await ask(b, key, lambda r: CallAction("say", ("hi",), {}, r, outlet=there))
     assert said == 1
     me = await ask(b, key, lambda r: CallAction("whoami", (), {}, r, outlet=there))
@@ -135,7 +135,7 @@ async def test_a_client_on_another_process_is_relayed_to_the_owner(pair, key):
     assert refused.value.code == "banned"
     await ask(b, key, lambda r: Disconnect(there, r))
     await until(lambda: ("left", "bob") in here.events)
-    await until(lambda: len(b.system.relays) == 0)  # its last socket left
+    await until(lambda: len(b.system.ownership.relays) == 0)  # its last socket left
     assert await counter_online(a, key) == ["ann"]
 
 
@@ -149,11 +149,11 @@ async def test_a_relay_fills_a_gap_from_the_owner(pair, key):
     here, there = Socket("here"), Socket("there")
     await ask(a, key, lambda r: Connect(here, {"name": "ann"}, r))
     await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
-    relay = b.system.relays.get("lobby", key)
+    relay = b.system.ownership.relays.get("lobby", key)
     await until(lambda: relay.token is not None)
     relay.next_seq -= 0  # nothing skipped yet
-    fanout = a.system.live(Lobby, key).fanout
-    bus = a.system.forwarder.bus
+    fanout = a.system.ownership.remote_peers.fanout_for(a.system.live(Lobby, key))
+    bus = a.system.ownership.bus
     publish = bus.publish
     dropped = []
 
@@ -176,10 +176,10 @@ async def test_a_relay_whose_owner_dies_closes_its_sockets(pair, key):
     await ask(a, key, lambda r: Connect(Socket("here"), {"name": "ann"}, r))
     there = Socket("there")
     await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
-    await a.system.forwarder.bus.stop()  # A goes silent: nobody listens on its channel
+    await a.system.ownership.bus.stop()  # A goes silent: nobody listens on its channel
     await until(lambda: there.closed)
     assert there.closed_with[0] == 1012
-    assert len(b.system.relays) == 0
+    assert len(b.system.ownership.relays) == 0
 
 
 async def test_actors_stop_when_their_leases_cannot_be_renewed(tmp_path, key):

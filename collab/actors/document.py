@@ -27,7 +27,6 @@ from collab.actors.ydoc import (
     merge_as_written,
     writers_from_storage,
 )
-from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import (
     CloseCode,
     DocumentTooLarge,
@@ -42,8 +41,8 @@ from collab.protocol.yupdate import check_value_depth
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.durable import Actor
-from collab.runtime.fanout import PeerGone
-from collab.runtime.peer import Peer
+from collab.runtime.ownership import OwnedElsewhere
+from collab.runtime.peer import Peer, PeerGone
 from collab.runtime.wire import travels
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
 
@@ -264,7 +263,7 @@ class Document(Actor):
         if isinstance(message, Join):
             if isinstance(error, ShuttingDown):
                 message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
-            elif isinstance(error, OwnedByAnotherProcess):  # and it could not be relayed there
+            elif isinstance(error, OwnedElsewhere):  # and it could not be relayed there
                 message.peer.close(CloseCode.TRY_AGAIN_LATER, "document open in another process")
             else:
                 message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")

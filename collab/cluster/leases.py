@@ -76,7 +76,7 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
-class OwnedElsewhere:
+class HeldElsewhere:
     """Another node holds the lease: requests for the actor go to `node`."""
 
     node: str
@@ -101,7 +101,7 @@ class Leases:
         # One hash tag per actor: the lease and its counter live on one Redis Cluster slot.
         return [f"{PREFIX}:lease:{{{kind}:{key}}}", f"{PREFIX}:fence:{{{kind}:{key}}}"]
 
-    async def acquire(self, kind: str, key: str, floor: int = 0) -> Lease | OwnedElsewhere:
+    async def acquire(self, kind: str, key: str, floor: int = 0) -> Lease | HeldElsewhere:
         """Own (kind, key), or learn who does. Owning it again is a renewal. A new
         token is above `floor` (the store's last), even if Redis lost its counter."""
         mine, value = await self._acquire(keys=self._keys(kind, key),
@@ -109,7 +109,7 @@ class Leases:
         if mine:
             return Lease(kind, key, self.node, int(value))
         node, _, token = (value.decode() if isinstance(value, bytes) else value).rpartition(":")
-        return OwnedElsewhere(node, int(token))
+        return HeldElsewhere(node, int(token))
 
     async def renew(self, leases: list[Lease]) -> list[Lease]:
         """Extend every lease in one round trip; returns those that were lost."""
@@ -127,10 +127,10 @@ class Leases:
         return bool(await self._release(keys=self._keys(lease.kind, lease.key)[:1],
                                         args=[lease.value]))
 
-    async def owner(self, kind: str, key: str) -> OwnedElsewhere | None:
+    async def owner(self, kind: str, key: str) -> HeldElsewhere | None:
         """Who holds (kind, key) now, if anyone."""
         value = await self.redis.get(self._keys(kind, key)[0])
         if value is None:
             return None
         node, _, token = (value.decode() if isinstance(value, bytes) else value).rpartition(":")
-        return OwnedElsewhere(node, int(token))
+        return HeldElsewhere(node, int(token))

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from collab.cluster.leases import Lease, Leases, OwnedElsewhere
+from collab.cluster.leases import HeldElsewhere, Lease, Leases
 from collab.errors import CollabError
+from collab.runtime.ownership import OwnedElsewhere
 
 if TYPE_CHECKING:
     from collab.runtime.actor import ActorBase
@@ -35,14 +36,6 @@ class ClusterUnavailable(CollabError):
     """Redis, which decides who owns what, does not answer: nothing was done."""
 
     code = "cluster_unavailable"
-
-
-class OwnedByAnotherProcess(CollabError):
-    code = "owned_elsewhere"
-
-    def __init__(self, message: str, node: str) -> None:
-        super().__init__(message)
-        self.node = node
 
 
 def node_id() -> str:
@@ -77,18 +70,18 @@ class Placement:
 
     async def claim(self, actor: ActorBase) -> int:
         """Own `actor` for this process; returns its fence token. Raises
-        OwnedByAnotherProcess if another process holds it."""
+        OwnedElsewhere if another process holds it."""
         floor = await actor.system.store.fence_token(actor.kind, actor.key)
         try:
             got = await self.leases.acquire(actor.kind, actor.key, floor)
         except RedisError as exc:
             raise ClusterUnavailable(f"cannot reach Redis to claim {actor.kind}:{actor.key}: "
                                      f"{exc}") from None
-        if isinstance(got, OwnedElsewhere):
+        if isinstance(got, HeldElsewhere):
             # Believed for half a TTL: a dead owner's lease outlives it by at most a TTL.
             self.remote[(actor.kind, actor.key)] = (
                 got.node, asyncio.get_running_loop().time() + self.ttl / 2)
-            raise OwnedByAnotherProcess(
+            raise OwnedElsewhere(
                 f"{actor.kind}:{actor.key} is owned by process {got.node}; retry there or later",
                 got.node)
         self.held[(actor.kind, actor.key)] = (got, actor)
@@ -133,7 +126,7 @@ class Placement:
                         log.warning("%s:%s: lease not renewed for a TTL; stopping it",
                                     lease.kind, lease.key)
                         self.held.pop((lease.kind, lease.key), None)
-                        actor.lease_lost()
+                        actor.ownership_lost()
                 continue
             renewed = loop.time()
             lost_ids = {id(lease) for lease in lost}
@@ -142,4 +135,4 @@ class Placement:
                     log.warning("lost the lease of %s:%s; stopping it here", lease.kind,
                                 lease.key)
                     self.held.pop((lease.kind, lease.key), None)
-                    actor.lease_lost()
+                    actor.ownership_lost()

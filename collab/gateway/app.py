@@ -36,6 +36,7 @@ from collab.gateway.keys import (
     LOADS,
     PENDING_AUTH,
     REGISTRY,
+    RUNTIME,
     SETTINGS,
     SYSTEM,
     TRAFFIC,
@@ -65,7 +66,7 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok",
         "version": __version__,
         "pid": os.getpid(),
-        "node": system.placement.node if system.placement is not None else None,
+        "node": system.ownership.node,
         "connections": len(request.app[CONNECTIONS]),
         "actors": system.loaded_count,
         "loads": system.loads,
@@ -80,8 +81,9 @@ async def readyz(request: web.Request) -> web.Response:
     if system.closing:
         return web.json_response({"status": "draining"}, status=503)
     checks = {"store": _check("store", system.store.ping())}
-    if system.placement is not None:
-        checks["redis"] = _check("redis", system.placement.redis.ping())
+    cluster = request.app[RUNTIME].cluster
+    if cluster is not None:
+        checks["redis"] = _check("redis", cluster.redis.ping())
     results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
     ready = all(result == CHECK_OK for result in results.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": results},
@@ -114,9 +116,10 @@ async def _check(name: str, probe: Any) -> str:
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     warm_up()
     runtime = Runtime(app[SETTINGS], app[REGISTRY], on_commit=app[METRICS].observe_commit)
-    system = app[SYSTEM] = await runtime.start()
-    if system.placement is not None:
-        log.info("cluster mode: actor leases in Redis, node %s", system.placement.node)
+    app[RUNTIME] = runtime
+    app[SYSTEM] = await runtime.start()
+    if runtime.cluster is not None:
+        log.info("cluster mode: actor leases in Redis, node %s", runtime.cluster.node)
     try:
         yield
     finally:
@@ -128,7 +131,8 @@ async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
     runtime started: they are read from its store and, in cluster mode, heard on its
     Redis bus)."""
     rules = app[GATEKEEPER].rules
-    await rules.start(app[SYSTEM], app[CONNECTIONS])
+    cluster = app[RUNTIME].cluster
+    await rules.start(app[SYSTEM], app[CONNECTIONS], cluster.bus if cluster else None)
     try:
         yield
     finally:

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from collab.cluster.placement import ClusterUnavailable, OwnedByAnotherProcess
+from collab.cluster.placement import ClusterUnavailable
 from collab.errors import (
     BadRequest,
     CollabError,
@@ -14,6 +14,7 @@ from collab.errors import (
     ShuttingDown,
     StoreUnavailable,
 )
+from collab.runtime.ownership import OwnedElsewhere
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def json_errors(request: web.Request, handler):
         return response
     except RemoteProtocolError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    except (StoreUnavailable, ShuttingDown, OwnedByAnotherProcess, ClusterUnavailable) as exc:
+    except (StoreUnavailable, ShuttingDown, OwnedElsewhere, ClusterUnavailable) as exc:
         return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from collab.assembly import Runtime
 from collab.config import Settings
 from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
@@ -16,6 +17,8 @@ from collab.runtime.system import ActorSystem
 
 SETTINGS = web.AppKey("settings", Settings)
 SYSTEM = web.AppKey("system", ActorSystem)
+#: The runtime assembled for this app (its system, store and, with Redis, its cluster).
+RUNTIME = web.AppKey("runtime", Runtime)
 REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[Connection])
 TRAFFIC = web.AppKey("traffic", Traffic)

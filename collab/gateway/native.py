@@ -117,7 +117,7 @@ class Session:
         conn.asked_allowance = sync_allowance(system.settings.max_document_bytes)
         #: What actors meter this socket's calls against (a room's write rate), whether
         #: or not it is connected to them; unique across processes.
-        node = system.placement.node if system.placement is not None else None
+        node = system.ownership.node
         self.caller = f"ws:{node}/{conn.id}" if node else f"ws:{conn.id}"
 
     def may_keep(self, principal: Principal) -> bool:

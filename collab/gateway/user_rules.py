@@ -103,14 +103,15 @@ class UserRules:
 
     # -- lifetime -----------------------------------------------------------------
 
-    async def start(self, system: ActorSystem, connections: Iterable[Connection]) -> None:
+    async def start(self, system: ActorSystem, connections: Iterable[Connection],
+                    bus: Bus | None = None) -> None:
         """Enforce what the store holds, and apply changes from now on to
-        `connections` (this process's live sockets). In cluster mode, listen on Redis
-        first, so that nothing decided elsewhere during the load is missed."""
+        `connections` (this process's live sockets). With `bus` (cluster mode), listen
+        on Redis first, so that nothing decided elsewhere during the load is missed."""
         self._system = system
         self._connections = connections
-        if system.forwarder is not None:
-            self._bus = system.forwarder.bus
+        if bus is not None:
+            self._bus = bus
             self._bus.on_reconnect(self._reload_soon)
             await self._bus.subscribe(CHANNEL, self._heard)
         await self._load(apply=False)

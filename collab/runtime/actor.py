@@ -15,10 +15,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collab.cluster.placement import OwnedByAnotherProcess
 from collab.errors import CollabError, ShuttingDown
-from collab.runtime.fanout import Fanout, RelayOpen, RelayResume
 from collab.runtime.lifecycle import ActorState, check_transition
+from collab.runtime.ownership import OwnedElsewhere, OwnerRequest
 from collab.runtime.writes import WriteChain
 from collab.storage.base import Fence, WriteOp
 
@@ -66,8 +65,6 @@ class ActorBase:
         #: The lease token this process owns the actor with, when several processes
         #: share the store; every write then carries it (storage.base.Fence).
         self.fence_token: int | None = None
-        #: What this actor publishes for sockets on other processes, once one joined.
-        self.fanout: Fanout | None = None
         #: Every write of this actor goes through here, in order, with no holes.
         self.writes = WriteChain(system.committer, self._fence,
                                  lambda: self.post(WritesRecovered()))
@@ -133,24 +130,23 @@ class ActorBase:
             # Its last writes must be committed before we read the store.
             await self._predecessor.stopped.wait()
             self._predecessor = None
+        ownership = self.system.ownership
         try:
-            placement = self.system.placement
-            if placement is not None:
-                self.fence_token = await placement.claim(self)
+            self.fence_token = await ownership.claim(self)
             await self.load()
         except Exception as exc:
             if isinstance(exc, CollabError):  # expected, e.g. owned by another process
                 log.info("%s %r not loaded: %s", self.kind, self.key, exc.message)
             else:
                 log.exception("%s %r failed to load", self.kind, self.key)
-            if self.fence_token is not None and self.system.placement is not None:
-                await self.system.placement.release(self)
+            if self.fence_token is not None:
+                await ownership.release(self)
             self._move(ActorState.STOPPED)
             self.system.forget(self)
             while self._mailbox:
                 message = self._mailbox.popleft()
-                if isinstance(exc, OwnedByAnotherProcess) and self.system.send_elsewhere(
-                        exc.node, type(self), self.key, message) is not False:
+                if isinstance(exc, OwnedElsewhere) and ownership.redirect(
+                        exc.node, type(self), self.key, message):
                     continue  # the owner handles it
                 self.reject(message, exc)
             self.stopped.set()
@@ -179,8 +175,8 @@ class ActorBase:
                         if self.may_sleep():  # not yet: look again when it could be time
                             self.set_timer(IDLE_TIMER, max(timeout - idle_for, timeout / 4))
                         continue
-                    if type(message) is RelayOpen or type(message) is RelayResume:
-                        self._answer_relay(message)
+                    if isinstance(message, OwnerRequest):
+                        message.answer(self)
                         continue
                     if type(message) is WritesRecovered:
                         self.writes_recovered()
@@ -219,11 +215,7 @@ class ActorBase:
         except Exception:
             log.exception("%s %r: save failed while stopping", self.kind, self.key)
         self.writes.close()
-        if self.fanout is not None:
-            self.fanout.end()
-            self.system.forwarder.remote_peers.forget_actor(self.kind, self.key)
-        if self.system.placement is not None:
-            await self.system.placement.release(self)  # after the last write committed
+        await self.system.ownership.release(self)  # after the last write committed
         self._move(ActorState.STOPPED)
         self.stopped.set()
         self.system.reap(self)
@@ -238,32 +230,9 @@ class ActorBase:
                 self.system.post(type(self), self.key, leftover)
         return True
 
-    # -- sockets on other processes ---------------------------------------------
+    # -- ownership ---------------------------------------------------------------
 
-    def relay_fanout(self) -> Fanout:
-        """Where messages for sockets on other processes go (created on first use)."""
-        if self.fanout is None:
-            self.fanout = Fanout(self.system.forwarder.bus, self.kind, self.key,
-                                 self.fence_token or 0)
-        return self.fanout
-
-    def _answer_relay(self, message: RelayOpen | RelayResume) -> None:
-        try:
-            if type(message) is RelayOpen:
-                result = self.relay_fanout().baseline()
-            else:
-                result = self.relay_fanout().replay(message.from_seq)
-                known = self.system.forwarder.remote_peers.known
-                result["gone"] = [pid for pid in message.peers
-                                  if not known(self.kind, self.key, message.node, pid)]
-        except CollabError as exc:
-            if not message.reply.done():
-                message.reply.set_exception(exc)
-            return
-        if not message.reply.done():
-            message.reply.set_result(result)
-
-    def lease_lost(self) -> None:
+    def ownership_lost(self) -> None:
         """Another process owns this actor now: unload (its writes are refused anyway)."""
         self.post(Stop("lease lost"))
 

@@ -31,7 +31,8 @@ from collab.runtime.actions import (
 )
 from collab.runtime.actor import ActorBase, TimerFired
 from collab.runtime.connections import Conn, Connect, Disconnect, Outlet
-from collab.runtime.fanout import PeerGone, RelayOpen, RelayResume
+from collab.runtime.ownership import OwnerRequest
+from collab.runtime.peer import PeerGone
 from collab.runtime.queues import (
     BATCH_PER_TURN,
     DRAIN_METHOD,
@@ -283,7 +284,7 @@ class Actor(ActorBase):
     def is_request(self, message: Any) -> bool:
         return isinstance(message, CallAction | Connect | Disconnect | TimersDue | QueueSend
                           | QueueInspect | QueueRedrive | WorkflowStart | WorkflowStatus
-                          | RelayOpen | RelayResume | PeerGone)
+                          | OwnerRequest | PeerGone)
 
     def reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)

@@ -7,7 +7,8 @@ protocol and never on aiohttp, so the runtime stays below the gateway layer.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from collab.protocol.native import YjsOut
 
@@ -35,3 +36,10 @@ class Peer(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; returns at once (the close runs in the background)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerGone:
+    """A peer went away without saying goodbye (its process died, say): forget it."""
+
+    peer: Any

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from collab.cluster.placement import Placement
 from collab.config import Settings
 from collab.errors import ShuttingDown
 from collab.runtime.actor import ActorBase, Stop
+from collab.runtime.ownership import HERE, Ownership
 from collab.runtime.registry import Registry
 from collab.runtime.waker import TimerWaker
-from collab.runtime.wire import peer_of, travel_of
 from collab.storage.base import Store
 from collab.storage.commit import GroupCommitter
-
-if TYPE_CHECKING:
-    from collab.runtime.forwarding import Forwarder
-    from collab.runtime.relay import Relay, Relays
 
 A = TypeVar("A", bound=ActorBase)
 
@@ -47,12 +42,9 @@ class ActorSystem:
         self.awareness_ignored = {"foreign": 0, "crowded": 0}
         self.closing = False
         self.timer_waker = TimerWaker(self)
-        #: Set when several processes share the store: leases decide who runs what.
-        self.placement: Placement | None = None
-        #: With placement: carries requests for actors owned elsewhere to their owner.
-        self.forwarder: Forwarder | None = None
-        #: With placement: this process's sockets' way to actors owned elsewhere.
-        self.relays: Relays | None = None
+        #: Where actors live: here, unless several processes share the store and
+        #: collab/cluster plugged in its own (runtime/ownership.py).
+        self.ownership = Ownership()
 
     def get(self, kind: type[A], key: str) -> A:
         """The live instance of (kind, key), created (and loading) if absent.
@@ -71,48 +63,24 @@ class ActorSystem:
         """The live instance of (kind, key) if it is loaded, without waking it."""
         return self._live.get((kind, key))  # type: ignore[return-value]
 
-    def post(self, kind: type[A], key: str, message: Any) -> A | Relay | None:
+    def post(self, kind: type[A], key: str, message: Any) -> Any:
         """Deliver `message` to the live instance, creating it if needed; returns it.
-        If another process owns the actor, a client socket's message goes to the
-        relay for it (returned), any other message is forwarded (returns None)."""
-        if self.relays is not None and (kind, key) not in self._live \
-                and not self.forwarder.from_afar(message):
-            if peer_of(message) is not None:
-                relay = self.relays.get(kind.kind, key)
-                if relay is not None and relay.post(message):
-                    return relay
-            owner = self.placement.remote_owner(kind.kind, key)
-            if owner is not None:
-                sent = self.send_elsewhere(owner, kind, key, message)
-                if sent is not False:
-                    return sent
+        If another process owns the actor, the ownership layer carries the message
+        there and this returns what it handed it to."""
+        if (kind, key) not in self._live:
+            elsewhere = self.ownership.route(kind, key, message)
+            if elsewhere is not HERE:
+                return elsewhere
         while True:
             actor = self.get(kind, key)
             if actor.post(message):
                 return actor
 
-    def send_elsewhere(self, owner: str, kind: type[ActorBase], key: str,
-                       message: Any) -> Relay | Literal[False] | None:
-        """Hand `message` to `owner`, the process that owns (kind, key): through the
-        relay for a client socket's message (returned), forwarded otherwise (None).
-        False if it cannot go there: it came from there, or never travels."""
-        if self.relays is None or self.forwarder.from_afar(message):
-            return False
-        peer = peer_of(message)
-        if peer is None:
-            return None if self.forwarder.forward(owner, kind.kind, key, message) else False
-        if travel_of(message).closes and self.relays.get(kind.kind, key) is None:
-            return None  # leaving a relay that already closed: nothing left to do
-        relay = self.relays.open(kind.kind, key, owner)
-        relay.post(message)
-        return relay
-
-    def present(self, kind: type[ActorBase], key: str) -> ActorBase | Relay | None:
-        """The live instance of (kind, key) or this process's relay to it, if any."""
+    def present(self, kind: type[ActorBase], key: str) -> Any:
+        """The live instance of (kind, key), or this process's stand-in for it when
+        another process owns it, if any."""
         actor = self._live.get((kind, key))
-        if actor is None and self.relays is not None:
-            return self.relays.get(kind.kind, key)
-        return actor
+        return actor if actor is not None else self.ownership.present(kind, key)
 
     def forget(self, actor: ActorBase) -> None:
         """Called by an actor that starts draining: new requests get a fresh instance."""

@@ -89,8 +89,7 @@ class TimerWaker:
                             log.warning("timers of unknown actor type %r are left in the "
                                         "store (is the --app registry complete?)", kind)
                         continue
-                    placement = self.system.placement
-                    if placement is not None and placement.remote_owner(kind, key):
+                    if self.system.ownership.elsewhere(kind, key):
                         continue  # another process has it live and fires its timers
                     self.system.post(cls, key, TimersDue())
                     self.woken += 1

@@ -25,15 +25,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from collab.cluster.bus import Bus, node_channel
+from collab.cluster.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume, actor_channel
 from collab.errors import CloseCode, CollabError
 from collab.protocol import ywire
 from collab.protocol.native import Outgoing, YjsOut
 from collab.runtime.durable import unpack
-from collab.runtime.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume, actor_channel
 from collab.runtime.wire import peer_of, travel_of
 
 if TYPE_CHECKING:
-    from collab.runtime.forwarding import Forwarder
+    from collab.cluster.forwarding import Forwarder
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,9 @@ from collab.cluster.bus import Bus, node_channel
 from collab.cluster.leases import PREFIX
 from collab.errors import CollabError
 from collab.protocol import ywire
+from collab.runtime.actor import ActorBase
+from collab.runtime.ownership import OwnerRequest
+from collab.runtime.peer import PeerGone
 from collab.runtime.wire import travels
 
 if TYPE_CHECKING:
@@ -58,17 +61,20 @@ class ReplayUnavailable(CollabError):
 
 @travels("relay.open")
 @dataclass(frozen=True, slots=True)
-class RelayOpen:
+class RelayOpen(OwnerRequest):
     """Process `node` starts relaying this actor; `reply` gets {"t": token, "s": seq},
     the last item published before its first client's messages are handled."""
 
     node: str
     reply: asyncio.Future[Any] = field(repr=False)
 
+    def answer(self, actor: ActorBase) -> None:
+        _answer(self.reply, lambda: _remote_peers(actor).fanout_for(actor).baseline())
+
 
 @travels("relay.resume")
 @dataclass(frozen=True, slots=True)
-class RelayResume:
+class RelayResume(OwnerRequest):
     """Process `node` missed items from `from_seq` on; `reply` gets {"t", "items",
     "gone"}, or ReplayUnavailable. `gone`: those of its sockets `peers` that this
     owner no longer knows (it thought their process dead): they must reconnect."""
@@ -78,12 +84,32 @@ class RelayResume:
     peers: list[str]
     reply: asyncio.Future[Any] = field(repr=False)
 
+    def answer(self, actor: ActorBase) -> None:
+        remotes = _remote_peers(actor)
 
-@dataclass(frozen=True, slots=True)
-class PeerGone:
-    """A remote peer's process died without saying goodbye: forget the peer."""
+        def replay() -> dict[str, Any]:
+            result = remotes.fanout_for(actor).replay(self.from_seq)
+            result["gone"] = [pid for pid in self.peers
+                              if not remotes.known(actor.kind, actor.key, self.node, pid)]
+            return result
 
-    peer: RemotePeer
+        _answer(self.reply, replay)
+
+
+def _remote_peers(actor: ActorBase) -> RemotePeers:
+    """The remote peers of the process `actor` lives in (its ownership is a Cluster)."""
+    return actor.system.ownership.remote_peers  # type: ignore[attr-defined]
+
+
+def _answer(reply: asyncio.Future[Any], compute: Any) -> None:
+    try:
+        result = compute()
+    except CollabError as exc:
+        if not reply.done():
+            reply.set_exception(exc)
+        return
+    if not reply.done():
+        reply.set_result(result)
 
 
 # -- the owner's stand-ins for remote sockets --------------------------------------
@@ -138,11 +164,32 @@ class RemotePeer:
 
 
 class RemotePeers:
-    """Every RemotePeer of this process's actors, one per (actor, node, socket)."""
+    """Every RemotePeer of this process's actors, one per (actor, node, socket), and
+    each owned actor's Fanout once a remote peer joined it."""
 
-    def __init__(self, system: ActorSystem) -> None:
+    def __init__(self, system: ActorSystem, bus: Bus) -> None:
         self.system = system
+        self.bus = bus
         self._peers: dict[tuple[str, str, str, str], RemotePeer] = {}
+        self._fanouts: dict[tuple[str, str], tuple[ActorBase, Fanout]] = {}
+
+    def fanout_for(self, actor: ActorBase) -> Fanout:
+        """What `actor` (live here) publishes for relays, created on first use."""
+        ident = (actor.kind, actor.key)
+        held = self._fanouts.get(ident)
+        if held is None or held[0] is not actor:
+            held = self._fanouts[ident] = (
+                actor, Fanout(self.bus, actor.kind, actor.key, actor.fence_token or 0))
+        return held[1]
+
+    def actor_stopped(self, actor: ActorBase) -> None:
+        """`actor` stopped here: its relays hear it (END), its peers mean nothing now."""
+        held = self._fanouts.get((actor.kind, actor.key))
+        if held is None or held[0] is not actor:
+            return
+        del self._fanouts[(actor.kind, actor.key)]
+        held[1].end()
+        self.forget_actor(actor.kind, actor.key)
 
     def get(self, kind: str, key: str, node: str, pid: str, echo_ack: bool) -> RemotePeer:
         ident = (kind, key, node, pid)
@@ -174,7 +221,7 @@ class RemotePeers:
 
     def fanout_of(self, kind: str, key: str) -> Fanout | None:
         actor = self.system.live(self.system.registry.resolve(kind), key)
-        return actor.relay_fanout() if actor is not None else None
+        return self.fanout_for(actor) if actor is not None else None
 
     def node_channels(self) -> set[str]:
         return {node_channel(node) for _, _, node, _ in self._peers}

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from collab.cluster.bus import Bus, node_channel
+from collab.cluster.fanout import RemotePeer, RemotePeers, ReplayUnavailable
 from collab.errors import CollabError
 from collab.runtime import wire
 from collab.runtime.actions import (
@@ -33,7 +34,6 @@ from collab.runtime.actions import (
     UnknownAction,
 )
 from collab.runtime.durable import InternalActionError, pack, unpack
-from collab.runtime.fanout import RemotePeer, RemotePeers, ReplayUnavailable
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
 from collab.runtime.workflows import UnknownWorkflow
@@ -63,7 +63,7 @@ class Forwarder:
         self.system = system
         self.bus = bus
         self.node = node
-        self.remote_peers = RemotePeers(system)
+        self.remote_peers = RemotePeers(system, bus)
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._from_afar: set[asyncio.Future[Any]] = set()  # replies another process waits for
@@ -154,8 +154,7 @@ class Forwarder:
         # The owner we believed in is gone (it stopped, or died): forget it and let
         # this process try the actor itself, once; a lease still held by the dead
         # owner makes that fail fast too, and the caller retries later.
-        if self.system.placement is not None:
-            self.system.placement.forget_owner(kind, key)
+        self.system.ownership.placement.forget_owner(kind, key)  # type: ignore[attr-defined]
         if reply not in self._rerouted:
             self._rerouted.add(reply)
             reply.add_done_callback(self._rerouted.discard)
