@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from collab.protocol.codec import unpack
 from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
 from collab.runtime.actor import ActorBase
-from collab.runtime.durable import ActorRef, InternalActionError, StateNotSerializable, unpack
+from collab.runtime.durable import ActorRef, InternalActionError, StateNotSerializable
 from tests import inproc
 from tests.apps.counter import Counter, Tally, registry
 from tests.waits import until

@@ -102,3 +102,14 @@ async def test_pending_messages_survive_a_restart(tmp_path):
     await until(lambda: rt.system.timer_waker.woken > 0)
     await done_is(rt, [0, 1, 2, 3, 4], key="p", kind=PatientWorker)
     await rt.stop()
+
+
+async def test_a_dead_letter_with_integer_map_keys_can_be_inspected(runtime):
+    jobs = worker(runtime, "int-keys").queue("jobs")
+    await jobs.send({"n": 7, "poison": True, 3: "a number key"})
+
+    async def dead_letter() -> bool:
+        return len((await jobs.inspect())["dead"]) == 1
+
+    await until(dead_letter)
+    assert (await jobs.inspect())["dead"][0]["message"][3] == "a number key"

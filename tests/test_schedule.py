@@ -124,3 +124,11 @@ def test_next_cron_time_in_a_time_zone():
     # 2026-03-29 00:30 UTC: 09:00 in Paris (UTC+2 after the DST switch) is 07:00 UTC.
     start = 1774744200.0
     assert next_cron_time("0 9 * * *", "Europe/Paris", start) == 1774767600.0
+
+
+async def test_a_timer_whose_arguments_have_integer_map_keys_can_be_listed(runtime):
+    """Timer arguments are stored and read with the one codec: a map keyed by numbers
+    (which MessagePack allows and Python code makes) lists like any other."""
+    timer_id = await reminder(runtime).call("remind_about", 3600, {1: "one", 2: "two"})
+    timers = await reminder(runtime).call("timers")
+    assert [(t["id"], t["args"]) for t in timers] == [(timer_id, [{1: "one", 2: "two"}])]

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.errors import StoreUnavailable
+from collab.protocol.codec import pack, unpack
 from collab.protocol.text import InvalidText, check_strings, is_text
 from collab.runtime.actions import ActionError, CallAction, InvalidArguments, action
 from collab.runtime.actor import TimerFired
 from collab.runtime.buckets import Meters
-from collab.runtime.durable import Actor, pack, unpack
+from collab.runtime.durable import Actor
 from collab.storage.base import PutRoomMessage, RoomMessage
 
 if TYPE_CHECKING:

@@ -22,12 +22,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 from collab.cluster.bus import Bus, node_channel
 from collab.cluster.leases import PREFIX
 from collab.errors import CollabError
 from collab.protocol import ywire
+from collab.protocol.codec import pack
 from collab.runtime.actor import ActorBase
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
@@ -304,7 +303,7 @@ class Fanout:
         self.seq += 1
         item["t"] = self.token
         item["s"] = self.seq
-        payload = msgpack.packb(item, use_bin_type=True)
+        payload = pack(item)
         recent = self._recent
         recent.append((self.seq, payload))
         self._recent_bytes += len(payload)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from collab.cluster.bus import Bus, node_channel
 from collab.cluster.fanout import RemotePeer, RemotePeers, ReplayUnavailable
 from collab.errors import CollabError
+from collab.protocol.codec import pack, unpack
 from collab.runtime import wire
 from collab.runtime.actions import (
     ActionError,
@@ -33,7 +34,7 @@ from collab.runtime.actions import (
     InvalidArguments,
     UnknownAction,
 )
-from collab.runtime.durable import InternalActionError, pack, unpack
+from collab.runtime.durable import InternalActionError
 from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.registry import UnknownActorType
 from collab.runtime.workflows import UnknownWorkflow

@@ -28,8 +28,8 @@ from collab.cluster.bus import Bus, node_channel
 from collab.cluster.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume, actor_channel
 from collab.errors import CloseCode, CollabError
 from collab.protocol import ywire
+from collab.protocol.codec import unpack
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.durable import unpack
 from collab.runtime.wire import peer_of, travel_of
 
 if TYPE_CHECKING:

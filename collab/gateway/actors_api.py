@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
@@ -24,6 +23,7 @@ from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
+from collab.protocol.codec import pack
 from collab.runtime.actions import (
     ActionError,
     CallAction,
@@ -151,7 +151,7 @@ def _decode_call(body: bytes, binary: bool) -> tuple[list, dict]:
 def _encode(answer: object, binary: bool) -> web.Response:
     try:
         if binary:
-            return web.Response(body=msgpack.packb(answer, use_bin_type=True),
+            return web.Response(body=pack(answer),
                                 content_type="application/msgpack")
         return web.json_response(answer)
     except (TypeError, ValueError) as exc:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from collab.errors import BadRequest
 from collab.gateway.keys import SETTINGS
+from collab.protocol.codec import unpack_client
 from collab.protocol.text import InvalidText, check_strings, json_may_hold_surrogates
 
 
@@ -51,7 +52,7 @@ def _too_large(limit: int) -> BadRequest:
 def decode_body(body: bytes, binary: bool = False) -> Any:
     """`body` as msgpack (`binary`) or JSON; raises BadRequest (400 invalid_body)."""
     try:
-        value = msgpack.unpackb(body, raw=False) if binary else json.loads(body)
+        value = unpack_client(body) if binary else json.loads(body)
     except (ValueError, RecursionError, msgpack.UnpackException) as exc:
         kind = "msgpack" if binary else "JSON"
         raise BadRequest(f"body is not valid {kind}: {exc}", code="invalid_body") from None

@@ -14,10 +14,9 @@ import binascii
 import json
 from typing import Any
 
-import msgpack
-
 from collab.errors import RemoteProtocolError
 from collab.protocol import ywire
+from collab.protocol.codec import pack, unpack_client
 from collab.protocol.text import InvalidText, check_strings, json_may_hold_surrogates
 from collab.protocol.wsframe import binary_frame, text_frame
 
@@ -33,10 +32,6 @@ class MalformedMessage(RemoteProtocolError):
     code = "malformed"
 
 
-def _no_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not part of the protocol")
-
-
 def decode(data: bytes | str) -> dict[str, Any]:
     """One client message from a binary (msgpack) or text (JSON) frame.
 
@@ -46,7 +41,7 @@ def decode(data: bytes | str) -> dict[str, Any]:
     binary = isinstance(data, bytes)
     try:
         if binary:
-            message = msgpack.unpackb(data, raw=False, ext_hook=_no_ext)
+            message = unpack_client(data)
         else:
             message = json.loads(data)
     except Exception as exc:  # msgpack and json raise many kinds for bad input
@@ -117,10 +112,6 @@ class Outgoing:
                 self.message, default=_json_default, separators=(",", ":"),
                 ensure_ascii=False, allow_nan=False).encode())
         return self._text
-
-
-def pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
 
 
 def response(request_id: Any, result: Any = None) -> Outgoing:

@@ -15,9 +15,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgpack
-
 from collab.errors import CloseCode, CollabError, StoreUnavailable
+from collab.protocol.codec import pack, unpack
 from collab.protocol.native import actor_event
 from collab.protocol.text import InvalidText, check_column
 from collab.runtime.actions import (
@@ -82,14 +81,6 @@ class InternalActionError(CollabError):
     Callers see only this generic error; the traceback goes to the log."""
 
     code = "internal"
-
-
-def pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
-
-
-def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 def _snake(name: str) -> str:

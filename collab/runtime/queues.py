@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgpack
-
+from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, marked_methods, refuse_runtime_names
 from collab.runtime.wire import travels
@@ -105,7 +104,7 @@ class QueueRedrive:
 
 def encode_message(message: Any) -> bytes:
     try:
-        body = msgpack.packb(message, use_bin_type=True)
+        body = pack(message)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ActionError(f"queue message is not msgpack-serializable: {exc}",
                           code="invalid_message") from None
@@ -222,7 +221,7 @@ class Queues:
     def inspect(self, queue: str) -> dict[str, Any]:
         return {
             "pending": len(self.pending.get(queue, ())),
-            "dead": [{"seq": r.seq, "message": msgpack.unpackb(r.body, raw=False),
+            "dead": [{"seq": r.seq, "message": unpack(r.body),
                       "attempts": r.attempts, "error": r.error, "enqueued_at": r.enqueued_at}
                      for r in self.dead.get(queue, [])],
         }

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import msgpack
 from croniter import croniter
 
+from collab.protocol.codec import pack, unpack
 from collab.protocol.text import is_text
 from collab.runtime.actions import ActionError
 from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
@@ -97,7 +97,7 @@ class Schedule:
     def list(self) -> list[dict[str, Any]]:
         """Every pending timer: id, due (Unix time), method, args, cron, tz."""
         return [{"id": t.id, "due": t.due, "method": t.method,
-                 "args": msgpack.unpackb(t.args, raw=False), "cron": t.cron, "tz": t.tz}
+                 "args": unpack(t.args), "cron": t.cron, "tz": t.tz}
                 for t in sorted(self.timers.values(), key=lambda t: t.due)
                 if not t.method.startswith("_")]  # the runtime's own (queue retries)
 
@@ -107,7 +107,7 @@ class Schedule:
         if not callable(getattr(type(actor), method, None)) or method.startswith("_"):
             raise ScheduleError(f"{actor.kind} has no method {method!r} to schedule")
         try:
-            packed = msgpack.packb(list(args), use_bin_type=True)
+            packed = pack(list(args))
         except (TypeError, ValueError) as exc:
             raise ScheduleError(f"timer arguments are not msgpack-serializable: {exc}") from None
         record = TimerRecord(actor.kind, actor.key, timer_id or uuid.uuid4().hex, due, method,
@@ -120,7 +120,7 @@ class Schedule:
         """Track a runtime-owned timer (e.g. a queue's retry) and return its write, for
         the caller to commit together with its own ops."""
         record = TimerRecord(self._actor.kind, self._actor.key, timer_id, due, method,
-                             msgpack.packb(list(args), use_bin_type=True))
+                             pack(list(args)))
         self.track(record)
         return PutTimer(record)
 

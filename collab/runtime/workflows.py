@@ -22,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgpack
-
+from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, CallAction, marked_methods
 from collab.runtime.wire import travels
@@ -100,22 +99,14 @@ class Run:
 
     def record(self, actor: Actor) -> WorkflowRecord:
         return WorkflowRecord(
-            actor.kind, actor.key, self.id, self.name, _pack(self.args), self.status,
-            _pack(self.steps), None if self.status != "done" else _pack(self.result),
+            actor.kind, actor.key, self.id, self.name, pack(self.args), self.status,
+            pack(self.steps), None if self.status != "done" else pack(self.result),
             self.error, self.created_at, time.time())
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "status": self.status,
                 "steps": [name for name in self.steps if not name.startswith("sleep:")],
                 "result": self.result, "error": self.error}
-
-
-def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
-
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 class WorkflowContext:
@@ -146,7 +137,7 @@ class WorkflowContext:
                 result = fn(*args)
                 if inspect.isawaitable(result):
                     result = await (asyncio.wait_for(result, timeout) if timeout else result)
-                _pack(result)  # a result we cannot record is a failure of the step
+                pack(result)  # a result we cannot record is a failure of the step
                 break
             except (asyncio.CancelledError, _Suspended):
                 raise
@@ -181,7 +172,7 @@ class WorkflowContext:
         if name in steps:
             return steps[name]
         head, removal = await self._runner.actor.queues.receive(queue)
-        message = _unpack(head.body)
+        message = unpack(head.body)
         steps[name] = message
         await self._runner.save(self._run, removal)
         return message
@@ -209,8 +200,8 @@ class Workflows:
     def load(self, records: list[WorkflowRecord]) -> None:
         """Hold every run; resume those that were running (interrupted by a stop)."""
         for r in records:
-            run = Run(r.id, r.name, _unpack(r.args), r.status, _unpack(r.steps),
-                      None if r.result is None else _unpack(r.result), r.error, r.created_at)
+            run = Run(r.id, r.name, unpack(r.args), r.status, unpack(r.steps),
+                      None if r.result is None else unpack(r.result), r.error, r.created_at)
             self.runs[run.id] = run
             if run.status == "running":
                 self.launch(run)
@@ -220,7 +211,7 @@ class Workflows:
         running workflow resumes without anyone calling the actor."""
         self.actor.schedule.untrack(RESUME_PREFIX + run_id)
         record = TimerRecord(self.actor.kind, self.actor.key, RESUME_PREFIX + run_id,
-                             time.time() + RECOVERY_DELAY, RESUME_METHOD, _pack([run_id]))
+                             time.time() + RECOVERY_DELAY, RESUME_METHOD, pack([run_id]))
         return PutTimer(record)
 
     def finished(self, run_id: str) -> DeleteTimer:
@@ -231,7 +222,7 @@ class Workflows:
         if name not in self.actor._workflow_methods:
             raise UnknownWorkflow(f"{self.actor.kind} has no workflow {name!r}")
         try:
-            _pack(list(args))
+            pack(list(args))
         except (TypeError, ValueError) as exc:
             raise ActionError(f"workflow arguments are not msgpack-serializable: {exc}",
                               code="invalid_arguments") from None
@@ -260,7 +251,7 @@ class Workflows:
         ctx = WorkflowContext(self, run)
         try:
             result = await method(self.actor, ctx, *run.args)
-            _pack(result)
+            pack(result)
         except _Suspended as suspended:
             run.status = "sleeping"
             timer = self.actor.schedule.internal(RESUME_PREFIX + run.id, suspended.wake_at,

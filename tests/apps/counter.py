@@ -86,6 +86,10 @@ class Reminder(collab.Actor):
         return await self.schedule.after(seconds, "ring", note)
 
     @collab.action
+    async def remind_about(self, seconds: float, payload: dict) -> str:
+        return await self.schedule.after(seconds, "ring", payload)
+
+    @collab.action
     async def every_second(self, name: str) -> str:
         return await self.schedule.cron(name, "* * * * * *", "ring", name)
 
