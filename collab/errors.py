@@ -1,7 +1,10 @@
 """Every error collab reports to a peer, each with a stable code and an owner.
 
-Protocol errors are the remote peer's fault; they map to a WebSocket close code
-here and nowhere else. HTTP errors map to a status and a JSON body in one place.
+One registry, keyed by code: every error class carries its `code`, the HTTP
+`status` it answers a request with and the WebSocket `close_code` it ends a
+socket with, so the edges (gateway/http_errors.py, the socket handlers) map an
+exception by reading it, never by a table of their own; `error_for` rebuilds one
+from its code (an answer from another process).
 """
 
 from __future__ import annotations
@@ -35,15 +38,45 @@ class CloseCode(IntEnum):
 
 
 class CollabError(Exception):
-    """Base class: `code` is a stable machine-readable string."""
+    """Base class: `code` is a stable machine-readable string; `status` and
+    `close_code` say how an HTTP request or a socket ends with it."""
 
     code = "internal"
+    status = 500
+    close_code = CloseCode.INTERNAL_ERROR
+    #: True when whoever raised it has logged the cause already (a bug in an actor).
+    logged = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        code = cls.__dict__.get("code")
+        if code is not None:
+            _BY_CODE.setdefault(code, cls)  # the first class to claim a code names it
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+
+
+#: Every error class by its code (the first one defined with that code).
+_BY_CODE: dict[str, type[CollabError]] = {}
+
+
+def error_for(code: str, message: str,
+              default: type[CollabError] = CollabError) -> CollabError:
+    """An error of the class registered for `code` (or `default`) saying `message`:
+    what another process answered, as the exception a local call would raise."""
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        return default(message, code=code)  # a code the raiser chose (an actor's own)
+    try:
+        return cls(message)
+    except TypeError:  # a class that needs more than its message to be built
+        error = default(message, code=code)
+        error.status, error.close_code = cls.status, cls.close_code
+        return error
 
 
 class RemoteProtocolError(CollabError):
@@ -71,6 +104,7 @@ class InvalidPayload(RemoteProtocolError):
 
 class MessageTooBig(RemoteProtocolError):
     code = "message_too_big"
+    status = 413
     close_code = CloseCode.MESSAGE_TOO_BIG
 
 
@@ -105,6 +139,7 @@ class Unauthorized(BadRequest):
     """No token, or one we do not accept, where auth is configured: HTTP 401."""
 
     code = "unauthorized"
+    close_code = CloseCode.UNAUTHORIZED
     status = 401
 
 
@@ -112,6 +147,7 @@ class Forbidden(BadRequest):
     """A valid token that does not grant this: HTTP 403 or a `forbidden` error frame."""
 
     code = "forbidden"
+    close_code = CloseCode.FORBIDDEN
     status = 403
 
 
@@ -119,16 +155,20 @@ class ShuttingDown(CollabError):
     """The server is draining: the request was not handled; retry on another or later."""
 
     code = "shutting_down"
+    status = 503
+    close_code = CloseCode.SERVICE_RESTART
 
 
 class StoreUnavailable(CollabError):
     """The store could not commit or load; nothing was acknowledged."""
 
     code = "store_unavailable"
+    status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
 
 
-def close_code_for(exc: BaseException) -> CloseCode:
-    """The one mapping from an exception to the WebSocket close code sent for it."""
-    if isinstance(exc, RemoteProtocolError):
+def close_code_for(exc: BaseException) -> int:
+    """The WebSocket close code sent for `exc`: its own, or 1011 for a bug."""
+    if isinstance(exc, CollabError):
         return exc.close_code
     return CloseCode.INTERNAL_ERROR

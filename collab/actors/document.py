@@ -181,6 +181,11 @@ class _Outbox:
     replies: list[tuple[asyncio.Future[int], int]] = field(default_factory=list)
 
 
+#: What a client refused at join is told, by the error (else: could not be loaded).
+_CLOSE_REASONS = {ShuttingDown: "server restarting",
+                  OwnedElsewhere: "document open in another process"}
+
+
 def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
     if not reply.done():  # the caller may have given up (a timeout)
         reply.set_exception(error)
@@ -261,12 +266,9 @@ class Document(Actor):
 
     def reject(self, message: Any, error: BaseException) -> None:
         if isinstance(message, Join):
-            if isinstance(error, ShuttingDown):
-                message.peer.close(CloseCode.SERVICE_RESTART, "server restarting")
-            elif isinstance(error, OwnedElsewhere):  # and it could not be relayed there
-                message.peer.close(CloseCode.TRY_AGAIN_LATER, "document open in another process")
-            else:
-                message.peer.close(CloseCode.INTERNAL_ERROR, "document could not be loaded")
+            # Shutting down: 1012; owned by a process it could not be relayed to: 1013.
+            message.peer.close(close_code_for(error), _CLOSE_REASONS.get(
+                type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
                         | Export):
             _fail(message.reply, error)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from collab.errors import StoreUnavailable
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import InvalidText, check_strings, is_text
-from collab.runtime.actions import ActionError, CallAction, InvalidArguments, action
+from collab.runtime.actions import ActionError, CallAction, InvalidArguments, RateLimited, action
 from collab.runtime.actor import TimerFired
 from collab.runtime.buckets import Meters
 from collab.runtime.durable import Actor
@@ -529,8 +529,8 @@ class Room(Actor):
         name no caller and are trusted."""
         caller = self._caller_key or (self.conn.outlet.id if self.conn is not None else None)
         if caller is not None and not self.meters.take(caller, time.monotonic()):
-            raise ActionError(f"more than {self.RATE_PER_SECOND:g} writes per second "
-                              "from this client; slow down", code="rate_limited")
+            raise RateLimited(f"more than {self.RATE_PER_SECOND:g} writes per second "
+                              "from this client; slow down")
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, str):

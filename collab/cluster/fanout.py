@@ -53,6 +53,7 @@ class ReplayUnavailable(CollabError):
     """The items a relay asked for are no longer kept (or this is a new owner)."""
 
     code = "replay_unavailable"
+    status = 503
 
 
 # -- mailbox messages -----------------------------------------------------------

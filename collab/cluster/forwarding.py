@@ -24,39 +24,26 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from collab.cluster.bus import Bus, node_channel
-from collab.cluster.fanout import RemotePeer, RemotePeers, ReplayUnavailable
-from collab.errors import CollabError
+from collab.cluster.fanout import RemotePeer, RemotePeers
+from collab.errors import CollabError, error_for
 from collab.protocol.codec import pack, unpack
 from collab.runtime import wire
-from collab.runtime.actions import (
-    ActionError,
-    CallTimeout,
-    InvalidArguments,
-    UnknownAction,
-)
-from collab.runtime.durable import InternalActionError
-from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
-from collab.runtime.registry import UnknownActorType
-from collab.runtime.workflows import UnknownWorkflow
+from collab.runtime.actions import ActionError
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
 
-#: Error codes whose exception type callers (the HTTP API) tell apart.
-_ERRORS: dict[str, type[CollabError]] = {cls.code: cls for cls in (
-    UnknownAction, InvalidArguments, CallTimeout, InternalActionError, UnknownQueue,
-    QueueFull, MessageTooLarge, UnknownWorkflow, UnknownActorType, ReplayUnavailable)}
-
-
 class NotForwardable(CollabError):
     code = "owned_elsewhere"
+    status = 503
 
 
 def error_from(code: str, message: str) -> CollabError:
-    cls = _ERRORS.get(code)
-    return cls(message) if cls is not None else ActionError(message, code=code)
+    """The exception an answer from another process stands for: the registered class
+    of its code, or an ActionError with the code an actor chose."""
+    return error_for(code, message, default=ActionError)
 
 
 class Forwarder:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from collab.cluster.leases import HeldElsewhere, Lease, Leases
-from collab.errors import CollabError
+from collab.errors import CloseCode, CollabError
 from collab.runtime.ownership import OwnedElsewhere
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ class ClusterUnavailable(CollabError):
     """Redis, which decides who owns what, does not answer: nothing was done."""
 
     code = "cluster_unavailable"
+    status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
 
 
 def node_id() -> str:

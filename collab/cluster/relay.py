@@ -48,6 +48,8 @@ class OwnerUnreachable(CollabError):
     owner takes over within a lease TTL."""
 
     code = "owner_unreachable"
+    status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
 
 
 class Relay:

@@ -13,8 +13,6 @@ in msgpack). Answers come once what they report is committed.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from collab.errors import BadRequest
@@ -25,27 +23,14 @@ from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
 from collab.protocol.codec import pack
 from collab.runtime.actions import (
-    ActionError,
     CallAction,
-    CallTimeout,
     InvalidArguments,
-    UnknownAction,
     check_depth,
 )
-from collab.runtime.durable import ActorRef, InternalActionError
-from collab.runtime.queues import MessageTooLarge, QueueFull, UnknownQueue
+from collab.runtime.durable import ActorRef
 from collab.runtime.registry import UnknownActorType
-from collab.runtime.workflows import UnknownWorkflow
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
-
-#: HTTP status for each error an action call can end with.
-STATUS = {UnknownActorType: 404, UnknownAction: 404, InvalidArguments: 400, CallTimeout: 504,
-          InternalActionError: 500, UnknownQueue: 404, QueueFull: 429, MessageTooLarge: 413,
-          UnknownWorkflow: 404}
-#: HTTP status for codes an actor's own ActionErrors use (a room's write rate).
-CODE_STATUS = {"rate_limited": 429}
-
 
 def _target(request: web.Request) -> ActorRef:
     try:
@@ -56,24 +41,14 @@ def _target(request: web.Request) -> ActorRef:
     return ActorRef(request.app[SYSTEM], cls, key)
 
 
-async def run_call(coro: Any) -> Any:
-    """Await an actor call; its errors become JSON errors with their codes."""
-    try:
-        return await coro
-    except (ActionError, InternalActionError) as exc:
-        # The actor's own ActionErrors carry the code it chose; they are the caller's 400s.
-        raise BadRequest(exc.message, code=exc.code,
-                         status=STATUS.get(type(exc)) or CODE_STATUS.get(exc.code, 400)) from None
-
-
 async def call_action(request: web.Request) -> web.Response:
     ref = _target(request)
     binary = request.content_type in MSGPACK_TYPES
     args, kwargs = _decode_call(await read_body(request), binary)
     action, caller = request.match_info["action"], http_caller(request)
-    result = await run_call(ref.ask(
+    result = await ref.ask(
         lambda reply: CallAction(action, tuple(args), kwargs, reply, caller=caller),
-        repr(action)))
+        repr(action))
     return _encode({"result": result}, binary)
 
 
@@ -95,7 +70,7 @@ async def send_to_queue(request: web.Request) -> web.Response:
                          code="invalid_body")
     message = decode_body(body, binary)
     _check_depth((message,), "the message")
-    seq = await run_call(queue.send(message))
+    seq = await queue.send(message)
     return _encode({"queued": True, "seq": seq}, binary)
 
 
@@ -106,23 +81,23 @@ async def start_workflow(request: web.Request) -> web.Response:
     if kwargs:
         raise BadRequest("workflows take positional arguments only", code="invalid_body")
     _check_depth(args, f"{request.match_info['name']}: arguments")
-    run_id = await run_call(ref.start_workflow(request.match_info["name"], *args))
+    run_id = await ref.start_workflow(request.match_info["name"], *args)
     return _encode({"id": run_id}, binary)
 
 
 async def workflow_status(request: web.Request) -> web.Response:
     ref = _target(request)
-    return _encode(await run_call(ref.workflow_status(request.match_info["run"])), False)
+    return _encode(await ref.workflow_status(request.match_info["run"]), False)
 
 
 async def inspect_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
-    return _encode(await run_call(queue.inspect()), False)
+    return _encode(await queue.inspect(), False)
 
 
 async def redrive_queue(request: web.Request) -> web.Response:
     queue = _target(request).queue(request.match_info["queue"])
-    return _encode({"redriven": await run_call(queue.redrive())}, False)
+    return _encode({"redriven": await queue.redrive()}, False)
 
 
 def _check_depth(values: list | tuple, what: str) -> None:

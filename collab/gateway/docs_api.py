@@ -20,7 +20,6 @@ from pycrdt import Doc
 from collab.actors.document import ApplyUpdate, Document, Export, Read
 from collab.actors.ydoc import SHARED_TYPES, TooDeep, UnknownRoot, WrongRootType, json_view
 from collab.errors import BadRequest
-from collab.gateway.actors_api import run_call
 from collab.gateway.http_body import read_body
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
@@ -34,7 +33,7 @@ CALL_TIMEOUT = DEFAULT_CALL_TIMEOUT
 async def _ask(request: web.Request, name: str, make: Callable[[Any], Any], what: str) -> Any:
     """Post `make(reply)` to document `name`; its answer, or 504 call_timeout."""
     ref = ActorRef(request.app[SYSTEM], Document, name, timeout=CALL_TIMEOUT)
-    return await run_call(ref.ask(make, what))
+    return await ref.ask(make, what)
 
 
 def _state(doc: Doc) -> bytes:

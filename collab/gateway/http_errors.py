@@ -1,4 +1,5 @@
-"""The one mapper from exceptions to HTTP JSON errors: {"error": {"code", "message"}}."""
+"""The one mapper from exceptions to HTTP JSON errors: {"error": {"code", "message"}},
+with the status each error class carries (collab/errors.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,7 @@ import logging
 
 from aiohttp import web
 
-from collab.cluster.placement import ClusterUnavailable
-from collab.errors import (
-    BadRequest,
-    CollabError,
-    RemoteProtocolError,
-    ShuttingDown,
-    StoreUnavailable,
-)
-from collab.runtime.ownership import OwnedElsewhere
+from collab.errors import CollabError
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +22,21 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
+    """Every error becomes JSON with its code and the status its class carries
+    (collab/errors.py); a bug is logged with its traceback and answered 500."""
     try:
         return await handler(request)
-    except BadRequest as exc:
+    except CollabError as exc:
+        if exc.status == 500 and not exc.logged:
+            log.exception("error handling %s %s", request.method, request.path)
         response = error_response(exc.status, exc.code, exc.message)
         if exc.status in BODY_LEFT_UNREAD:
             response.force_close()  # what is left of the body must not be read as a request
         return response
-    except RemoteProtocolError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except (StoreUnavailable, ShuttingDown, OwnedElsewhere, ClusterUnavailable) as exc:
-        return error_response(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except CollabError as exc:
-        log.exception("error handling %s %s", request.method, request.path)
-        return error_response(500, exc.code, exc.message)
     except Exception:
         log.exception("error handling %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")

@@ -34,7 +34,13 @@ from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraf
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, CallAction, CallTimeout, check_depth
+from collab.runtime.actions import (
+    DEFAULT_CALL_TIMEOUT,
+    CallAction,
+    CallTimeout,
+    RateLimited,
+    check_depth,
+)
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.durable import Actor
 from collab.runtime.queues import QueueSend, encode_message
@@ -144,8 +150,8 @@ class Session:
             log.info("%s: waking actors past its budget for %g s, closing with 4429",
                      self.conn.id, self.loads.grace)
             self.conn.close(CloseCode.RATE_LIMITED, "waking too many actors: slow down")
-            raise InvalidRequest("this socket wakes too many documents and actors per "
-                                 "second (COLLAB_MAX_LOADS_PER_SECOND)", code="rate_limited")
+            raise RateLimited("this socket wakes too many documents and actors per "
+                              "second (COLLAB_MAX_LOADS_PER_SECOND)")
 
     def _make_room(self) -> None:
         """Raises too_many_subscriptions when one more document or actor would pass

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from collab.actors.room import Room
 from collab.errors import BadRequest
-from collab.gateway.actors_api import run_call
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.durable import ActorRef
@@ -36,5 +35,5 @@ async def get_messages(request: web.Request) -> web.Response:
                          code="invalid_query")
     kwargs = {name: value for name in ("before", "after", "limit")
               if (value := _seq(request, name)) is not None}
-    page = await run_call(ActorRef(request.app[SYSTEM], Room, room).call("history", **kwargs))
+    page = await ActorRef(request.app[SYSTEM], Room, room).call("history", **kwargs)
     return web.json_response({"room": room, **page})

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from collab.errors import CollabError
+from collab.errors import CloseCode, CollabError
 from collab.runtime.wire import travels
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,10 +164,20 @@ class ActionError(CollabError):
     """
 
     code = "action_error"
+    status = 400
+
+
+class RateLimited(ActionError):
+    """Past a write or wake-up rate: slow down and retry."""
+
+    code = "rate_limited"
+    status = 429
+    close_code = CloseCode.RATE_LIMITED
 
 
 class UnknownAction(ActionError):
     code = "unknown_action"
+    status = 404
 
 
 class InvalidArguments(ActionError):
@@ -176,6 +186,7 @@ class InvalidArguments(ActionError):
 
 class CallTimeout(ActionError):
     code = "call_timeout"
+    status = 504
 
     @classmethod
     def after(cls, kind: str, key: str, what: str, timeout: float) -> CallTimeout:

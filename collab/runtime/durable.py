@@ -81,6 +81,7 @@ class InternalActionError(CollabError):
     Callers see only this generic error; the traceback goes to the log."""
 
     code = "internal"
+    logged = True  # with its traceback, by the actor
 
 
 def _snake(name: str) -> str:

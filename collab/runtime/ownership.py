@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from collab.errors import CollabError
+from collab.errors import CloseCode, CollabError
 
 if TYPE_CHECKING:
     from collab.runtime.actor import ActorBase
@@ -28,6 +28,8 @@ class OwnedElsewhere(CollabError):
     """Another process owns the actor (`node`), and the request could not go there."""
 
     code = "owned_elsewhere"
+    status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
 
     def __init__(self, message: str, node: str) -> None:
         super().__init__(message)

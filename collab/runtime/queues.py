@@ -66,14 +66,17 @@ def consumers_of(cls: type) -> dict[str, Callable[..., Any]]:
 
 class UnknownQueue(ActionError):
     code = "unknown_queue"
+    status = 404
 
 
 class QueueFull(ActionError):
     code = "queue_full"
+    status = 429
 
 
 class MessageTooLarge(ActionError):
     code = "message_too_large"
+    status = 413
 
 
 @travels("queue.send")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 class UnknownActorType(CollabError):
     code = "unknown_actor_type"
+    status = 404
 
 
 class Registry:

@@ -57,6 +57,7 @@ def workflows_of(cls: type) -> dict[str, Callable[..., Any]]:
 
 class UnknownWorkflow(ActionError):
     code = "unknown_workflow"
+    status = 404
 
 
 class StepFailed(ActionError):
