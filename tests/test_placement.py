@@ -86,7 +86,7 @@ async def test_forwarded_errors_keep_their_codes(pair, key):
 
 
 class Socket:
-    """A client socket as actors see one (an Outlet), recording what reaches it."""
+    """A client socket as actors see one (a Peer), recording what reaches it."""
 
     echo_ack = False
 
@@ -121,9 +121,9 @@ async def test_a_client_on_another_process_is_relayed_to_the_owner(pair, key):
     assert await ask(a, key, lambda r: Connect(here, {"name": "ann"}, r))
     assert await ask(b, key, lambda r: Connect(there, {"name": "bob"}, r))
     assert b.system.live(Lobby, key) is None and len(b.system.ownership.relays) == 1
-    said = await ask(b, key, lambda r: CallAction("say", ("hi",), {}, r, outlet=there))
+    said = await ask(b, key, lambda r: CallAction("say", ("hi",), {}, r, peer=there))
     assert said == 1
-    me = await ask(b, key, lambda r: CallAction("whoami", (), {}, r, outlet=there))
+    me = await ask(b, key, lambda r: CallAction("whoami", (), {}, r, peer=there))
     assert me["params"] == {"name": "bob"} and me["state"] == {"name": "bob"}
     await until(lambda: ("said", {"who": "bob", "text": "hi"}) in there.events)
     assert there.events[0] == ("welcome", {"visits": 2})

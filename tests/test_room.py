@@ -1,7 +1,7 @@
 """The Room actor in-process on a real SQLite store: sequenced and idempotent
 sends, edits, tombstones, reactions, history paging (from memory and from the
 store), typing, read receipts, presence, limits, and durability across
-hibernation and restart. Clients are real `Conn`s over a recording outlet."""
+hibernation and restart. Clients are real `Conn`s over a recording peer."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class Device:
         self.closed = False
         self.events: list[tuple[str, Any]] = []
 
-    # the Outlet side
+    # the Peer side
     def send_out(self, out: Outgoing) -> None:
         out.frame(binary=True)
         out.frame(binary=False)  # every event must encode for JSON clients too
@@ -113,7 +113,7 @@ class Device:
         await self._ask(lambda reply: Disconnect(self, reply))
 
     async def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._ask(lambda reply: CallAction(action, args, kwargs, reply, outlet=self))
+        return await self._ask(lambda reply: CallAction(action, args, kwargs, reply, peer=self))
 
     def named(self, name: str) -> list[Any]:
         return [data for event, data in self.events if event == name]

@@ -527,7 +527,7 @@ class Room(Actor):
         """Take one write from the caller's allowance (RATE_PER_SECOND): its socket's,
         connected or not, or an HTTP caller's. Calls from other actors in this process
         name no caller and are trusted."""
-        caller = self._caller_key or (self.conn.outlet.id if self.conn is not None else None)
+        caller = self._caller_key or (self.conn.peer.id if self.conn is not None else None)
         if caller is not None and not self.meters.take(caller, time.monotonic()):
             raise RateLimited(f"more than {self.RATE_PER_SECOND:g} writes per second "
                               "from this client; slow down")

@@ -1,7 +1,7 @@
 """The owner's side of clients connected through other processes.
 
 A socket on another process that joins a document or connects to an actor
-appears here as a `RemotePeer`: a Peer for documents and an Outlet for actor
+appears here as a `RemotePeer`: a Peer for documents and an Peer for actor
 connections, so actor code treats it like a local socket. What the actor
 writes to remote peers is collected during the loop turn and published once
 per message on the actor's channel, `collab:actor:<kind>:<key>`, naming the

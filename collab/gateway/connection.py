@@ -29,7 +29,7 @@ from collab.auth import NOBODY, Principal
 from collab.config import DEFAULT_MAX_DOCUMENT_BYTES
 from collab.errors import CloseCode
 from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
-from collab.protocol.native import YjsOut
+from collab.protocol.native import Outgoing, YjsOut
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,10 @@ class Connection:
 
     def send_sync(self, out: YjsOut) -> None:
         self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)], asked=True)
+
+    def send_out(self, out: Outgoing) -> None:
+        """A native message on a `/yjs` socket: it has no frame for one (and, joined to
+        documents only, is never sent one); dropped. `/ws` sockets override this."""
 
     def close(self, code: int, reason: str) -> None:
         if self._closing:

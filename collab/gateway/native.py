@@ -56,7 +56,7 @@ class InvalidRequest(CollabError):
 
 
 class NativeConnection(Connection):
-    """A `/ws` socket: a Peer for documents and an Outlet for actors."""
+    """A `/ws` socket: the Peer of its documents and actor connections."""
 
     echo_ack = False  # each doc.update has its own answer, sent after the commit
 
@@ -311,9 +311,9 @@ class Session:
                          write=action not in getattr(cls, "READ_ACTIONS", ()))
         if cls.kind == Room.kind:
             kwargs = _room_user(self.conn.principal, kwargs, "user=", fill=False)
-        outlet = self.conn if (cls, key) in self.actors else None
+        peer = self.conn if (cls, key) in self.actors else None
         self._waking(cls, key)
-        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, outlet,
+        self._ask(cls, key, lambda fut: CallAction(action, tuple(args), kwargs, fut, peer,
                                                    self.caller), repr(action), reply)
 
     def actor_queue(self, message: dict[str, Any], reply: Reply) -> None:

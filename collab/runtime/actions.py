@@ -205,7 +205,7 @@ class CallAction:
     reply: asyncio.Future[Any] = field(repr=False)
     #: The socket that sent the call, if it came over the native protocol and is
     #: connected to the actor.
-    outlet: Any = field(default=None, repr=False)
+    peer: Any = field(default=None, repr=False)
     #: Who to meter the call against, set by the gateway: the socket that sent it
     #: ("ws:<id>"), or for HTTP the token's user ("user:<sub>") or the client's
     #: address ("addr:<ip>"). None: a call from another actor in this process, trusted.

@@ -12,38 +12,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from collab.protocol.native import Outgoing, actor_event
+from collab.protocol.native import actor_event
+from collab.runtime.peer import Peer
 from collab.runtime.wire import travels
 
 _ids = itertools.count(1)
 
 
-class Outlet(Protocol):
-    """The socket side of a connection, implemented by the gateway."""
-
-    id: str
-
-    @property
-    def closed(self) -> bool: ...
-
-    def send_out(self, out: Outgoing) -> None:
-        """Write one encoded message; never blocks, never raises."""
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the socket with a WebSocket close code (in the background)."""
-
-
 class Conn:
     """One client connected to one actor."""
 
-    __slots__ = ("_key", "_kind", "id", "outlet", "params", "state", "user")
+    __slots__ = ("_key", "_kind", "id", "params", "peer", "state", "user")
 
-    def __init__(self, outlet: Outlet, kind: str, key: str, params: dict[str, Any],
+    def __init__(self, peer: Peer, kind: str, key: str, params: dict[str, Any],
                  user: str | None = None) -> None:
-        self.id = f"{outlet.id}.{next(_ids)}"
-        self.outlet = outlet
+        self.id = f"{peer.id}.{next(_ids)}"
+        self.peer = peer
         self.params = params
         #: The user id of the client's verified token (its `sub`); None when the server
         #: runs without auth (development mode), where only `params` say who it is.
@@ -58,11 +44,11 @@ class Conn:
 
     @property
     def closed(self) -> bool:
-        return self.outlet.closed
+        return self.peer.closed
 
     def send(self, event: str, data: Any = None) -> None:
         """Push `event` with `data` (msgpack/JSON-serializable) to this client only."""
-        self.outlet.send_out(actor_event(self._kind, self._key, event, data))
+        self.peer.send_out(actor_event(self._kind, self._key, event, data))
 
 
 # -- mailbox messages ---------------------------------------------------------
@@ -71,9 +57,9 @@ class Conn:
 @travels("actor.connect", opens=True)
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Connect `outlet` with `params`; `reply` gets the Conn's id, or the refusal."""
+    """Connect `peer` with `params`; `reply` gets the Conn's id, or the refusal."""
 
-    outlet: Outlet
+    peer: Peer
     params: dict[str, Any]
     reply: asyncio.Future[Any] = field(repr=False)
     #: The verified token's user id, None without auth (becomes `Conn.user`).
@@ -83,7 +69,7 @@ class Connect:
 @travels("actor.disconnect", closes=True)
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """`outlet` leaves (it asked to, or its socket closed)."""
+    """`peer` leaves (it asked to, or its socket closed)."""
 
-    outlet: Outlet
+    peer: Peer
     reply: asyncio.Future[Any] | None = field(default=None, repr=False)

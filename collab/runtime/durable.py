@@ -29,7 +29,7 @@ from collab.runtime.actions import (
     bind,
 )
 from collab.runtime.actor import ActorBase, TimerFired
-from collab.runtime.connections import Conn, Connect, Disconnect, Outlet
+from collab.runtime.connections import Conn, Connect, Disconnect, Peer
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
 from collab.runtime.queues import (
@@ -127,7 +127,7 @@ class Actor(ActorBase):
         self.queues = Queues(self)
         #: Workflow runs (`@collab.workflow`): `await self.start_workflow("name", ...)`.
         self.workflows = Workflows(self)
-        self._conns: dict[Outlet, Conn] = {}
+        self._conns: dict[Peer, Conn] = {}
         #: Inside an action: the connection that called it (None for HTTP and actor calls).
         self.conn: Conn | None = None
         super().__init__(key, system, predecessor)
@@ -171,7 +171,7 @@ class Actor(ActorBase):
         out = actor_event(self.kind, self.key, event, data)
         for conn in self._conns.values():
             if conn is not exclude:
-                conn.outlet.send_out(out)
+                conn.peer.send_out(out)
 
     def submit(self, ops: list[WriteOp]) -> asyncio.Future[None]:
         """Hand store writes to group commit; returns the commit's future. The action
@@ -238,7 +238,7 @@ class Actor(ActorBase):
 
     async def save(self, reason: str) -> None:
         for conn in self._conns.values():  # the server stops, or the lease was lost
-            conn.outlet.close(CloseCode.SERVICE_RESTART, "server restarting"
+            conn.peer.close(CloseCode.SERVICE_RESTART, "server restarting"
                               if reason == "shutdown" else f"{self.kind} moved to another process")
         await self.workflows.stop()
         try:
@@ -297,38 +297,38 @@ class Actor(ActorBase):
             result = method(self, *message.args, **message.kwargs)
             return await result if inspect.isawaitable(result) else result
 
-        self.conn = self._conns.get(message.outlet) if message.outlet is not None else None
+        self.conn = self._conns.get(message.peer) if message.peer is not None else None
         try:
             await self._transact(message.reply, f"action {message.name!r}", run)
         finally:
             self.conn = None
 
     async def _connect(self, message: Connect) -> None:
-        outlet = message.outlet
-        if outlet in self._conns:
+        peer = message.peer
+        if peer in self._conns:
             _fail(message.reply, ActionError(f"already connected to {self.kind}:{self.key}",
                                              code="already_connected"))
             return
-        if outlet.closed:
+        if peer.closed:
             _fail(message.reply, ActionError("the socket closed", code="closed"))
             return
-        conn = Conn(outlet, self.kind, self.key, message.params, message.user)
+        conn = Conn(peer, self.kind, self.key, message.params, message.user)
 
         async def run() -> str:
             await self.on_before_connect(conn)
-            self._conns[outlet] = conn
+            self._conns[peer] = conn
             self.maybe_arm_idle()  # someone is here: no hibernation
             try:
                 await self.on_connect(conn)
             except BaseException:
-                del self._conns[outlet]
+                del self._conns[peer]
                 raise
             return conn.id
 
         await self._transact(message.reply, "on_connect", run)
 
     async def _disconnect(self, message: Disconnect) -> None:
-        conn = self._conns.pop(message.outlet, None)
+        conn = self._conns.pop(message.peer, None)
         if conn is None:
             if message.reply is not None:
                 _fail(message.reply, ActionError(f"not connected to {self.kind}:{self.key}",

@@ -1,8 +1,11 @@
-"""What a document actor may do with a connected client: send Yjs messages, or close it.
+"""A client socket as an actor sees it: send it Yjs messages or native messages, or
+close it.
 
-Both WebSocket endpoints implement this: `/yjs` writes the raw y-websocket
-frame, `/ws` wraps the message in a native event. Actors depend on this
-protocol and never on aiohttp, so the runtime stays below the gateway layer.
+Both WebSocket endpoints implement this (and a socket on another process has a
+stand-in that does, cluster/fanout.py): `/yjs` writes the raw y-websocket frame,
+`/ws` wraps a Yjs message in a native event and writes native messages (actor
+events, answers) as they are. Actors depend on this protocol and never on
+aiohttp, so the runtime stays below the gateway layer.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from collab.protocol.native import YjsOut
+from collab.protocol.native import Outgoing, YjsOut
 
 
 class Peer(Protocol):
@@ -33,6 +36,11 @@ class Peer(Protocol):
         """Like `send_yjs`, for a message the peer asked for to catch up (the state it
         lacks, who is here): while unread it does not count as slow consumption (up
         to one document's worth), so a newcomer is never dropped for its size."""
+
+    def send_out(self, out: Outgoing) -> None:
+        """Write one native message (an actor's event); never blocks, never raises.
+        A `/yjs` socket speaks y-websocket only and has no frame for it: it drops it
+        (no actor sends one there: a `/yjs` socket connects to no actor)."""
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; returns at once (the close runs in the background)."""

@@ -3,7 +3,7 @@
 A message class marked `@travels("op")` is a dataclass whose plain fields
 (strings, numbers, bytes, lists, maps) are sent as they are; two fields are
 special: `reply` (the future an answer settles) stays behind and is settled
-by the answer, and `peer`/`outlet` (the client socket a message is about) is
+by the answer, and `peer` (the client socket a message is about) is
 sent as the socket's id. A class with a field that is not plain implements
 `to_wire()` and `from_wire(fields)`. Every message has one `op` name, so the
 receiving process rebuilds the same message for its own instance of the actor.
@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any
 
 #: Fields that name the client socket a message is about.
-PEER_FIELDS = ("peer", "outlet")
+PEER_FIELDS = ("peer",)
 #: Fields never sent: the answer's future, and the socket (sent as its id).
 _LOCAL_FIELDS = {"reply", *PEER_FIELDS}
 
