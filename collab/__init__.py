@@ -7,8 +7,8 @@ subclass `collab.Actor`, declare `@collab.action` methods and are served with
 
 from collab.actors.room import Room
 from collab.runtime.actions import ActionError, action
+from collab.runtime.actor import Actor, ActorRef
 from collab.runtime.connections import Conn
-from collab.runtime.durable import Actor, ActorRef
 from collab.runtime.queues import consumes
 from collab.runtime.registry import Registry
 from collab.runtime.workflows import workflow

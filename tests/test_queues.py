@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from collab.runtime.actions import ActionError
-from collab.runtime.durable import ActorRef
+from collab.runtime.actor import ActorRef
 from collab.runtime.queues import MAX_MESSAGE_BYTES, MessageTooLarge, QueueFull, UnknownQueue
 from tests.apps.counter import PatientWorker, Worker
 from tests.test_actors import Runtime

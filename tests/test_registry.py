@@ -28,7 +28,7 @@ def test_the_names_come_from_the_runtime_classes():
     for name in ("save", "handle", "load", "post", "submit", "_persist", "state", "schedule",
                  "conn", "key", "system", "_mailbox", "_drain_queue", "_resume_workflow"):
         assert name in names, name
-    assert "collab.runtime.durable.Actor" in names["save"]
+    assert "collab.runtime.actor.Actor" in names["save"]
 
 
 @pytest.mark.parametrize("name", ACTION_NAMES)
@@ -112,4 +112,4 @@ def test_collab_serve_refuses_the_app_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         "collab: Mailer.handle: @collab.consumes may not be named 'handle', a name collab's "
-        "runtime uses (collab.runtime.durable.Actor); rename it")
+        "runtime uses (collab.runtime.actor.Actor); rename it")

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from collab.config import Settings
-from collab.runtime.actor import ActorBase, Stop
 from collab.runtime.lifecycle import ActorState, IllegalTransition, check_transition
+from collab.runtime.mailbox import ActorBase, Stop
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
 from collab.storage.commit import GroupCommitter

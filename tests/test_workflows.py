@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collab.runtime.durable import ActorRef
+from collab.runtime.actor import ActorRef
 from collab.runtime.queues import UnknownQueue
 from collab.runtime.workflows import UnknownWorkflow
 from tests.apps.counter import Agent

@@ -39,8 +39,8 @@ from collab.protocol import ywire
 from collab.protocol.native import YjsOut
 from collab.protocol.yupdate import check_value_depth
 from collab.protocol.yvalues import WriterBytes
-from collab.runtime.actor import ActorBase, TimerFired
-from collab.runtime.durable import Actor
+from collab.runtime.actor import Actor
+from collab.runtime.mailbox import ActorBase, TimerFired
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
 from collab.runtime.wire import travels

@@ -21,9 +21,9 @@ from collab.errors import StoreUnavailable
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import InvalidText, check_strings, is_text
 from collab.runtime.actions import ActionError, CallAction, InvalidArguments, RateLimited, action
-from collab.runtime.actor import TimerFired
+from collab.runtime.actor import Actor
 from collab.runtime.buckets import Meters
-from collab.runtime.durable import Actor
+from collab.runtime.mailbox import TimerFired
 from collab.storage.base import PutRoomMessage, RoomMessage
 
 if TYPE_CHECKING:

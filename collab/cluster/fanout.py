@@ -27,7 +27,7 @@ from collab.cluster.leases import PREFIX
 from collab.errors import CollabError
 from collab.protocol import ywire
 from collab.protocol.codec import pack
-from collab.runtime.actor import ActorBase
+from collab.runtime.mailbox import ActorBase
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
 from collab.runtime.wire import travels

@@ -20,7 +20,7 @@ from collab.cluster.fanout import RemotePeers
 from collab.cluster.forwarding import Forwarder
 from collab.cluster.placement import Placement
 from collab.cluster.relay import Relays
-from collab.runtime.actor import ActorBase
+from collab.runtime.mailbox import ActorBase
 from collab.runtime.ownership import HERE, Ownership
 from collab.runtime.system import ActorSystem
 from collab.runtime.wire import peer_of, travel_of

@@ -27,7 +27,7 @@ from collab.errors import CloseCode, CollabError
 from collab.runtime.ownership import OwnedElsewhere
 
 if TYPE_CHECKING:
-    from collab.runtime.actor import ActorBase
+    from collab.runtime.mailbox import ActorBase
 
 log = logging.getLogger(__name__)
 

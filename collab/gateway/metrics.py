@@ -25,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from collab.gateway.keys import CONNECTIONS, PENDING_AUTH, REGISTRY, SYSTEM, TRAFFIC
 from collab.gateway.sockets import LIMIT_REASONS, SOCKETS
-from collab.runtime.durable import Actor
+from collab.runtime.actor import Actor
 
 #: Upper bounds (seconds) of the persist-latency buckets. A group-committed batch
 #: takes ~0.1-1 ms on SQLite NORMAL and ~3.5 ms on Postgres on one host

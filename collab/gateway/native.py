@@ -41,8 +41,8 @@ from collab.runtime.actions import (
     RateLimited,
     check_depth,
 )
+from collab.runtime.actor import Actor
 from collab.runtime.connections import Connect, Disconnect
-from collab.runtime.durable import Actor
 from collab.runtime.queues import QueueSend, encode_message
 from collab.runtime.system import ActorSystem
 

@@ -86,13 +86,13 @@ OVERRIDABLE = frozenset({
 @functools.cache
 def runtime_names() -> dict[str, str]:
     """{name: where the runtime uses it} for every attribute of the runtime's actor
-    classes (collab.runtime.actor.ActorBase and collab.runtime.durable.Actor, public
+    classes (collab.runtime.mailbox.ActorBase and collab.runtime.actor.Actor, public
     or not, their methods and what they assign to `self`) and the method names its
     own timers call. An action, consumer or workflow of that name would be called,
     or would replace what is called, by the runtime: `save` breaks hibernation, a
     consumer `handle` receives every mailbox message. Computed from the classes."""
-    from collab.runtime.actor import ActorBase  # imported late: they import this module
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
+    from collab.runtime.mailbox import ActorBase  # imported late: they import this module
     from collab.runtime.queues import DRAIN_METHOD
     from collab.runtime.workflows import RESUME_METHOD
 
@@ -111,8 +111,8 @@ def runtime_names() -> dict[str, str]:
 def _set_on_subclasses() -> frozenset[str]:
     """What the runtime itself sets on each actor class (`cls.kind`, `cls._actions`
     in `__init_subclass__`): found on a subclass, but not the subclass's doing."""
-    from collab.runtime.actor import ActorBase
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
+    from collab.runtime.mailbox import ActorBase
 
     return frozenset(_assigned_to(ActorBase, "cls") | _assigned_to(Actor, "cls"))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collab.errors import CloseCode, CollabError
 
 if TYPE_CHECKING:
-    from collab.runtime.actor import ActorBase
+    from collab.runtime.mailbox import ActorBase
 
 
 class OwnedElsewhere(CollabError):

@@ -26,7 +26,7 @@ from collab.runtime.wire import travels
 from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
 
 if TYPE_CHECKING:
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 

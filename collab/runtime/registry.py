@@ -14,7 +14,7 @@ from collab.errors import CollabError
 from collab.runtime.actions import marked_methods, refuse_overrides, refuse_runtime_names
 
 if TYPE_CHECKING:
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
 
 
 class UnknownActorType(CollabError):
@@ -63,7 +63,7 @@ def _check_names(cls: type) -> None:
     """Refuse what would share a name with the runtime: any marked method (also
     those of classes not built on collab.Actor), and for application classes any
     attribute that replaces the runtime's (actions.refuse_overrides)."""
-    from collab.runtime.durable import Actor  # imported late: it imports this module
+    from collab.runtime.actor import Actor  # imported late: it imports this module
 
     for marker, what in (("__collab_action__", "@collab.action"),
                          ("__collab_consumes__", "@collab.consumes"),

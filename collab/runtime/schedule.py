@@ -28,7 +28,7 @@ from collab.runtime.actions import ActionError
 from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
 
 if TYPE_CHECKING:
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
 
 #: A failed fire is retried after min(2 ** attempts, MAX_BACKOFF) seconds ...
 MAX_BACKOFF = 300.0

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from collab.config import Settings
 from collab.errors import ShuttingDown
-from collab.runtime.actor import ActorBase, Stop
+from collab.runtime.mailbox import ActorBase, Stop
 from collab.runtime.ownership import HERE, Ownership
 from collab.runtime.registry import Registry
 from collab.runtime.waker import TimerWaker

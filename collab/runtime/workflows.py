@@ -29,7 +29,7 @@ from collab.runtime.wire import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
 if TYPE_CHECKING:
-    from collab.runtime.durable import Actor
+    from collab.runtime.actor import Actor
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])

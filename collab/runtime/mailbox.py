@@ -1,0 +1,278 @@
+"""The core of every actor: a mailbox handled one message at a time, timers, hibernation.
+
+Subclasses implement `load`, `handle`, and optionally `after_drain` (runs when
+the mailbox empties: the place to flush coalesced work), `can_hibernate` and
+`save`. Timers and stop requests arrive as mailbox messages too, so actor code
+never needs a lock. Application actors build on this through `durable.Actor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from collab.errors import CollabError, ShuttingDown
+from collab.runtime.lifecycle import ActorState, check_transition
+from collab.runtime.ownership import OwnedElsewhere, OwnerRequest
+from collab.runtime.writes import WriteChain
+from collab.storage.base import Fence, WriteOp
+
+if TYPE_CHECKING:
+    from collab.runtime.system import ActorSystem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WritesRecovered:
+    """Writes kept after a failed commit have committed since (runtime/writes.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Save and unload. `reason` is "idle" (hibernation) or "shutdown"."""
+
+    reason: str
+
+
+IDLE_TIMER = "idle"
+
+
+class ActorBase:
+    """One live instance of (kind, key). Created and owned by an ActorSystem."""
+
+    kind: ClassVar[str] = "actor"
+
+    def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
+        self.key = key
+        self.system = system
+        self.lifecycle = ActorState.LOADING
+        self.stopped = asyncio.Event()
+        self._predecessor = predecessor
+        self._mailbox: deque[Any] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_active = 0.0  # loop time of the last message handled
+        #: The lease token this process owns the actor with, when several processes
+        #: share the store; every write then carries it (storage.base.Fence).
+        self.fence_token: int | None = None
+        #: Every write of this actor goes through here, in order, with no holes.
+        self.writes = WriteChain(system.committer, self._fence,
+                                 lambda: self.post(WritesRecovered()))
+        self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key!r} {self.lifecycle.value}>"
+
+    # -- subclass hooks -------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read state from the store. Messages posted meanwhile wait."""
+
+    def handle(self, message: Any) -> Awaitable[None] | None:
+        """Handle one message; may return an awaitable, awaited before the next message."""
+        raise NotImplementedError
+
+    def after_drain(self) -> None:
+        """Called whenever the mailbox has just been emptied."""
+
+    def may_sleep(self) -> bool:
+        """True when no client holds this actor open, so the idle timer should run."""
+        return self.can_hibernate()
+
+    def can_hibernate(self) -> bool:
+        """True when nothing needs this actor in memory right now (no clients, no
+        work in flight); checked when the idle timer fires."""
+        return False
+
+    async def save(self, reason: str) -> None:
+        """Persist everything before unloading; runs in the mailbox."""
+
+    def reject(self, message: Any, error: BaseException) -> None:
+        """Answer a message that can never be handled (the load failed, or shutdown)."""
+
+    def writes_recovered(self) -> None:
+        """Writes whose commit failed (their callers were told) have committed since:
+        announce what was held back for them. Runs in the mailbox."""
+
+    def is_request(self, message: Any) -> bool:
+        """True for messages from outside (clients, callers) that a successor
+        instance should handle; False for this instance's own timers and completions."""
+        return not isinstance(message, Stop | TimerFired | WritesRecovered)
+
+    # -- the mailbox ----------------------------------------------------------
+
+    def post(self, message: Any) -> bool:
+        """Queue a message. Returns False once the actor is draining or stopped:
+        the caller must ask the system for the live instance instead."""
+        if self.lifecycle is ActorState.DRAINING or self.lifecycle is ActorState.STOPPED:
+            return False
+        self._mailbox.append(message)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        return True
+
+    def _move(self, target: ActorState) -> None:
+        self.lifecycle = check_transition(f"{self.kind}:{self.key}", self.lifecycle, target)
+
+    async def _run(self) -> None:
+        if self._predecessor is not None:
+            # Its last writes must be committed before we read the store.
+            await self._predecessor.stopped.wait()
+            self._predecessor = None
+        ownership = self.system.ownership
+        try:
+            self.fence_token = await ownership.claim(self)
+            await self.load()
+        except Exception as exc:
+            if isinstance(exc, CollabError):  # expected, e.g. owned by another process
+                log.info("%s %r not loaded: %s", self.kind, self.key, exc.message)
+            else:
+                log.exception("%s %r failed to load", self.kind, self.key)
+            if self.fence_token is not None:
+                await ownership.release(self)
+            self._move(ActorState.STOPPED)
+            self.system.forget(self)
+            while self._mailbox:
+                message = self._mailbox.popleft()
+                if isinstance(exc, OwnedElsewhere) and ownership.redirect(
+                        exc.node, type(self), self.key, message):
+                    continue  # the owner handles it
+                self.reject(message, exc)
+            self.stopped.set()
+            self.system.reap(self)
+            return
+        self._move(ActorState.LIVE)
+        self.maybe_arm_idle()
+        loop = asyncio.get_running_loop()
+        mailbox = self._mailbox
+        while True:
+            while mailbox:
+                message = mailbox.popleft()
+                try:
+                    if type(message) is Stop:
+                        if await self._stop(message):
+                            return
+                        continue
+                    if type(message) is TimerFired and message.name == IDLE_TIMER:
+                        self._timers.pop(IDLE_TIMER, None)
+                        timeout = self.system.settings.idle_timeout
+                        idle_for = loop.time() - self._last_active
+                        if idle_for >= timeout and self.can_hibernate() \
+                                and not self.writes.busy and not mailbox:
+                            await self._stop(Stop("idle"))
+                            return
+                        if self.may_sleep():  # not yet: look again when it could be time
+                            self.set_timer(IDLE_TIMER, max(timeout - idle_for, timeout / 4))
+                        continue
+                    if isinstance(message, OwnerRequest):
+                        message.answer(self)
+                        continue
+                    if type(message) is WritesRecovered:
+                        self.writes_recovered()
+                        continue
+                    self._last_active = loop.time()
+                    result = self.handle(message)
+                    if result is not None:
+                        await result
+                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # a library's BaseException must not kill the actor
+                    log.exception("%s %r: handler failed for %s", self.kind, self.key,
+                                  type(message).__name__)
+            try:
+                self.after_drain()
+            except Exception:
+                log.exception("%s %r: flush after drain failed", self.kind, self.key)
+            if mailbox:
+                continue
+            self._wakeup = loop.create_future()
+            await self._wakeup
+            self._wakeup = None
+
+    async def _stop(self, message: Stop) -> bool:
+        self._move(ActorState.DRAINING)
+        self.system.forget(self)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        try:
+            self.after_drain()
+            await self.save(message.reason)
+            await self.writes.flush()
+            if self.writes.kept:  # a commit failed lately: one more try before we go
+                await self.writes.barrier()
+        except Exception:
+            log.exception("%s %r: save failed while stopping", self.kind, self.key)
+        self.writes.close()
+        await self.system.ownership.release(self)  # after the last write committed
+        self._move(ActorState.STOPPED)
+        self.stopped.set()
+        self.system.reap(self)
+        leftovers = list(self._mailbox)
+        self._mailbox.clear()
+        for leftover in leftovers:  # arrived after we were forgotten
+            if not self.is_request(leftover):
+                continue  # our own timers and completions mean nothing to a successor
+            if self.system.closing:
+                self.reject(leftover, ShuttingDown("the server is shutting down"))
+            else:
+                self.system.post(type(self), self.key, leftover)
+        return True
+
+    # -- ownership ---------------------------------------------------------------
+
+    def ownership_lost(self) -> None:
+        """Another process owns this actor now: unload (its writes are refused anyway)."""
+        self.post(Stop("lease lost"))
+
+    # -- writes ---------------------------------------------------------------
+
+    def submit(self, ops: list[Any]) -> asyncio.Future[None]:
+        """Hand store writes to group commit, after everything submitted before
+        (runtime/writes.py); the future resolves once they are committed."""
+        return self.writes.submit(ops)
+
+    def _fence(self) -> list[WriteOp]:
+        """What leads each of our submissions: our lease token, if we hold one."""
+        if self.fence_token is None:
+            return []
+        return [Fence(self.kind, self.key, self.fence_token)]
+
+    # -- timers ---------------------------------------------------------------
+
+    def set_timer(self, name: str, delay: float) -> None:
+        """(Re)arm timer `name`: after `delay` seconds a TimerFired(name) is posted."""
+        self.cancel_timer(name)
+        self._timers[name] = asyncio.get_running_loop().call_later(
+            delay, self._fire_timer, name)
+
+    def cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def has_timer(self, name: str) -> bool:
+        return name in self._timers
+
+    def _fire_timer(self, name: str) -> None:
+        self._timers.pop(name, None)  # fired: `has_timer` is false and it may be armed again
+        self.post(TimerFired(name))
+
+    def maybe_arm_idle(self) -> None:
+        """Arm the hibernation timer if no client holds us open; cancel it otherwise."""
+        if self.may_sleep():
+            if IDLE_TIMER not in self._timers:
+                self.set_timer(IDLE_TIMER, self.system.settings.idle_timeout)
+        else:
+            self.cancel_timer(IDLE_TIMER)
