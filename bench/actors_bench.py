@@ -29,7 +29,7 @@ from pathlib import Path
 
 import collab
 from collab.config import Settings
-from collab.runtime.actor import ActorRef
+from collab.runtime.refs import ActorRef
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
 from collab.storage.commit import GroupCommitter

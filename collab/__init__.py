@@ -7,9 +7,10 @@ subclass `collab.Actor`, declare `@collab.action` methods and are served with
 
 from collab.actors.room import Room
 from collab.runtime.actions import ActionError, action
-from collab.runtime.actor import Actor, ActorRef
+from collab.runtime.actor import Actor
 from collab.runtime.connections import Conn
 from collab.runtime.queues import consumes
+from collab.runtime.refs import ActorRef
 from collab.runtime.registry import Registry
 from collab.runtime.workflows import workflow
 

@@ -7,8 +7,9 @@ import pytest
 
 from collab.protocol.codec import unpack
 from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
-from collab.runtime.actor import ActorRef, InternalActionError, StateNotSerializable
+from collab.runtime.actor import InternalActionError, StateNotSerializable
 from collab.runtime.mailbox import ActorBase
+from collab.runtime.refs import ActorRef
 from tests import inproc
 from tests.apps.counter import Counter, Tally, registry
 from tests.waits import until

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from collab.runtime.actions import ActionError, CallAction, InvalidArguments, UnknownAction
-from collab.runtime.actor import ActorRef
 from collab.runtime.connections import Connect, Disconnect
+from collab.runtime.refs import ActorRef
 from collab.storage.base import StaleOwner
 from tests.apps.counter import Counter, Lobby, registry
 from tests.inproc import Runtime

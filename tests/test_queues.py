@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from collab.runtime.actions import ActionError
-from collab.runtime.actor import ActorRef
 from collab.runtime.queues import MAX_MESSAGE_BYTES, MessageTooLarge, QueueFull, UnknownQueue
+from collab.runtime.refs import ActorRef
 from tests.apps.counter import PatientWorker, Worker
 from tests.test_actors import Runtime
 from tests.waits import until

@@ -20,9 +20,9 @@ from collab.actors.room import Message, Presence, RecentWindow, Room
 from collab.errors import StoreUnavailable
 from collab.protocol.native import Outgoing
 from collab.runtime.actions import ActionError, CallAction
-from collab.runtime.actor import ActorRef
 from collab.runtime.buckets import Meters, TokenBucket
 from collab.runtime.connections import Connect, Disconnect
+from collab.runtime.refs import ActorRef
 from tests import inproc
 from tests.waits import TIMEOUT, until
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from collab.runtime.actor import ActorRef
+from collab.runtime.refs import ActorRef
 from collab.runtime.schedule import ScheduleError, next_cron_time
 from tests.apps.counter import Reminder
 from tests.test_actors import Runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from collab.runtime.actor import ActorRef
 from collab.runtime.queues import UnknownQueue
+from collab.runtime.refs import ActorRef
 from collab.runtime.workflows import UnknownWorkflow
 from tests.apps.counter import Agent
 from tests.test_actors import Runtime

@@ -27,7 +27,7 @@ from collab.runtime.actions import (
     InvalidArguments,
     check_depth,
 )
-from collab.runtime.actor import ActorRef
+from collab.runtime.refs import ActorRef
 from collab.runtime.registry import UnknownActorType
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")

@@ -24,7 +24,7 @@ from collab.gateway.http_body import read_body
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
-from collab.runtime.actor import ActorRef
+from collab.runtime.refs import ActorRef
 
 #: Seconds a request waits for the document's actor to answer, as an actor call does.
 CALL_TIMEOUT = DEFAULT_CALL_TIMEOUT

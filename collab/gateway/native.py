@@ -34,13 +34,7 @@ from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraf
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.actions import (
-    DEFAULT_CALL_TIMEOUT,
-    CallAction,
-    CallTimeout,
-    RateLimited,
-    check_depth,
-)
+from collab.runtime.actions import CallAction, RateLimited, bound, check_depth
 from collab.runtime.actor import Actor
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.queues import QueueSend, encode_message
@@ -211,7 +205,7 @@ class Session:
         future = reply.future()
         route = self.docs[name] = Route(self.system, Document, name)
         route.post(Subscribe(self.conn, state_vector, future))
-        _bound(future, Document.kind, name, "a subscribe")
+        bound(future, Document.kind, name, "a subscribe")
 
         def forget_failed(fut: asyncio.Future[Any]) -> None:
             if (fut.cancelled() or fut.exception() is not None) and name in self.docs:
@@ -266,7 +260,7 @@ class Session:
         """Post `make(future)` to actor (cls, key); its answer settles `reply` (bounded)."""
         future = reply.future(transform)
         self.system.post(cls, key, make(future))
-        _bound(future, cls.kind, key, what)
+        bound(future, cls.kind, key, what)
         return future
 
     def actor_connect(self, message: dict[str, Any], reply: Reply) -> None:
@@ -428,22 +422,7 @@ class Reply:
         """Post `make(future)` to the actor `route` leads to; its answer settles this reply."""
         future = self.future(transform)
         route.post(make(future))
-        _bound(future, route.cls.kind, route.key, "a document request")
-
-
-def _bound(future: asyncio.Future[Any], kind: str, key: str, what: str) -> None:
-    """Answer `future` with CallTimeout if the actor has not within the call timeout
-    (like ActorRef.ask, but with a timer rather than a task per request)."""
-    if future.done():
-        return
-    timeout = DEFAULT_CALL_TIMEOUT
-
-    def expire() -> None:
-        if not future.done():
-            future.set_exception(CallTimeout.after(kind, key, what, timeout))
-
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
-    future.add_done_callback(lambda _: timer.cancel())
+        bound(future, route.cls.kind, route.key, "a document request")
 
 
 OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {

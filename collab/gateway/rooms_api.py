@@ -15,7 +15,7 @@ from collab.actors.room import Room
 from collab.errors import BadRequest
 from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_key
-from collab.runtime.actor import ActorRef
+from collab.runtime.refs import ActorRef
 
 
 def _seq(request: web.Request, name: str) -> int | None:

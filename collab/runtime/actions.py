@@ -20,10 +20,14 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from collab.errors import CloseCode, CollabError
 from collab.runtime.wire import travels
+
+if TYPE_CHECKING:
+    from collab.runtime.mailbox import ActorBase
+    from collab.runtime.system import ActorSystem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,6 +195,32 @@ class CallTimeout(ActionError):
     @classmethod
     def after(cls, kind: str, key: str, what: str, timeout: float) -> CallTimeout:
         return cls(f"{kind}:{key} did not answer {what} within {timeout} s")
+
+
+def ask(system: ActorSystem, cls: type[ActorBase], key: str,
+        make_message: Callable[[asyncio.Future[Any]], Any], what: str,
+        timeout: float = DEFAULT_CALL_TIMEOUT) -> asyncio.Future[Any]:
+    """The one way to ask an actor: post `make_message(reply)` to (cls, key) and return
+    `reply`, bounded by `timeout` (`bound`)."""
+    reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    system.post(cls, key, make_message(reply))
+    bound(reply, cls.kind, key, what, timeout)
+    return reply
+
+
+def bound(reply: asyncio.Future[Any], kind: str, key: str, what: str,
+          timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
+    """Fail `reply` with CallTimeout unless actor (kind, key) answers it within
+    `timeout` seconds: a timer, not a task per request."""
+    if reply.done():
+        return
+
+    def expire() -> None:
+        if not reply.done():
+            reply.set_exception(CallTimeout.after(kind, key, what, timeout))
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    reply.add_done_callback(lambda _: timer.cancel())
 
 
 @travels("call")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
-from collab.runtime.actions import ActionError, CallAction, marked_methods
+from collab.runtime.actions import ActionError, CallAction, ask, marked_methods
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
@@ -182,9 +182,8 @@ class WorkflowContext:
         """Run one of this actor's actions (through its mailbox): the way for a
         workflow to change the actor's state."""
         actor = self._runner.actor
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        actor.system.post(type(actor), actor.key, CallAction(action, args, kwargs, reply))
-        return await reply
+        return await ask(actor.system, type(actor), actor.key,
+                         lambda reply: CallAction(action, args, kwargs, reply), repr(action))
 
 
 class Workflows:
