@@ -43,6 +43,7 @@ from collab.runtime.actor import Actor
 from collab.runtime.mailbox import ActorBase, TimerFired
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
+from collab.runtime.replies import answer, fail
 from collab.runtime.wire import travels
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
 
@@ -186,16 +187,6 @@ _CLOSE_REASONS = {ShuttingDown: "server restarting",
                   OwnedElsewhere: "document open in another process"}
 
 
-def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
-    if not reply.done():  # the caller may have given up (a timeout)
-        reply.set_exception(error)
-
-
-def _answer(reply: asyncio.Future[Any], result: Any) -> None:
-    if not reply.done():
-        reply.set_result(result)
-
-
 class NotSubscribed(RemoteProtocolError):
     code = "not_subscribed"
 
@@ -271,7 +262,7 @@ class Document(Actor):
                 type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
                         | Export):
-            _fail(message.reply, error)
+            fail(message.reply, error)
         else:
             super().reject(message, error)
 
@@ -298,7 +289,7 @@ class Document(Actor):
         elif kind is Read:
             self._read(message)
         elif kind is Export:
-            _answer(message.reply, self._diff(ywire.EMPTY_STATE_VECTOR))
+            answer(message.reply, self._diff(ywire.EMPTY_STATE_VECTOR))
         elif kind is Compacted:
             self._compacted(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
@@ -326,43 +317,42 @@ class Document(Actor):
     def _subscribe(self, message: Subscribe) -> None:
         peer = message.peer
         if peer.closed:
-            _fail(message.reply, ShuttingDown("connection closed"))
+            fail(message.reply, ShuttingDown("connection closed"))
             return
         try:
             diff = self._diff(message.state_vector)
         except RemoteProtocolError as exc:
-            _fail(message.reply, exc)
+            fail(message.reply, exc)
             return
         self.peers.add(peer)
         self.maybe_arm_idle()
-        if not message.reply.done():
-            message.reply.set_result({"sv": self.doc.get_state(), "update": diff,
-                                      "awareness": self.awareness.encode_all()})
+        answer(message.reply, {"sv": self.doc.get_state(), "update": diff,
+                               "awareness": self.awareness.encode_all()})
 
     def _peer_update(self, message: PeerUpdate) -> None:
         if message.peer not in self.peers:
-            _fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
+            fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
             return
         try:
             seq = self._apply(message.peer, message.update)
         except RemoteProtocolError as exc:
-            _fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
+            fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
             return
         if seq is None:
-            _answer(message.reply, None)
+            answer(message.reply, None)
         else:
             self._outbox.replies.append((message.reply, seq))
 
     def _peer_awareness(self, message: PeerAwareness) -> None:
         if message.peer not in self.peers:
-            _fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
+            fail(message.reply, NotSubscribed(f"not subscribed to {self.key!r}"))
             return
         try:
             self._awareness(message.peer, message.payload)
         except RemoteProtocolError as exc:
-            _fail(message.reply, exc)
+            fail(message.reply, exc)
             return
-        _answer(message.reply, None)
+        answer(message.reply, None)
 
     def _leave(self, peer: Peer) -> None:
         if peer not in self.peers:
@@ -494,10 +484,10 @@ class Document(Actor):
         try:
             seq = self._apply(None, message.update)
         except RemoteProtocolError as exc:
-            _fail(message.reply, exc)
+            fail(message.reply, exc)
             return
         if seq is None:
-            _answer(message.reply, self.seq)
+            answer(message.reply, self.seq)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -505,9 +495,9 @@ class Document(Actor):
         try:
             result = message.fn(self.doc)
         except Exception as exc:
-            _fail(message.reply, exc)
+            fail(message.reply, exc)
         else:
-            _answer(message.reply, result)
+            answer(message.reply, result)
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 

@@ -30,6 +30,7 @@ from collab.protocol.codec import pack
 from collab.runtime.mailbox import ActorBase
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
+from collab.runtime.replies import answer_with
 from collab.runtime.wire import travels
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class RelayOpen(OwnerRequest):
     reply: asyncio.Future[Any] = field(repr=False)
 
     def answer(self, actor: ActorBase) -> None:
-        _answer(self.reply, lambda: _remote_peers(actor).fanout_for(actor).baseline())
+        answer_with(self.reply, lambda: _remote_peers(actor).fanout_for(actor).baseline())
 
 
 @travels("relay.resume")
@@ -93,23 +94,12 @@ class RelayResume(OwnerRequest):
                               if not remotes.known(actor.kind, actor.key, self.node, pid)]
             return result
 
-        _answer(self.reply, replay)
+        answer_with(self.reply, replay)
 
 
 def _remote_peers(actor: ActorBase) -> RemotePeers:
     """The remote peers of the process `actor` lives in (its ownership is a Cluster)."""
     return actor.system.ownership.remote_peers  # type: ignore[attr-defined]
-
-
-def _answer(reply: asyncio.Future[Any], compute: Any) -> None:
-    try:
-        result = compute()
-    except CollabError as exc:
-        if not reply.done():
-            reply.set_exception(exc)
-        return
-    if not reply.done():
-        reply.set_result(result)
 
 
 # -- the owner's stand-ins for remote sockets --------------------------------------

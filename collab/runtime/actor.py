@@ -13,6 +13,7 @@ import inspect
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from collab.errors import CloseCode, CollabError, StoreUnavailable
@@ -30,8 +31,6 @@ from collab.runtime.mailbox import ActorBase, TimerFired
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
 from collab.runtime.queues import (
-    BATCH_PER_TURN,
-    DRAIN_METHOD,
     MAX_DELIVERY_ATTEMPTS,
     MAX_QUEUE_LENGTH,
     RETRY_BASE,
@@ -43,24 +42,21 @@ from collab.runtime.queues import (
     encode_message,
 )
 from collab.runtime.refs import ActorRef
+from collab.runtime.replies import fail, settle, settle_after
 from collab.runtime.schedule import TIMER_PREFIX, Schedule
 from collab.runtime.waker import TimersDue
 from collab.runtime.workflows import (
-    RESUME_METHOD,
     Workflows,
     WorkflowStart,
     WorkflowStatus,
     workflows_of,
 )
-from collab.storage.base import PutActorState, PutTimer, TimerRecord, WriteOp
+from collab.storage.base import PutActorState, WriteOp
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
-
-#: Timer ids of queue drains: one per queue, never a user's timer.
-DRAIN_PREFIX = "queue:"
 
 #: Actor type names as they appear in URLs and on the wire.
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -187,7 +183,7 @@ class Actor(ActorBase):
         """Append `message` to one of this actor's own queues (from its own code, where
         `self.actor(...).queue(...)` would wait on itself); returns its seq once committed."""
         record, put = self.queues.enqueue(queue, encode_message(message))
-        await self.submit(self._after_enqueue(queue, [put]))
+        await self.submit(self.queues.after_enqueue(queue, [put]))
         return record.seq
 
     def actor(self, kind: type[Actor] | str, key: str) -> ActorRef:
@@ -216,9 +212,7 @@ class Actor(ActorBase):
             self._mailbox.appendleft(TimersDue())
         if self._consumers or self.inboxes:
             self.queues.load(await self.system.store.load_queues(self.kind, self.key))
-            ops = [self._drain_soon(queue) for queue, waiting in self.queues.pending.items()
-                   if waiting and not self.queues.is_inbox(queue)
-                   and DRAIN_PREFIX + queue not in self.schedule.timers]
+            ops = self.queues.drain_timers()  # for messages left waiting when it slept
             if ops:
                 self.submit(ops)
         if self._workflow_methods:
@@ -242,40 +236,21 @@ class Actor(ActorBase):
             await self.writes.flush()
 
     def handle(self, message: Any) -> Any:
-        if type(message) is CallAction:
-            return self._call(message)
-        if type(message) is Connect:
-            return self._connect(message)
-        if type(message) is Disconnect:
-            return self._disconnect(message)
-        if type(message) is PeerGone:
-            return self._disconnect(Disconnect(message.peer))
+        handler = REQUESTS.get(type(message))
+        if handler is not None:
+            return handler(self, message)
         if type(message) is TimerFired and message.name.startswith(TIMER_PREFIX):
-            return self._fire_due(message.name[len(TIMER_PREFIX):])
-        if type(message) is TimersDue:
-            return self._fire_due(None)
-        if type(message) is QueueSend:
-            return self._queue_send(message)
-        if type(message) is QueueInspect:
-            return _answer(message.reply, lambda: self.queues.inspect(message.queue))
-        if type(message) is QueueRedrive:
-            return self._queue_redrive(message)
-        if type(message) is WorkflowStart:
-            return self._workflow_start(message)
-        if type(message) is WorkflowStatus:
-            return _answer(message.reply, lambda: self.workflows.status(message.id))
+            return self.schedule.fire_due(message.name[len(TIMER_PREFIX):])
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 
     def is_request(self, message: Any) -> bool:
-        return isinstance(message, CallAction | Connect | Disconnect | TimersDue | QueueSend
-                          | QueueInspect | QueueRedrive | WorkflowStart | WorkflowStatus
-                          | OwnerRequest | PeerGone)
+        return type(message) in REQUESTS or isinstance(message, OwnerRequest)
 
     def reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)
-        if reply is not None and not reply.done():
-            reply.set_exception(error)
+        if reply is not None:
+            fail(reply, error)
 
     def after_drain(self) -> None:
         self.maybe_arm_idle()
@@ -283,7 +258,7 @@ class Actor(ActorBase):
     async def _call(self, message: CallAction) -> None:
         method = self._actions.get(message.name)
         if method is None:
-            _fail(message.reply, UnknownAction(f"{self.kind} has no action {message.name!r}"))
+            fail(message.reply, UnknownAction(f"{self.kind} has no action {message.name!r}"))
             return
 
         async def run() -> Any:
@@ -300,11 +275,11 @@ class Actor(ActorBase):
     async def _connect(self, message: Connect) -> None:
         peer = message.peer
         if peer in self._conns:
-            _fail(message.reply, ActionError(f"already connected to {self.kind}:{self.key}",
+            fail(message.reply, ActionError(f"already connected to {self.kind}:{self.key}",
                                              code="already_connected"))
             return
         if peer.closed:
-            _fail(message.reply, ActionError("the socket closed", code="closed"))
+            fail(message.reply, ActionError("the socket closed", code="closed"))
             return
         conn = Conn(peer, self.kind, self.key, message.params, message.user)
 
@@ -325,7 +300,7 @@ class Actor(ActorBase):
         conn = self._conns.pop(message.peer, None)
         if conn is None:
             if message.reply is not None:
-                _fail(message.reply, ActionError(f"not connected to {self.kind}:{self.key}",
+                fail(message.reply, ActionError(f"not connected to {self.kind}:{self.key}",
                                                  code="not_connected"))
             return
 
@@ -349,7 +324,7 @@ class Actor(ActorBase):
                 log.exception("%s %r: %s failed", self.kind, self.key, what)
                 exc = InternalActionError(f"{what} failed")
             if reply is not None:
-                _fail(reply, exc)
+                fail(reply, exc)
             return
         if reply is None:
             return
@@ -358,138 +333,9 @@ class Actor(ActorBase):
         elif commit is None and self.writes.busy:
             commit = self.writes.barrier()  # the result may read state not durable yet
         if commit is None or commit.done():
-            _settle(reply, result, commit)
+            settle(reply, result, commit)
         else:
-            commit.add_done_callback(lambda fut: _settle(reply, result, fut))
-
-    async def _fire_due(self, only: str | None) -> None:
-        """Run the due timers (just `only`, if given), one at a time, in due order."""
-        now = time.time()
-        due = [t for t in sorted(self.schedule.timers.values(), key=lambda t: t.due)
-               if t.due <= now and (only is None or t.id == only)]
-        for record in due:
-            if self.schedule.timers.get(record.id) is not record:
-                continue  # cancelled or replaced by an earlier fire
-            await self._fire(record)
-
-    # -- queues -----------------------------------------------------------------
-
-    def _after_enqueue(self, queue: str, ops: list[Any]) -> list[Any]:
-        """Make sure someone reads `queue`: its consumer's drain timer, or a workflow
-        waiting in `ctx.receive`. Returns `ops` plus any write that needs."""
-        if self.queues.is_inbox(queue):
-            self.queues.wake_receivers(queue)
-        elif DRAIN_PREFIX + queue not in self.schedule.timers:
-            ops.append(self._drain_soon(queue))
-        return ops
-
-    def _drain_soon(self, queue: str, delay: float = 0.0) -> PutTimer:
-        return self.schedule.internal(DRAIN_PREFIX + queue, time.time() + delay,
-                                      DRAIN_METHOD, queue)
-
-    async def _queue_send(self, message: QueueSend) -> None:
-        try:
-            record, put = self.queues.enqueue(message.queue, message.body)
-        except ActionError as exc:
-            _fail(message.reply, exc)
-            return
-        commit = self.submit(self._after_enqueue(message.queue, [put]))
-        commit.add_done_callback(lambda fut: _settle(message.reply, record.seq, fut))
-
-    async def _queue_redrive(self, message: QueueRedrive) -> None:
-        ops: list[Any] = self.queues.redrive(message.queue)
-        count = len(ops) // 2
-        if count:
-            ops = self._after_enqueue(message.queue, ops)
-        if not ops:
-            _settle(message.reply, 0, None)
-            return
-        commit = self.submit(ops)
-        commit.add_done_callback(lambda fut: _settle(message.reply, count, fut))
-
-    async def _drain(self, record: TimerRecord) -> None:
-        """Hand the queue's messages to its consumer in order, then decide when (if
-        ever) the queue's timer fires again."""
-        queue = unpack(record.args)[0]
-        handler = self._consumers.get(queue)
-        waiting = self.queues.pending.get(queue)
-        retry_in: float | None = None
-        handled = 0
-        while handler is not None and waiting and handled < BATCH_PER_TURN:
-            head = waiting[0]
-            self.queues.current = head
-            try:
-                result = handler(self, unpack(head.body))
-                if inspect.isawaitable(result):
-                    await result
-                self._persist()
-                ops: list[Any] = [self.queues.delivered(head)]
-            except Exception as exc:
-                self._rollback()
-                log.warning("%s %r: queue %r message %d failed (attempt %d): %r", self.kind,
-                            self.key, queue, head.seq, head.attempts + 1, exc)
-                put, retry_in = self.queues.failed(head, repr(exc))
-                ops = [put]
-            finally:
-                self.queues.current = None
-            self.submit(ops)
-            handled += 1
-            if retry_in is not None:
-                break
-        if retry_in is None and waiting and handled >= BATCH_PER_TURN:
-            retry_in = 0.0  # more to do: let other messages in first
-        if retry_in is None:
-            op: Any = self.schedule.forget(record.id)
-        else:
-            op = self._drain_soon(queue, retry_in)
-        if op is not None:
-            self.submit([op])
-
-    # -- timers -----------------------------------------------------------------
-
-    async def _workflow_start(self, message: WorkflowStart) -> None:
-        try:
-            run, ops = self.workflows.start(message.name, message.args)
-        except ActionError as exc:
-            _fail(message.reply, exc)
-            return
-        commit = self.submit(ops)
-        self.workflows.launch(run)
-        commit.add_done_callback(lambda fut: _settle(message.reply, run.id, fut))
-
-    async def _fire(self, record: TimerRecord) -> None:
-        if record.method == DRAIN_METHOD:
-            await self._drain(record)
-            return
-        if record.method == RESUME_METHOD:
-            run_id = unpack(record.args)[0]
-            run = self.workflows.runs.get(run_id)
-            if run is not None and run.status in ("sleeping", "running"):
-                if run.status == "sleeping":
-                    self.workflows.launch(run)
-                op: Any = self.workflows.safety_net(run_id)  # until it ends
-            else:
-                op = self.workflows.finished(run_id)
-            self.submit([op])
-            return
-        self.schedule.firing = record
-        failed = False
-        try:
-            result = getattr(self, record.method)(*unpack(record.args))
-            if inspect.isawaitable(result):
-                await result
-            self._persist()
-        except Exception:
-            failed = True
-            self._rollback()
-            log.exception("%s %r: timer %s (%s) failed, attempt %d", self.kind, self.key,
-                          record.id, record.method, record.attempts + 1)
-        finally:
-            self.schedule.firing = None
-        # After the state write, so a crash in between fires again rather than never.
-        op = self.schedule.after_fire(record, failed)
-        if op is not None:
-            self.submit([op])
+            settle_after(reply, result, commit)
 
     def _persist(self) -> asyncio.Future[None] | None:
         """Submit the state if it changed since the last write; returns that commit."""
@@ -509,27 +355,18 @@ class Actor(ActorBase):
         self.state = unpack(self._saved) if self._saved is not None else self.initial_state()
 
 
-def _fail(reply: asyncio.Future[Any], error: BaseException) -> None:
-    if not reply.done():
-        reply.set_exception(error)
-
-
-def _answer(reply: asyncio.Future[Any], compute: Any) -> None:
-    try:
-        result = compute()
-    except Exception as exc:
-        if not reply.done():
-            reply.set_exception(exc)
-    else:
-        if not reply.done():
-            reply.set_result(result)
-
-
-def _settle(reply: asyncio.Future[Any], result: Any, commit: asyncio.Future[None] | None):
-    if reply.done():
-        return
-    error = commit.exception() if commit is not None else None
-    if error is not None:
-        reply.set_exception(error)
-    else:
-        reply.set_result(result)
+#: How an Actor handles each request, by message type: everything a client, an HTTP
+#: call or another actor may send it. A request left in the mailbox of an instance
+#: that stops is handed to its successor.
+REQUESTS: dict[type, Callable[[Actor, Any], Any]] = {
+    CallAction: Actor._call,
+    Connect: Actor._connect,
+    Disconnect: Actor._disconnect,
+    PeerGone: lambda actor, message: actor._disconnect(Disconnect(message.peer)),
+    TimersDue: lambda actor, _: actor.schedule.fire_due(None),
+    QueueSend: lambda actor, message: actor.queues.handle_send(message),
+    QueueInspect: lambda actor, message: actor.queues.handle_inspect(message),
+    QueueRedrive: lambda actor, message: actor.queues.handle_redrive(message),
+    WorkflowStart: lambda actor, message: actor.workflows.handle_start(message),
+    WorkflowStatus: lambda actor, message: actor.workflows.handle_status(message),
+}

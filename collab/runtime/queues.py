@@ -13,6 +13,8 @@ a durable timer, so a pending queue survives hibernation, restart and kill -9.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,12 +24,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, marked_methods, refuse_runtime_names
+from collab.runtime.replies import answer_with, fail, settle, settle_after
 from collab.runtime.wire import travels
-from collab.storage.base import DeleteQueueMessage, PutQueueMessage, QueueRecord
+from collab.storage.base import (
+    DeleteQueueMessage,
+    PutQueueMessage,
+    PutTimer,
+    QueueRecord,
+    TimerRecord,
+)
 
 if TYPE_CHECKING:
     from collab.runtime.actor import Actor
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Messages that may wait in one queue: a full queue refuses sends (`queue_full`)
@@ -43,6 +53,8 @@ RETRY_CAP = 300.0
 #: Messages handled per turn before the actor lets other messages in.
 BATCH_PER_TURN = 100
 DRAIN_METHOD = "_drain_queue"
+#: Timer ids of queue drains: one per queue, never a user's timer.
+DRAIN_PREFIX = "queue:"
 
 
 def consumes(queue: str) -> Callable[[F], F]:
@@ -228,3 +240,85 @@ class Queues:
                       "attempts": r.attempts, "error": r.error, "enqueued_at": r.enqueued_at}
                      for r in self.dead.get(queue, [])],
         }
+
+    # -- requests and draining: what the actor does with its queues ---------------
+
+    def after_enqueue(self, queue: str, ops: list[Any]) -> list[Any]:
+        """Make sure someone reads `queue`: its consumer's drain timer, or a workflow
+        waiting in `ctx.receive`. Returns `ops` plus any write that needs."""
+        if self.is_inbox(queue):
+            self.wake_receivers(queue)
+        elif DRAIN_PREFIX + queue not in self._actor.schedule.timers:
+            ops.append(self.drain_soon(queue))
+        return ops
+
+    def drain_soon(self, queue: str, delay: float = 0.0) -> PutTimer:
+        return self._actor.schedule.internal(DRAIN_PREFIX + queue, time.time() + delay,
+                                             DRAIN_METHOD, queue)
+
+    def drain_timers(self) -> list[PutTimer]:
+        """Drain timers for consumer queues holding messages but none (after a load)."""
+        timers = self._actor.schedule.timers
+        return [self.drain_soon(queue) for queue, waiting in self.pending.items()
+                if waiting and not self.is_inbox(queue) and DRAIN_PREFIX + queue not in timers]
+
+    async def handle_send(self, message: QueueSend) -> None:
+        try:
+            record, put = self.enqueue(message.queue, message.body)
+        except ActionError as exc:
+            fail(message.reply, exc)
+            return
+        commit = self._actor.submit(self.after_enqueue(message.queue, [put]))
+        settle_after(message.reply, record.seq, commit)
+
+    async def handle_inspect(self, message: QueueInspect) -> None:
+        answer_with(message.reply, lambda: self.inspect(message.queue))
+
+    async def handle_redrive(self, message: QueueRedrive) -> None:
+        ops: list[Any] = self.redrive(message.queue)
+        count = len(ops) // 2
+        if count:
+            ops = self.after_enqueue(message.queue, ops)
+        if not ops:
+            settle(message.reply, 0, None)
+            return
+        settle_after(message.reply, count, self._actor.submit(ops))
+
+    async def drain(self, record: TimerRecord) -> None:
+        """Hand the queue's messages to its consumer in order, then decide when (if
+        ever) the queue's timer fires again."""
+        actor = self._actor
+        queue = unpack(record.args)[0]
+        handler = actor._consumers.get(queue)
+        waiting = self.pending.get(queue)
+        retry_in: float | None = None
+        handled = 0
+        while handler is not None and waiting and handled < BATCH_PER_TURN:
+            head = waiting[0]
+            self.current = head
+            try:
+                result = handler(actor, unpack(head.body))
+                if inspect.isawaitable(result):
+                    await result
+                actor._persist()
+                ops: list[Any] = [self.delivered(head)]
+            except Exception as exc:
+                actor._rollback()
+                log.warning("%s %r: queue %r message %d failed (attempt %d): %r", actor.kind,
+                            actor.key, queue, head.seq, head.attempts + 1, exc)
+                put, retry_in = self.failed(head, repr(exc))
+                ops = [put]
+            finally:
+                self.current = None
+            actor.submit(ops)
+            handled += 1
+            if retry_in is not None:
+                break
+        if retry_in is None and waiting and handled >= BATCH_PER_TURN:
+            retry_in = 0.0  # more to do: let other messages in first
+        if retry_in is None:
+            op: Any = actor.schedule.forget(record.id)
+        else:
+            op = self.drain_soon(queue, retry_in)
+        if op is not None:
+            actor.submit([op])

@@ -14,6 +14,8 @@ now (coalesced).
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,10 +27,14 @@ from croniter import croniter
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import is_text
 from collab.runtime.actions import ActionError
+from collab.runtime.queues import DRAIN_METHOD
+from collab.runtime.workflows import RESUME_METHOD
 from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
 
 if TYPE_CHECKING:
     from collab.runtime.actor import Actor
+
+log = logging.getLogger(__name__)
 
 #: A failed fire is retried after min(2 ** attempts, MAX_BACKOFF) seconds ...
 MAX_BACKOFF = 300.0
@@ -164,3 +170,40 @@ class Schedule:
             return PutTimer(following)
         self.timers.pop(record.id, None)
         return DeleteTimer(record.kind, record.key, record.id)
+
+    async def fire_due(self, only: str | None) -> None:
+        """Run the due timers (just `only`, if given), one at a time, in due order."""
+        now = time.time()
+        due = [t for t in sorted(self.timers.values(), key=lambda t: t.due)
+               if t.due <= now and (only is None or t.id == only)]
+        for record in due:
+            if self.timers.get(record.id) is not record:
+                continue  # cancelled or replaced by an earlier fire
+            await self._fire(record)
+
+    async def _fire(self, record: TimerRecord) -> None:
+        actor = self._actor
+        if record.method == DRAIN_METHOD:
+            await actor.queues.drain(record)
+            return
+        if record.method == RESUME_METHOD:
+            actor.workflows.resume(unpack(record.args)[0])
+            return
+        self.firing = record
+        failed = False
+        try:
+            result = getattr(actor, record.method)(*unpack(record.args))
+            if inspect.isawaitable(result):
+                await result
+            actor._persist()
+        except Exception:
+            failed = True
+            actor._rollback()
+            log.exception("%s %r: timer %s (%s) failed, attempt %d", actor.kind, actor.key,
+                          record.id, record.method, record.attempts + 1)
+        finally:
+            self.firing = None
+        # After the state write, so a crash in between fires again rather than never.
+        op = self.after_fire(record, failed)
+        if op is not None:
+            actor.submit([op])

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, CallAction, ask, marked_methods
+from collab.runtime.replies import answer_with, fail, settle_after
 from collab.runtime.wire import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
@@ -235,6 +236,31 @@ class Workflows:
         if run is None:
             raise UnknownWorkflow(f"no workflow run {run_id!r} on {self.actor.kind}")
         return run.describe()
+
+    async def handle_start(self, message: WorkflowStart) -> None:
+        try:
+            run, ops = self.start(message.name, message.args)
+        except ActionError as exc:
+            fail(message.reply, exc)
+            return
+        commit = self.actor.submit(ops)
+        self.launch(run)
+        settle_after(message.reply, run.id, commit)
+
+    async def handle_status(self, message: WorkflowStatus) -> None:
+        answer_with(message.reply, lambda: self.status(message.id))
+
+    def resume(self, run_id: str) -> None:
+        """A run's timer fired: resume it if it sleeps, and keep its safety net while it
+        runs; a run that ended only loses its timer."""
+        run = self.runs.get(run_id)
+        if run is not None and run.status in ("sleeping", "running"):
+            if run.status == "sleeping":
+                self.launch(run)
+            op: Any = self.safety_net(run_id)  # until it ends
+        else:
+            op = self.finished(run_id)
+        self.actor.submit([op])
 
     def launch(self, run: Run) -> None:
         run.status = "running"
