@@ -1,4 +1,5 @@
-"""Shared fixtures: real server processes on port 0 with their own SQLite files, an
+"""What every test module shares: the kind of each module (its pytest marker), real
+server processes on port 0 with their own SQLite files, an in-process runtime, an
 HTTP client session, and Postgres schemas of their own for the Postgres tests."""
 
 from __future__ import annotations
@@ -14,7 +15,52 @@ import asyncpg
 import pytest
 
 from collab.config import redact_url
+from collab.runtime.registry import Registry
+from tests import inproc
 from tests.serverproc import ServerProcess
+
+#: The kind of every test module: its marker, so that `pytest -m unit` runs one kind.
+#: unit     pure code in this process: decoders, codecs, auth, errors, commit logic
+#: runtime  actors in this process on a real store (SQLite, Postgres, Redis)
+#: server   real `collab serve` processes driven over HTTP and WebSockets, stock clients
+#: fault    a fault injected under a real server (kill -9, a held lock, a full disk,
+#:          Postgres or Redis cut), then what was acknowledged is counted
+#: browser  the demo in headless Chromium
+KINDS = {
+    "unit": """test_auth test_awareness test_commit test_errors test_fuzz_decoders
+        test_registry test_text test_writes test_wsframe test_ydoc test_yupdate
+        test_yvalues test_ywire""",
+    "runtime": """test_actors test_document_actor test_fuzz_actors test_leases
+        test_placement test_queues test_room test_runtime test_schedule test_store
+        test_workflows""",
+    "server": """test_actions test_actors_http test_admin_permissions test_auth_gateway
+        test_awareness_live test_backpressure test_cli test_client_js test_cluster_clients
+        test_deploy test_docs_api test_docs_examples test_document_lifecycle test_drain
+        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_http_body test_inband_auth
+        test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
+        test_native_fuzz test_preauth test_protocol_doc test_ratelimit test_readyz
+        test_reconnect_storm test_revocations test_room_limits test_rooms_live test_sockets
+        test_workers test_yjs_endpoint""",
+    "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
+        test_postgres_server""",
+    "browser": "test_demo",
+}
+KIND_OF = {module: kind for kind, modules in KINDS.items() for module in modules.split()}
+
+
+def pytest_configure(config):
+    for kind in KINDS:
+        config.addinivalue_line("markers", f"{kind}: a test of kind {kind} (tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        kind = KIND_OF.get(module)
+        if kind is None:
+            raise pytest.UsageError(f"tests/{module}.py has no kind: add it to KINDS in "
+                                    "tests/conftest.py")
+        item.add_marker(kind)
 
 #: The Postgres the tests use (CI and this machine run one). Every test gets a
 #: schema of its own in it and drops it afterwards.
@@ -42,6 +88,45 @@ def server_factory(tmp_path):
 @pytest.fixture
 def server(server_factory):
     return server_factory()
+
+
+@pytest.fixture
+def actor_registry() -> Registry:
+    """The actor types of the `runtime` fixture; a module overrides it with its own."""
+    from tests.apps.counter import registry
+
+    return registry
+
+
+@pytest.fixture
+def actor_idle_timeout() -> float:
+    """Seconds before an idle actor of the `runtime` fixture hibernates (short, so that
+    tests see hibernation); a module overrides it to keep actors loaded."""
+    return 0.2
+
+
+@pytest.fixture
+async def runtime_factory(tmp_path):
+    """`runtime_factory(registry, name, ...)`: an in-process runtime on its own SQLite
+    file (tests/inproc.py), not started; every one still running is stopped at teardown."""
+    made: list[inproc.Runtime] = []
+
+    def make(registry: Registry, name: str = "actors", **settings) -> inproc.Runtime:
+        rt = inproc.Runtime(tmp_path / f"{name}.db", registry, **settings)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        await rt.stop()
+
+
+@pytest.fixture
+async def runtime(runtime_factory, actor_registry, actor_idle_timeout) -> inproc.Runtime:
+    """A started in-process runtime serving `actor_registry`."""
+    rt = runtime_factory(actor_registry, idle_timeout=actor_idle_timeout)
+    await rt.start()
+    return rt
 
 
 @pytest.fixture

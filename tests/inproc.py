@@ -10,8 +10,20 @@ from collab.runtime.registry import Registry
 
 
 class Runtime(assembly.Runtime):
-    def __init__(self, path, registry: Registry, idle_timeout: float = 30.0, *,
-                 redis_url: str | None = None, lease_ttl: float = 10.0) -> None:
-        super().__init__(Settings(database_url=f"sqlite:///{path}", idle_timeout=idle_timeout,
-                                  lease_ttl=lease_ttl, redis_url=redis_url), registry)
+    def __init__(self, path, registry: Registry | None, **settings) -> None:
+        """`settings`: any of Settings' fields (idle_timeout, redis_url, compact_rows,
+        ...); the rest keep their defaults."""
+        super().__init__(Settings(database_url=f"sqlite:///{path}", **settings), registry)
         self.path = path
+        self.running = False
+
+    async def start(self):
+        system = await super().start()
+        self.running = True
+        return system
+
+    async def stop(self) -> None:
+        """Stop, if running (a test may stop it itself, to restart it)."""
+        if self.running:
+            self.running = False
+            await super().stop()

@@ -10,24 +10,9 @@ from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
 from collab.runtime.actor import InternalActionError, StateNotSerializable
 from collab.runtime.mailbox import ActorBase
 from collab.runtime.refs import ActorRef
-from tests import inproc
 from tests.apps.counter import Counter, Tally, registry
+from tests.inproc import Runtime
 from tests.waits import until
-
-
-class Runtime(inproc.Runtime):
-    """An in-process actor system with this file's actor types."""
-
-    def __init__(self, path, idle_timeout: float = 30.0) -> None:
-        super().__init__(path, registry, idle_timeout)
-
-
-@pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path / "actors.db", idle_timeout=0.2)
-    await rt.start()
-    yield rt
-    await rt.stop()
 
 
 def counter(rt: Runtime, key: str = "c") -> ActorRef:
@@ -40,8 +25,8 @@ async def test_state_is_committed_before_the_result(runtime):
     assert stored["count"] == 5  # already durable when the caller saw 5
 
 
-async def test_hooks_and_state_survive_hibernation_and_restart(tmp_path):
-    rt = Runtime(tmp_path / "h.db", idle_timeout=0.1)
+async def test_hooks_and_state_survive_hibernation_and_restart(runtime_factory):
+    rt = runtime_factory(registry, "h", idle_timeout=0.1)
     system = await rt.start()
     await counter(rt).call("increment")
     await until(lambda: system.loaded_count == 0)  # hibernated

@@ -7,25 +7,15 @@ import asyncio
 import pytest
 
 from collab.actors.document import ApplyUpdate, Document, Read
-from collab.config import Settings
 from collab.errors import ShuttingDown
 from collab.runtime.system import ActorSystem
-from collab.storage import open_store
-from collab.storage.commit import GroupCommitter
 from tests.waits import TIMEOUT, until
 from tests.yclient import Editor
 
 
 @pytest.fixture
-async def system(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/doc.db")
-    store = open_store(settings)
-    await store.open()
-    committer = GroupCommitter(store)
-    committer.start()
-    yield ActorSystem(settings, store, committer)
-    await committer.close()
-    await store.close()
+async def system(runtime_factory):
+    return await runtime_factory(None, "doc").start()
 
 
 def ask(system: ActorSystem, make) -> asyncio.Future:
@@ -53,25 +43,14 @@ async def test_no_actor_is_created_after_shutdown_begins(system):
         ask(system, lambda r: Read(lambda doc: None, r))
 
 
-async def test_a_live_document_compacts_every_time_its_log_grows(tmp_path):
+async def test_a_live_document_compacts_every_time_its_log_grows(runtime_factory):
     """The compaction timer can be armed again once it fired: a document that stays
     loaded folds its log each time it passes the threshold, not only the first."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/doc.db", compact_rows=5,
-                        compact_delay=0.0)
-    store = open_store(settings)
-    await store.open()
-    committer = GroupCommitter(store)
-    committer.start()
-    system = ActorSystem(settings, store, committer)
+    system = await runtime_factory(None, "doc", compact_rows=5, compact_delay=0.0).start()
     editor = Editor()
-    try:
-        for round_ in range(1, 4):
-            for i in range(6):
-                update = editor.type(f"<{round_}.{i}>")
-                await ask(system, lambda r, u=update: ApplyUpdate(u, r))
-            await until(lambda n=round_: system.compactions >= n)
-        assert system.compactions >= 3
-    finally:
-        await system.stop_all()
-        await committer.close()
-        await store.close()
+    for round_ in range(1, 4):
+        for i in range(6):
+            update = editor.type(f"<{round_}.{i}>")
+            await ask(system, lambda r, u=update: ApplyUpdate(u, r))
+        await until(lambda n=round_: system.compactions >= n)
+    assert system.compactions >= 3

@@ -10,17 +10,9 @@ import pytest
 from collab.runtime.actions import ActionError
 from collab.runtime.queues import MAX_MESSAGE_BYTES, MessageTooLarge, QueueFull, UnknownQueue
 from collab.runtime.refs import ActorRef
-from tests.apps.counter import PatientWorker, Worker
-from tests.test_actors import Runtime
+from tests.apps.counter import PatientWorker, Worker, registry
+from tests.inproc import Runtime
 from tests.waits import until
-
-
-@pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path / "queues.db", idle_timeout=0.2)
-    await rt.start()
-    yield rt
-    await rt.stop()
 
 
 def worker(rt: Runtime, key: str = "w") -> ActorRef:
@@ -88,8 +80,8 @@ async def test_limits_and_unknown_queues(runtime):
         await ref.queue("jobs").send({"n": "one too many"})
 
 
-async def test_pending_messages_survive_a_restart(tmp_path):
-    rt = Runtime(tmp_path / "restart.db")
+async def test_pending_messages_survive_a_restart(runtime_factory, tmp_path):
+    rt = runtime_factory(registry, "restart")
     await rt.start()
     patient = ActorRef(rt.system, PatientWorker, "p")
     await patient.call("fail_next", 1)  # the first delivery fails: a retry 0.5 s later

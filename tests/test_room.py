@@ -23,7 +23,7 @@ from collab.runtime.actions import ActionError, CallAction
 from collab.runtime.buckets import Meters, TokenBucket
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.refs import ActorRef
-from tests import inproc
+from tests.inproc import Runtime
 from tests.waits import TIMEOUT, until
 
 
@@ -58,19 +58,16 @@ class PatientRoom(Room):
 registry = collab.Registry(Room, SmallRoom, StrictRoom, QuickTypingRoom, PatientRoom)
 
 
-class Runtime(inproc.Runtime):
-    """An in-process actor system with this file's actor types."""
-
-    def __init__(self, path, idle_timeout: float = 30.0) -> None:
-        super().__init__(path, registry, idle_timeout)
+@pytest.fixture
+def actor_registry():
+    return registry
 
 
 @pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path / "rooms.db")
-    await rt.start()
-    yield rt
-    await rt.stop()
+def actor_idle_timeout():
+    return 30.0  # rooms stay loaded unless a test says otherwise
+
+
 
 
 class Device:
@@ -194,8 +191,8 @@ async def test_retry_found_in_the_store_beyond_the_window(runtime):
     assert (await ann.call("history"))["messages"][-1]["seq"] == 6
 
 
-async def test_retry_after_hibernation(tmp_path):
-    rt = Runtime(tmp_path / "h.db", idle_timeout=0.05)
+async def test_retry_after_hibernation(runtime_factory):
+    rt = runtime_factory(registry, "h", idle_timeout=0.05)
     await rt.start()
     first = await http(rt).call("send", "c1", "before the nap", user="ann")
     await until(lambda: rt.system.loaded_count == 0)  # hibernated
@@ -504,8 +501,8 @@ async def test_reactions_per_message_are_bounded(runtime):
 # -- durability ------------------------------------------------------------------------------
 
 
-async def test_everything_survives_a_restart(tmp_path):
-    rt = Runtime(tmp_path / "restart.db")
+async def test_everything_survives_a_restart(runtime_factory):
+    rt = runtime_factory(registry, "restart")
     await rt.start()
     ann, bob = await connected(rt, "ann"), await connected(rt, "bob")
     for i in range(1, 5):

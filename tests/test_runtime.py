@@ -7,12 +7,8 @@ import asyncio
 
 import pytest
 
-from collab.config import Settings
 from collab.runtime.lifecycle import ActorState, IllegalTransition, check_transition
 from collab.runtime.mailbox import ActorBase, Stop
-from collab.runtime.system import ActorSystem
-from collab.storage import open_store
-from collab.storage.commit import GroupCommitter
 from tests.waits import until
 
 
@@ -44,16 +40,9 @@ class Recorder(ActorBase):
 
 
 @pytest.fixture
-async def system(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/rt.db", idle_timeout=0.1)
-    store = open_store(settings)
-    await store.open()
-    committer = GroupCommitter(store)
-    committer.start()
+async def system(runtime_factory):
     Recorder.events = []
-    yield ActorSystem(settings, store, committer)
-    await committer.close()
-    await store.close()
+    return await runtime_factory(None, "rt", idle_timeout=0.1).start()
 
 
 def test_lifecycle_table():

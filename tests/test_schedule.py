@@ -10,17 +10,9 @@ import pytest
 
 from collab.runtime.refs import ActorRef
 from collab.runtime.schedule import ScheduleError, next_cron_time
-from tests.apps.counter import Reminder
-from tests.test_actors import Runtime
+from tests.apps.counter import Reminder, registry
+from tests.inproc import Runtime
 from tests.waits import until
-
-
-@pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path / "timers.db", idle_timeout=0.2)
-    await rt.start()
-    yield rt
-    await rt.stop()
 
 
 def reminder(rt: Runtime, key: str = "r") -> ActorRef:
@@ -56,8 +48,8 @@ async def test_due_timer_wakes_a_hibernated_actor(runtime):
     assert (await fired(runtime))[0][0] == "wake up"
 
 
-async def test_missed_fires_run_once_after_restart(tmp_path):
-    rt = Runtime(tmp_path / "restart.db")
+async def test_missed_fires_run_once_after_restart(runtime_factory):
+    rt = runtime_factory(registry, "restart")
     await rt.start()
     await reminder(rt).call("remind_in", 0.2, "once")
     await reminder(rt).call("every_second", "tick")

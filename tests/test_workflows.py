@@ -8,17 +8,9 @@ import pytest
 from collab.runtime.queues import UnknownQueue
 from collab.runtime.refs import ActorRef
 from collab.runtime.workflows import UnknownWorkflow
-from tests.apps.counter import Agent
-from tests.test_actors import Runtime
+from tests.apps.counter import Agent, registry
+from tests.inproc import Runtime
 from tests.waits import until
-
-
-@pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path / "wf.db", idle_timeout=0.2)
-    await rt.start()
-    yield rt
-    await rt.stop()
 
 
 def agent(rt: Runtime) -> ActorRef:
@@ -54,9 +46,9 @@ async def test_workflow_with_retried_step_and_durable_sleep_across_hibernation(r
     assert await agent(runtime).call("memory") == ["researched GATHER"]
 
 
-async def test_workflow_resumes_after_restart_without_rerunning_steps(tmp_path):
+async def test_workflow_resumes_after_restart_without_rerunning_steps(runtime_factory, tmp_path):
     log = tmp_path / "tools.log"
-    rt = Runtime(tmp_path / "restart.db")
+    rt = runtime_factory(registry, "restart")
     await rt.start()
     run_id = await agent(rt).call("begin", str(log), 0.0, 30.0)
     await until(lambda: log.exists() and "slow-start" in lines(log))
@@ -82,10 +74,10 @@ async def test_unknown_workflows(runtime):
         await agent(runtime).workflow_status("no-such-run")
 
 
-async def test_a_step_waits_for_a_queue_message(tmp_path):
+async def test_a_step_waits_for_a_queue_message(runtime_factory):
     from tests.apps.counter import Approver
 
-    rt = Runtime(tmp_path / "inbox.db")
+    rt = runtime_factory(registry, "inbox")
     await rt.start()
     approver = ActorRef(rt.system, Approver, "ap")
     first = await approver.start_workflow("purchase", "laptop")
@@ -106,10 +98,10 @@ async def test_a_step_waits_for_a_queue_message(tmp_path):
 
 
 async def test_agent_keeps_memory_schedule_and_workflow_across_hibernation_and_restart(
-        tmp_path):
+        runtime_factory, tmp_path):
     """The AI-agent shape end to end: memory in state, a cron job, a workflow with a
     retried step and a durable sleep, delivered across hibernation and a restart."""
-    rt = Runtime(tmp_path / "agent.db", idle_timeout=0.3)
+    rt = runtime_factory(registry, "agent", idle_timeout=0.3)
     await rt.start()
     await agent(rt).call("remember", "the user likes tea")
     await agent(rt).call("subscribe")
