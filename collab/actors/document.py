@@ -44,7 +44,7 @@ from collab.runtime.mailbox import ActorBase, TimerFired
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
 from collab.runtime.replies import answer, fail
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 from collab.storage.base import AppendUpdate, ReplaceSnapshot
 
 if TYPE_CHECKING:

@@ -268,7 +268,7 @@ class Room(Actor):
     HISTORY_LIMIT: ClassVar[int] = 50
     MAX_HISTORY_LIMIT: ClassVar[int] = 200
     #: Actions a read-only user may call (they change no message); every other action
-    #: needs write access to the room (collab/gateway/native.py checks, docs/auth.md).
+    #: needs write access to the room (collab/gateway/ws_endpoint.py checks, docs/auth.md).
     READ_ACTIONS: ClassVar[frozenset[str]] = frozenset(
         {"history", "typing", "read", "unread", "receipts", "presence"})
 

@@ -31,7 +31,7 @@ from collab.runtime.mailbox import ActorBase
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
 from collab.runtime.replies import answer_with
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem

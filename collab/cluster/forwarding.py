@@ -1,7 +1,7 @@
 """Forwarding: messages for an actor another process owns, carried over Redis.
 
 A message for an actor owned elsewhere is published to the owner's channel,
-`collab:node:<id>` (cluster/bus.py), in its wire form (runtime/wire.py): a
+`collab:node:<id>` (cluster/bus.py), in its wire form (runtime/travels.py): a
 request (an action, a queue send, a workflow start...) or a relayed client's
 message (a document join or update, an actor connection; runtime/relay.py).
 The owner rebuilds it, posts it to its own instance, and publishes the answer,
@@ -27,7 +27,7 @@ from collab.cluster.bus import Bus, node_channel
 from collab.cluster.fanout import RemotePeer, RemotePeers
 from collab.errors import CollabError, error_for
 from collab.protocol.codec import pack, unpack
-from collab.runtime import wire
+from collab.runtime import travels
 from collab.runtime.actions import ActionError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Forwarder:
         """True for a message another process sent here: it is never sent on again."""
         reply = getattr(message, "reply", None)
         return (reply is not None and reply in self._from_afar) \
-            or type(wire.peer_of(message)) is RemotePeer
+            or type(travels.peer_of(message)) is RemotePeer
 
     # -- sending ----------------------------------------------------------------
 
@@ -78,8 +78,8 @@ class Forwarder:
         If the owner turns out not to listen, the request is tried here once."""
         reply = getattr(message, "reply", None)
         if reply is None or owner == self.node or reply in self._from_afar \
-                or reply in self._rerouted or wire.travel_of(message) is None \
-                or wire.peer_of(message) is not None:
+                or reply in self._rerouted or travels.travel_of(message) is None \
+                or travels.peer_of(message) is not None:
             return False  # forwarded once only: no ping-pong while ownership moves
 
         def unheard(why: str) -> None:
@@ -91,7 +91,7 @@ class Forwarder:
     def send(self, owner: str, kind: str, key: str, message: Any,
              unheard: Callable[[str], None]) -> None:
         """Publish `message` to `owner`; call `unheard(why)` if nobody received it."""
-        op, fields = wire.encode(message)
+        op, fields = travels.encode(message)
         envelope: dict[str, Any] = {"from": self.node, "kind": kind, "key": key, "op": op,
                                     "f": fields}
         reply = getattr(message, "reply", None)
@@ -100,7 +100,7 @@ class Forwarder:
             envelope["rid"] = request_id
             self._waiting[request_id] = reply
             reply.add_done_callback(lambda _: self._waiting.pop(request_id, None))
-        peer = wire.peer_of(message)
+        peer = travels.peer_of(message)
         if peer is not None:
             envelope["peer"] = peer.id
             envelope["ack"] = peer.echo_ack
@@ -183,8 +183,8 @@ class Forwarder:
             peer = self.remote_peers.get(kind, key, asker, message["peer"], message["ack"])
         try:
             cls = self.system.registry.resolve(kind)
-            request = wire.decode(op, message["f"], peer=peer, reply=reply, node=asker)
-            if peer is not None and wire.travel_of(request).closes:
+            request = travels.decode(op, message["f"], peer=peer, reply=reply, node=asker)
+            if peer is not None and travels.travel_of(request).closes:
                 self.remote_peers.drop(peer)
             self.system.post(cls, key, request)
         except (CollabError, ValueError) as exc:

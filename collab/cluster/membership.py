@@ -23,7 +23,7 @@ from collab.cluster.relay import Relays
 from collab.runtime.mailbox import ActorBase
 from collab.runtime.ownership import HERE, Ownership
 from collab.runtime.system import ActorSystem
-from collab.runtime.wire import peer_of, travel_of
+from collab.runtime.travels import peer_of, travel_of
 
 
 class Cluster(Ownership):

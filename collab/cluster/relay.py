@@ -30,7 +30,7 @@ from collab.errors import CloseCode, CollabError
 from collab.protocol import ywire
 from collab.protocol.codec import unpack
 from collab.protocol.native import Outgoing, YjsOut
-from collab.runtime.wire import peer_of, travel_of
+from collab.runtime.travels import peer_of, travel_of
 
 if TYPE_CHECKING:
     from collab.cluster.forwarding import Forwarder

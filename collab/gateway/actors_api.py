@@ -17,9 +17,9 @@ from aiohttp import web
 
 from collab.errors import BadRequest
 from collab.gateway.addresses import client_address
+from collab.gateway.app_keys import SETTINGS, SYSTEM
 from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import decode_body, read_body
-from collab.gateway.keys import SETTINGS, SYSTEM
 from collab.gateway.names import parse_key
 from collab.protocol.codec import pack
 from collab.runtime.actions import (

@@ -24,8 +24,8 @@ from aiohttp import web
 
 from collab.auth import MAX_USER_CHARS, parse_limits, valid_user_id
 from collab.errors import BadRequest
+from collab.gateway.app_keys import GATEKEEPER
 from collab.gateway.http_body import decode_body, read_body
-from collab.gateway.keys import GATEKEEPER
 
 
 async def _user_body(request: web.Request, shape: str) -> tuple[str, dict[str, Any]]:

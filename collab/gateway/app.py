@@ -26,10 +26,7 @@ from collab.config import Settings
 from collab.gateway import actors_api, admin_api, demo, docs_api, rooms_api
 from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
-from collab.gateway.drain import close_connections
-from collab.gateway.http_auth import http_auth
-from collab.gateway.http_errors import json_errors
-from collab.gateway.keys import (
+from collab.gateway.app_keys import (
     ADDRESSES,
     CONNECTIONS,
     GATEKEEPER,
@@ -41,13 +38,16 @@ from collab.gateway.keys import (
     SYSTEM,
     TRAFFIC,
 )
+from collab.gateway.drain import close_connections
+from collab.gateway.http_auth import http_auth
+from collab.gateway.http_errors import json_errors
 from collab.gateway.metrics import METRICS, Metrics, metrics
-from collab.gateway.native import OPS, native_socket
 from collab.gateway.preauth import PendingAuth
 from collab.gateway.ratelimit import loads_per_address
 from collab.gateway.sockets import connection_state
 from collab.gateway.traffic import Traffic
-from collab.gateway.yjs import yjs_socket
+from collab.gateway.ws_endpoint import OPS, native_socket
+from collab.gateway.yjs_endpoint import yjs_socket
 from collab.logs import Throttled
 from collab.runtime.registry import Registry
 

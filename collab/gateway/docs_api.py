@@ -20,8 +20,8 @@ from pycrdt import Doc
 from collab.actors.document import ApplyUpdate, Document, Export, Read
 from collab.actors.ydoc import SHARED_TYPES, TooDeep, UnknownRoot, WrongRootType, json_view
 from collab.errors import BadRequest
+from collab.gateway.app_keys import SYSTEM
 from collab.gateway.http_body import read_body
-from collab.gateway.keys import SYSTEM
 from collab.gateway.names import parse_doc_name
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
 from collab.runtime.refs import ActorRef

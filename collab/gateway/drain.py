@@ -28,7 +28,7 @@ import time
 from aiohttp import web
 
 from collab.errors import CloseCode
-from collab.gateway.keys import CONNECTIONS, SYSTEM
+from collab.gateway.app_keys import CONNECTIONS, SYSTEM
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 from collab.auth import Principal
 from collab.errors import Forbidden, Unauthorized
 from collab.gateway.access import MissingCredentials, require
-from collab.gateway.keys import GATEKEEPER
+from collab.gateway.app_keys import GATEKEEPER
 
 API_PREFIX = "/api/"
 BEARER = "bearer "

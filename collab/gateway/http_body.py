@@ -14,7 +14,7 @@ import msgpack
 from aiohttp import web
 
 from collab.errors import BadRequest
-from collab.gateway.keys import SETTINGS
+from collab.gateway.app_keys import SETTINGS
 from collab.protocol.codec import unpack_client
 from collab.protocol.text import InvalidText, check_strings, json_may_hold_surrogates
 

@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from collab.errors import BadRequest, CloseCode, Forbidden
-from collab.gateway.connection import Connection
-from collab.gateway.keys import GATEKEEPER, SETTINGS
+from collab.gateway.app_keys import GATEKEEPER, SETTINGS
 from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import RateLimit, refused
+from collab.gateway.socket_peer import SocketPeer
 from collab.gateway.traffic import INVALID
 from collab.gateway.user_rules import CLOSED
 from collab.logs import Throttled
@@ -37,7 +37,7 @@ async def authenticate_in_band(conn: Any, unauthenticated: Unauthenticated,
                                request: web.Request, limit: RateLimit) -> bool:
     """Read and check `conn`'s auth message; True once admitted (it has been answered,
     and `unauthenticated` lets the rest of its frames in), False when the socket was
-    closed instead. `conn` is a NativeConnection."""
+    closed instead. `conn` is a NativeSocketPeer."""
     settings = request.app[SETTINGS]
     try:
         async with asyncio.timeout(settings.auth_timeout):
@@ -86,7 +86,7 @@ async def authenticate_in_band(conn: Any, unauthenticated: Unauthenticated,
 _refusals = Throttled(log)
 
 
-async def _refuse(conn: Connection, code: int, reason: str) -> bool:
+async def _refuse(conn: SocketPeer, code: int, reason: str) -> bool:
     _refusals.log(logging.INFO, "%s: not authenticated, closing with %d: %s", conn.id, code,
                   reason)
     await conn.aclose(code, reason)

@@ -23,7 +23,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from collab.gateway.keys import CONNECTIONS, PENDING_AUTH, REGISTRY, SYSTEM, TRAFFIC
+from collab.gateway.app_keys import CONNECTIONS, PENDING_AUTH, REGISTRY, SYSTEM, TRAFFIC
 from collab.gateway.sockets import LIMIT_REASONS, SOCKETS
 from collab.runtime.actor import Actor
 

@@ -31,7 +31,7 @@ from aiohttp.http import WebSocketReader
 
 from collab.config import MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import CloseCode
-from collab.gateway.connection import Connection
+from collab.gateway.socket_peer import SocketPeer
 from collab.logs import Throttled
 from collab.protocol.wsframe import FirstMessage
 
@@ -168,7 +168,7 @@ class Unauthenticated:
 
     __slots__ = ("_conn", "_held", "_pending", "_request")
 
-    def __init__(self, conn: Connection, request: web.Request, pending: PendingAuth) -> None:
+    def __init__(self, conn: SocketPeer, request: web.Request, pending: PendingAuth) -> None:
         """Call right after `ws.prepare`, with a WebSocketResponse made with
         max_msg_size=PREAUTH_READER_LIMIT."""
         self._conn = conn

@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 
 from collab.config import DEFAULT_MAX_SUBSCRIPTIONS, Settings
 from collab.errors import CloseCode
-from collab.gateway.connection import Connection
+from collab.gateway.socket_peer import SocketPeer
 from collab.runtime.buckets import Meters, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def loads_per_address(settings: Settings) -> Meters:
     return Meters(rate, ADDRESS_LOAD_BURST_SECONDS * rate)
 
 
-async def refused(limit: RateLimit, conn: Connection, size: int) -> bool:
+async def refused(limit: RateLimit, conn: SocketPeer, size: int) -> bool:
     """Count one message of `size` against `limit`, pacing the connection past it (the
     caller reads nothing meanwhile). A connection paced without a break for longer
     than the grace is closed with 4429: returns True, and the caller stops reading."""

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from collab.actors.room import Room
 from collab.errors import BadRequest
-from collab.gateway.keys import SYSTEM
+from collab.gateway.app_keys import SYSTEM
 from collab.gateway.names import parse_key
 from collab.runtime.refs import ActorRef
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from collab.config import Settings, redact_url
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.app import build_app
+from collab.gateway.app_keys import PENDING_AUTH
 from collab.gateway.drain import drain
-from collab.gateway.keys import PENDING_AUTH
 from collab.gateway.listener import Listener, connection_capacity, descriptor_limit
 from collab.gateway.preauth import PendingAuth
 from collab.gateway.sockets import SOCKETS, Sockets

@@ -29,8 +29,8 @@ from http import HTTPStatus
 from aiohttp import web
 
 from collab.gateway.addresses import ConnectionsPerAddress, TooManyConnections
+from collab.gateway.app_keys import GATEKEEPER
 from collab.gateway.http_auth import PRINCIPAL
-from collab.gateway.keys import GATEKEEPER
 from collab.gateway.preauth import PendingAuth
 from collab.logs import Throttled
 

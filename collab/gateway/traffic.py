@@ -2,7 +2,7 @@
 and how sockets ended (close codes) or were refused before the upgrade (error codes).
 
 Plain integers, bumped where frames are read (the endpoint handlers) and written
-(`Connection`), and read by `/metrics` at scrape time: counting a frame costs a
+(`SocketPeer`), and read by `/metrics` at scrape time: counting a frame costs a
 dict lookup and two additions, with no lock and no Prometheus object on the
 path every update takes. Kinds are a fixed set named here, so a label can never
 carry a document, room, user or key name, whatever a client sends.

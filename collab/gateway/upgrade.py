@@ -25,8 +25,7 @@ from collab.config import MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import BadRequest, CloseCode, Forbidden, ShuttingDown
 from collab.gateway.access import Admission, MissingCredentials
 from collab.gateway.addresses import client_address
-from collab.gateway.connection import Connection
-from collab.gateway.keys import (
+from collab.gateway.app_keys import (
     ADDRESSES,
     CONNECTIONS,
     GATEKEEPER,
@@ -35,6 +34,7 @@ from collab.gateway.keys import (
     SYSTEM,
 )
 from collab.gateway.preauth import PREAUTH_READER_LIMIT, Unauthenticated
+from collab.gateway.socket_peer import SocketPeer
 from collab.gateway.traffic import EndpointTraffic
 from collab.logs import Throttled
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: TCP connection; bounds how long a shutdown can be held up by silent peers.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
-C = TypeVar("C", bound=Connection)
+C = TypeVar("C", bound=SocketPeer)
 
 #: One line per 10 s: a client may open sockets only to send them too much.
 _too_big = Throttled(log)

@@ -29,7 +29,7 @@ from collab.auth import Principal, parse_limits
 from collab.cluster.bus import Bus
 from collab.cluster.leases import PREFIX
 from collab.errors import CloseCode
-from collab.gateway.connection import Connection
+from collab.gateway.socket_peer import SocketPeer
 from collab.runtime.system import ActorSystem
 from collab.storage.base import LimitUser, RevokeUser, WriteOp
 
@@ -86,7 +86,7 @@ class UserRules:
         self._revoked: dict[str, float] = {}
         self._limits: dict[str, tuple[Limits, float]] = {}
         self._system: ActorSystem | None = None
-        self._connections: Iterable[Connection] = ()
+        self._connections: Iterable[SocketPeer] = ()
         self._bus: Bus | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -103,7 +103,7 @@ class UserRules:
 
     # -- lifetime -----------------------------------------------------------------
 
-    async def start(self, system: ActorSystem, connections: Iterable[Connection],
+    async def start(self, system: ActorSystem, connections: Iterable[SocketPeer],
                     bus: Bus | None = None) -> None:
         """Enforce what the store holds, and apply changes from now on to
         `connections` (this process's live sockets). With `bus` (cluster mode), listen
@@ -191,7 +191,7 @@ class UserRules:
             downgraded += outcome == DOWNGRADED
         return Applied(closed, downgraded)
 
-    def settle(self, conn: Connection) -> str | None:
+    def settle(self, conn: SocketPeer) -> str | None:
         """Bring one admitted socket in line with the rules: close it if its user was
         revoked after it was admitted, or if it may no longer read what it holds;
         lower its permissions otherwise. Returns CLOSED, DOWNGRADED or None."""

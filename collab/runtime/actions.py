@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from collab.errors import CloseCode, CollabError
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 
 if TYPE_CHECKING:
     from collab.runtime.mailbox import ActorBase

@@ -16,7 +16,7 @@ from typing import Any
 
 from collab.protocol.native import actor_event
 from collab.runtime.peer import Peer
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 
 _ids = itertools.count(1)
 

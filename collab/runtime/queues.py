@@ -25,7 +25,7 @@ from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, marked_methods, refuse_runtime_names
 from collab.runtime.replies import answer_with, fail, settle, settle_after
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 from collab.storage.base import (
     DeleteQueueMessage,
     PutQueueMessage,

@@ -1,6 +1,7 @@
 """References to actors: `ActorRef` (call an action, send to a queue, start a
-workflow, ask anything with a timeout) and `QueueRef`. Requests go through
-`actions.ask`, the one way to send an actor a request and bound the wait."""
+workflow, ask anything with a timeout), `QueueRef`, and `Route` (a socket's way to
+one actor, kept between messages). Requests go through `actions.ask`, the one way
+to send an actor a request and bound the wait."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from collab.protocol.text import InvalidText, check_column
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, ActionError, CallAction, ask
 from collab.runtime.queues import QueueInspect, QueueRedrive, QueueSend, encode_message
+from collab.runtime.travels import travel_of
 from collab.runtime.workflows import WorkflowStart, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -90,3 +92,32 @@ class QueueRef:
     async def redrive(self) -> int:
         """Move the dead letters back to the end of the queue; returns how many."""
         return await self.actor.ask(lambda reply: QueueRedrive(self.name, reply), "redrive")
+
+
+class Route:
+    """One socket's way to one actor: the live instance here, or the relay to the
+    process that owns it, found again whenever the one it used stops taking
+    messages (a failed load that turned into a relay, a relay whose owner went
+    away). Posting through it skips the system's lookup for every message."""
+
+    __slots__ = ("cls", "key", "system", "target")
+
+    def __init__(self, system: ActorSystem, cls: type, key: str) -> None:
+        self.system = system
+        self.cls = cls
+        self.key = key
+        self.target: Any = None
+
+    def post(self, message: Any) -> None:
+        target = self.target
+        if target is not None and target.post(message):
+            return
+        travel = travel_of(message)
+        if travel is not None and travel.closes:
+            # Leaving: only an instance or relay that is there now can care; never
+            # wake an actor just to say goodbye to it.
+            self.target = self.system.present(self.cls, self.key)
+            if self.target is not None:
+                self.target.post(message)
+            return
+        self.target = self.system.post(self.cls, self.key, message)

@@ -26,7 +26,7 @@ from collab.protocol.codec import pack, unpack
 from collab.protocol.text import MAX_ERROR_CHARS, storable
 from collab.runtime.actions import ActionError, CallAction, ask, marked_methods
 from collab.runtime.replies import answer_with, fail, settle_after
-from collab.runtime.wire import travels
+from collab.runtime.travels import travels
 from collab.storage.base import DeleteTimer, PutTimer, PutWorkflow, TimerRecord, WorkflowRecord
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """A client's WebSocket as seen by actors: write pre-encoded frames, or close.
 
 Shared by both endpoints: `/yjs` writes Yjs messages as raw frames, `/ws`
-(a subclass in gateway/native.py) wraps them in native events.
+(a subclass in gateway/ws_endpoint.py) wraps them in native events.
 
 Frames are written straight to the transport (the same bytes for every peer of
 a broadcast), so an actor never awaits a socket. The transport's buffer is the
@@ -44,7 +44,7 @@ def sync_allowance(max_document_bytes: int) -> int:
     return (max_document_bytes or DEFAULT_MAX_DOCUMENT_BYTES) + AWARENESS_MAX_BYTES
 
 
-class Connection:
+class SocketPeer:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
 
@@ -84,7 +84,7 @@ class Connection:
         self.closed_with: int | None = None
 
     def __repr__(self) -> str:
-        return f"<Connection {self.id} {self.remote}>"
+        return f"<SocketPeer {self.id} {self.remote}>"
 
     @property
     def closed(self) -> bool:

@@ -24,12 +24,11 @@ from collab.actors.room import Room
 from collab.auth import Principal
 from collab.errors import CloseCode, CollabError, Forbidden
 from collab.gateway.access import require
-from collab.gateway.connection import Connection, sync_allowance
+from collab.gateway.app_keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
-from collab.gateway.keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.names import parse_key
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
-from collab.gateway.route import Route
+from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
 from collab.gateway.upgrade import websocket
 from collab.protocol import native
@@ -38,6 +37,7 @@ from collab.runtime.actions import CallAction, RateLimited, bound, check_depth
 from collab.runtime.actor import Actor
 from collab.runtime.connections import Connect, Disconnect
 from collab.runtime.queues import QueueSend, encode_message
+from collab.runtime.refs import Route
 from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class InvalidRequest(CollabError):
     code = "bad_request"
 
 
-class NativeConnection(Connection):
+class NativeSocketPeer(SocketPeer):
     """A `/ws` socket: the Peer of its documents and actor connections."""
 
     echo_ack = False  # each doc.update has its own answer, sent after the commit
@@ -64,7 +64,7 @@ class NativeConnection(Connection):
 
     def send_out(self, out: Outgoing, binary: bool | None = None, asked: bool = False) -> None:
         """Write `out` (in the socket's event format unless `binary` says); `asked`: the
-        client asked for it to sync (Connection.send_frame)."""
+        client asked for it to sync (SocketPeer.send_frame)."""
         try:
             frame = out.frame(self.binary if binary is None else binary)
         except (TypeError, ValueError) as exc:
@@ -101,7 +101,7 @@ _TYPE_NAMES = {"str": "a string", "bytes": "bytes (base64 in JSON)", "dict": "a 
 class Session:
     """The state of one `/ws` socket: its subscriptions and actor connections."""
 
-    def __init__(self, conn: NativeConnection, system: ActorSystem, limit: RateLimit,
+    def __init__(self, conn: NativeSocketPeer, system: ActorSystem, limit: RateLimit,
                  loads: Loads, *, first_frame: bool = True) -> None:
         self.conn = conn
         self.system = system
@@ -380,7 +380,7 @@ class Reply:
         self.session = session
         self.request_id = request_id
         self.binary = binary
-        #: The answer is what the client asked for to sync (Connection.send_frame).
+        #: The answer is what the client asked for to sync (SocketPeer.send_frame).
         self.asked = False
 
     def ok(self, result: Any) -> None:
@@ -440,7 +440,7 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, NativeConnection, "/ws", request.app[TRAFFIC].native,
+    async with websocket(request, NativeSocketPeer, "/ws", request.app[TRAFFIC].native,
                          in_band_auth=True) as (conn, unauthenticated):
         limit = RateLimit(request.app[SETTINGS])
         if unauthenticated is not None and \

@@ -8,8 +8,8 @@ from collab.assembly import Runtime
 from collab.config import Settings
 from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
-from collab.gateway.connection import Connection
 from collab.gateway.preauth import PendingAuth
+from collab.gateway.socket_peer import SocketPeer
 from collab.gateway.traffic import Traffic
 from collab.runtime.buckets import Meters
 from collab.runtime.registry import Registry
@@ -20,7 +20,7 @@ SYSTEM = web.AppKey("system", ActorSystem)
 #: The runtime assembled for this app (its system, store and, with Redis, its cluster).
 RUNTIME = web.AppKey("runtime", Runtime)
 REGISTRY = web.AppKey("registry", Registry)
-CONNECTIONS = web.AppKey("connections", set[Connection])
+CONNECTIONS = web.AppKey("connections", set[SocketPeer])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)
