@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import collab
 from collab.protocol.codec import unpack
 from collab.runtime.actions import ActionError, InvalidArguments, UnknownAction
 from collab.runtime.actor import InternalActionError, StateNotSerializable
@@ -90,3 +91,31 @@ async def test_kind_names():
     with pytest.raises(ValueError):
         type("Bad", (Counter,), {"kind": "Has Spaces"})
     assert issubclass(Counter, ActorBase)
+
+
+class Notes(collab.Actor):
+    """Actions named like the mailbox's own hooks, which are underscored."""
+
+    kind = "notes"
+
+    def initial_state(self) -> dict:
+        return {"text": ""}
+
+    @collab.action
+    def save(self, text: str) -> None:
+        self.state["text"] = text
+
+    @collab.action
+    def load(self) -> str:
+        return self.state["text"]
+
+
+async def test_actions_named_save_and_load_survive_hibernation_and_restart(runtime_factory):
+    rt = runtime_factory(collab.Registry(Notes), "notes", idle_timeout=0.1)
+    system = await rt.start()
+    await ActorRef(system, Notes, "n").call("save", "kept")
+    await until(lambda: system.loaded_count == 0)  # hibernated through the mailbox's _save
+    assert await ActorRef(system, Notes, "n").call("load") == "kept"
+    await rt.stop()
+    system = await rt.start()
+    assert await ActorRef(system, Notes, "n").call("load") == "kept"

@@ -141,7 +141,7 @@ async def stuck_app(tmp_path, monkeypatch):
     async def load_forever(self) -> None:
         await release.wait()
 
-    monkeypatch.setattr(Document, "load", load_forever)
+    monkeypatch.setattr(Document, "_load", load_forever)
     monkeypatch.setattr(docs_api, "CALL_TIMEOUT", 0.2, raising=False)
     server = TestServer(build_app(Settings(database_url=f"sqlite:///{tmp_path}/stuck.db")))
     await server.start_server()

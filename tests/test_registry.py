@@ -25,10 +25,21 @@ ACTION_NAMES = sorted(set(NAMES) - {"kind"})
 def test_the_names_come_from_the_runtime_classes():
     names = runtime_names()
     # methods of ActorBase and Actor, what they set on self, and the timers' methods
-    for name in ("save", "handle", "load", "post", "submit", "_persist", "state", "schedule",
+    for name in ("_save", "handle", "_load", "post", "submit", "_persist", "state", "schedule",
                  "conn", "key", "system", "_mailbox", "_drain_queue", "_resume_workflow"):
         assert name in names, name
-    assert "collab.runtime.actor.Actor" in names["save"]
+    assert "collab.runtime.actor.Actor" in names["_save"]
+
+
+@pytest.mark.parametrize("name", ["save", "load", "reject", "after_drain", "can_hibernate"])
+def test_names_the_mailbox_calls_are_free_for_actions(name):
+    """The hooks the mailbox calls are underscored: an action may be named `save`."""
+    def method(self) -> str:
+        return name
+
+    cls = type("Free", (collab.Actor,), {name: collab.action(method)})
+    assert name not in runtime_names()
+    collab.Registry(cls)  # accepted
 
 
 @pytest.mark.parametrize("name", ACTION_NAMES)
@@ -39,7 +50,7 @@ def test_an_action_with_a_runtime_name_is_refused_when_the_class_is_defined(name
         type("Clashing", (collab.Actor,), {name: collab.action(method)})
 
 
-@pytest.mark.parametrize("name", ["handle", "save", "load", "post", "_call"])
+@pytest.mark.parametrize("name", ["handle", "_save", "_load", "post", "_call"])
 def test_a_consumer_with_a_runtime_name_is_refused_when_the_class_is_defined(name):
     def method(self, message) -> None: ...
 

@@ -16,7 +16,7 @@ class Recorder(ActorBase):
     kind = "recorder"
     events: list[tuple[str, str]] = []
 
-    async def load(self) -> None:
+    async def _load(self) -> None:
         self.events.append(("load", self.key))
         await asyncio.sleep(0.01)
         self.busy = False
@@ -31,10 +31,10 @@ class Recorder(ActorBase):
         self.events.append((message, self.key))
         return None
 
-    def can_hibernate(self) -> bool:
+    def _can_hibernate(self) -> bool:
         return True
 
-    async def save(self, reason: str) -> None:
+    async def _save(self, reason: str) -> None:
         self.events.append((f"save:{reason}", self.key))
         await asyncio.sleep(0.05)
 

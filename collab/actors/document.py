@@ -175,7 +175,7 @@ class Compacted:
 
 @dataclass(slots=True)
 class _Outbox:
-    """Work accumulated during one mailbox drain, flushed by `after_drain`."""
+    """Work accumulated during one mailbox drain, flushed by `_after_drain`."""
 
     broadcast: list[tuple[Peer | None, bytes]] = field(default_factory=list)
     writes: list[AppendUpdate] = field(default_factory=list)
@@ -220,7 +220,7 @@ class Document(Actor):
 
     # -- lifecycle ------------------------------------------------------------
 
-    async def load(self) -> None:
+    async def _load(self) -> None:
         stored = await self.system.store.load_document(self.key)
         self.doc = doc_from_storage(stored)
         self.writers = writers_from_storage(stored)
@@ -232,13 +232,13 @@ class Document(Actor):
         self.stored_bytes = self.snapshot_bytes + self.log_bytes
         self._maybe_schedule_compaction()
 
-    def may_sleep(self) -> bool:
+    def _may_sleep(self) -> bool:
         return not self.peers
 
-    def can_hibernate(self) -> bool:
+    def _can_hibernate(self) -> bool:
         return not self.peers and not self._in_flight and not self._compacting
 
-    async def save(self, reason: str) -> None:
+    async def _save(self, reason: str) -> None:
         for peer in self.peers:  # still here when the server stops or the lease was lost
             peer.close(CloseCode.SERVICE_RESTART, "server restarting" if reason == "shutdown"
                        else "document moved to another process")
@@ -250,12 +250,12 @@ class Document(Actor):
         if self.seq > self.snapshot_seq:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
 
-    def is_request(self, message: Any) -> bool:
+    def _is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
                           | PeerUpdate | PeerAwareness | Export) \
-            or super().is_request(message)
+            or super()._is_request(message)
 
-    def reject(self, message: Any, error: BaseException) -> None:
+    def _reject(self, message: Any, error: BaseException) -> None:
         if isinstance(message, Join):
             # Shutting down: 1012; owned by a process it could not be relayed to: 1013.
             message.peer.close(close_code_for(error), _CLOSE_REASONS.get(
@@ -264,7 +264,7 @@ class Document(Actor):
                         | Export):
             fail(message.reply, error)
         else:
-            super().reject(message, error)
+            super()._reject(message, error)
 
     # -- messages -------------------------------------------------------------
 
@@ -501,7 +501,7 @@ class Document(Actor):
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 
-    def after_drain(self) -> None:
+    def _after_drain(self) -> None:
         """Broadcast what this drain applied, as one frame, to every peer that sent
         none of it; hand the log rows to group commit. The batch's senders get the
         same frame once it has committed: it carries their own updates (the durable
@@ -551,7 +551,7 @@ class Document(Actor):
                 self._drop(peer, CloseCode.TRY_AGAIN_LATER, "could not persist update")
             self.maybe_arm_idle()
             return
-        self.writes_recovered()  # a commit after a failed one carried its rows too
+        self._writes_recovered()  # a commit after a failed one carried its rows too
         self.log_rows += message.rows
         self.log_bytes += message.size
         for peer in message.senders:
@@ -561,7 +561,7 @@ class Document(Actor):
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
 
-    def writes_recovered(self) -> None:
+    def _writes_recovered(self) -> None:
         """Rows kept after a failed commit are in the log now: count them."""
         if self._kept_rows:
             self.log_rows += self._kept_rows

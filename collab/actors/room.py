@@ -603,12 +603,12 @@ class Room(Actor):
             if fut.cancelled() or fut.exception() is not None:
                 self._held.append((event, data))
                 return
-            self.writes_recovered()  # this commit carried the held rows too
+            self._writes_recovered()  # this commit carried the held rows too
             self.broadcast(event, data)
 
         commit.add_done_callback(committed)
 
-    def writes_recovered(self) -> None:
+    def _writes_recovered(self) -> None:
         """Rows whose commit failed are stored now: their events go out, in order."""
         held, self._held = self._held, []
         for event, data in held:

@@ -128,7 +128,7 @@ class Placement:
                         log.warning("%s:%s: lease not renewed for a TTL; stopping it",
                                     lease.kind, lease.key)
                         self.held.pop((lease.kind, lease.key), None)
-                        actor.ownership_lost()
+                        actor._ownership_lost()
                 continue
             renewed = loop.time()
             lost_ids = {id(lease) for lease in lost}
@@ -137,4 +137,4 @@ class Placement:
                     log.warning("lost the lease of %s:%s; stopping it here", lease.kind,
                                 lease.key)
                     self.held.pop((lease.kind, lease.key), None)
-                    actor.ownership_lost()
+                    actor._ownership_lost()

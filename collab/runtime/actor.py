@@ -192,7 +192,7 @@ class Actor(ActorBase):
 
     # -- the runtime side ---------------------------------------------------------
 
-    async def load(self) -> None:
+    async def _load(self) -> None:
         raw = await self.system.store.load_actor_state(self.kind, self.key)
         if raw is None:
             self.state = self.initial_state()
@@ -218,13 +218,13 @@ class Actor(ActorBase):
         if self._workflow_methods:
             self.workflows.load(await self.system.store.load_workflows(self.kind, self.key))
 
-    def may_sleep(self) -> bool:
+    def _may_sleep(self) -> bool:
         return not self._conns
 
-    def can_hibernate(self) -> bool:
+    def _can_hibernate(self) -> bool:
         return not self._conns and not self.workflows.busy()
 
-    async def save(self, reason: str) -> None:
+    async def _save(self, reason: str) -> None:
         for conn in self._conns.values():  # the server stops, or the lease was lost
             conn.peer.close(CloseCode.SERVICE_RESTART, "server restarting"
                               if reason == "shutdown" else f"{self.kind} moved to another process")
@@ -244,15 +244,15 @@ class Actor(ActorBase):
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 
-    def is_request(self, message: Any) -> bool:
+    def _is_request(self, message: Any) -> bool:
         return type(message) in REQUESTS or isinstance(message, OwnerRequest)
 
-    def reject(self, message: Any, error: BaseException) -> None:
+    def _reject(self, message: Any, error: BaseException) -> None:
         reply = getattr(message, "reply", None)
         if reply is not None:
             fail(reply, error)
 
-    def after_drain(self) -> None:
+    def _after_drain(self) -> None:
         self.maybe_arm_idle()
 
     async def _call(self, message: CallAction) -> None:

@@ -1,9 +1,12 @@
 """The core of every actor: a mailbox handled one message at a time, timers, hibernation.
 
-Subclasses implement `load`, `handle`, and optionally `after_drain` (runs when
-the mailbox empties: the place to flush coalesced work), `can_hibernate` and
-`save`. Timers and stop requests arrive as mailbox messages too, so actor code
-never needs a lock. Application actors build on this through `durable.Actor`.
+Subclasses implement `_load`, `handle`, and optionally `_after_drain` (runs when
+the mailbox empties: the place to flush coalesced work), `_can_hibernate` and
+`_save`. Timers and stop requests arrive as mailbox messages too, so actor code
+never needs a lock. Application actors build on this through `collab.Actor`
+(runtime/actor.py). The hooks the mailbox calls are underscored so that an
+application actor's own names (an action `save`, `load` or `reject`) never meet
+them.
 """
 
 from __future__ import annotations
@@ -75,36 +78,36 @@ class ActorBase:
 
     # -- subclass hooks -------------------------------------------------------
 
-    async def load(self) -> None:
+    async def _load(self) -> None:
         """Read state from the store. Messages posted meanwhile wait."""
 
     def handle(self, message: Any) -> Awaitable[None] | None:
         """Handle one message; may return an awaitable, awaited before the next message."""
         raise NotImplementedError
 
-    def after_drain(self) -> None:
+    def _after_drain(self) -> None:
         """Called whenever the mailbox has just been emptied."""
 
-    def may_sleep(self) -> bool:
+    def _may_sleep(self) -> bool:
         """True when no client holds this actor open, so the idle timer should run."""
-        return self.can_hibernate()
+        return self._can_hibernate()
 
-    def can_hibernate(self) -> bool:
+    def _can_hibernate(self) -> bool:
         """True when nothing needs this actor in memory right now (no clients, no
         work in flight); checked when the idle timer fires."""
         return False
 
-    async def save(self, reason: str) -> None:
+    async def _save(self, reason: str) -> None:
         """Persist everything before unloading; runs in the mailbox."""
 
-    def reject(self, message: Any, error: BaseException) -> None:
+    def _reject(self, message: Any, error: BaseException) -> None:
         """Answer a message that can never be handled (the load failed, or shutdown)."""
 
-    def writes_recovered(self) -> None:
+    def _writes_recovered(self) -> None:
         """Writes whose commit failed (their callers were told) have committed since:
         announce what was held back for them. Runs in the mailbox."""
 
-    def is_request(self, message: Any) -> bool:
+    def _is_request(self, message: Any) -> bool:
         """True for messages from outside (clients, callers) that a successor
         instance should handle; False for this instance's own timers and completions."""
         return not isinstance(message, Stop | TimerFired | WritesRecovered)
@@ -133,7 +136,7 @@ class ActorBase:
         ownership = self.system.ownership
         try:
             self.fence_token = await ownership.claim(self)
-            await self.load()
+            await self._load()
         except Exception as exc:
             if isinstance(exc, CollabError):  # expected, e.g. owned by another process
                 log.info("%s %r not loaded: %s", self.kind, self.key, exc.message)
@@ -148,7 +151,7 @@ class ActorBase:
                 if isinstance(exc, OwnedElsewhere) and ownership.redirect(
                         exc.node, type(self), self.key, message):
                     continue  # the owner handles it
-                self.reject(message, exc)
+                self._reject(message, exc)
             self.stopped.set()
             self.system.reap(self)
             return
@@ -168,18 +171,18 @@ class ActorBase:
                         self._timers.pop(IDLE_TIMER, None)
                         timeout = self.system.settings.idle_timeout
                         idle_for = loop.time() - self._last_active
-                        if idle_for >= timeout and self.can_hibernate() \
+                        if idle_for >= timeout and self._can_hibernate() \
                                 and not self.writes.busy and not mailbox:
                             await self._stop(Stop("idle"))
                             return
-                        if self.may_sleep():  # not yet: look again when it could be time
+                        if self._may_sleep():  # not yet: look again when it could be time
                             self.set_timer(IDLE_TIMER, max(timeout - idle_for, timeout / 4))
                         continue
                     if isinstance(message, OwnerRequest):
                         message.answer(self)
                         continue
                     if type(message) is WritesRecovered:
-                        self.writes_recovered()
+                        self._writes_recovered()
                         continue
                     self._last_active = loop.time()
                     result = self.handle(message)
@@ -191,7 +194,7 @@ class ActorBase:
                     log.exception("%s %r: handler failed for %s", self.kind, self.key,
                                   type(message).__name__)
             try:
-                self.after_drain()
+                self._after_drain()
             except Exception:
                 log.exception("%s %r: flush after drain failed", self.kind, self.key)
             if mailbox:
@@ -207,8 +210,8 @@ class ActorBase:
             handle.cancel()
         self._timers.clear()
         try:
-            self.after_drain()
-            await self.save(message.reason)
+            self._after_drain()
+            await self._save(message.reason)
             await self.writes.flush()
             if self.writes.kept:  # a commit failed lately: one more try before we go
                 await self.writes.barrier()
@@ -222,17 +225,17 @@ class ActorBase:
         leftovers = list(self._mailbox)
         self._mailbox.clear()
         for leftover in leftovers:  # arrived after we were forgotten
-            if not self.is_request(leftover):
+            if not self._is_request(leftover):
                 continue  # our own timers and completions mean nothing to a successor
             if self.system.closing:
-                self.reject(leftover, ShuttingDown("the server is shutting down"))
+                self._reject(leftover, ShuttingDown("the server is shutting down"))
             else:
                 self.system.post(type(self), self.key, leftover)
         return True
 
     # -- ownership ---------------------------------------------------------------
 
-    def ownership_lost(self) -> None:
+    def _ownership_lost(self) -> None:
         """Another process owns this actor now: unload (its writes are refused anyway)."""
         self.post(Stop("lease lost"))
 
@@ -271,7 +274,7 @@ class ActorBase:
 
     def maybe_arm_idle(self) -> None:
         """Arm the hibernation timer if no client holds us open; cancel it otherwise."""
-        if self.may_sleep():
+        if self._may_sleep():
             if IDLE_TIMER not in self._timers:
                 self.set_timer(IDLE_TIMER, self.system.settings.idle_timeout)
         else:

@@ -9,7 +9,7 @@ The runtime asks at four moments: an actor is about to load (`claim`: the lease
 token its writes carry, or `OwnedElsewhere`), it has saved for the last time
 (`release`), a message arrives for an actor not loaded here (`route`), and a
 load turned out to be owned elsewhere after all (`redirect`). The owner side
-calls back `ActorBase.ownership_lost` when another process takes an actor over.
+calls back `ActorBase._ownership_lost` when another process takes an actor over.
 Requests the owner side needs answered inside an actor's mailbox (one message at
 a time, like everything else) are `OwnerRequest`s.
 """
