@@ -1,15 +1,19 @@
 """Two real `collab serve` processes sharing one SQLite file and a real Redis (the
 cron and client tests with three are in test_cluster_clients.py):
-HTTP calls to either reach the actor's one owner, and when the owner is killed
-with -9 the other takes the actor over, with every acknowledged state."""
+HTTP calls to either (actor calls and the document API) reach the actor's one
+owner, and when the owner is killed with -9 the other takes the actor over, with
+every acknowledged state."""
 
 from __future__ import annotations
 
 import os
 import uuid
 
+from pycrdt import Doc, Text
+
 from tests.serverproc import ServerProcess
 from tests.waits import until
+from tests.yclient import Editor
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 APP = ("--app", "tests.apps.counter:registry")
@@ -44,6 +48,37 @@ async def test_calls_reach_the_owner_and_survive_its_kill_9(tmp_path, session):
         resp = await session.post(url(b), json={"args": [100]})
         # 10 acknowledged before the kill, 1 by b_serves' success, then 100.
         assert (await resp.json())["result"] == 111
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_the_document_api_answers_on_every_process(tmp_path, session):
+    """GET and POST /api/docs on a process that does not own the document are
+    forwarded to the one that does: every request answered, one document."""
+    doc = f"cluster-doc-{uuid.uuid4().hex[:8]}"
+    a, b = start(tmp_path, "a"), start(tmp_path, "b")
+    try:
+        writer = Editor()
+        seqs = []
+        for i in range(20):  # the first update makes A the owner; B forwards its half
+            srv = a if i % 2 == 0 else b
+            resp = await session.post(f"{srv.http_url}/api/docs/{doc}/update",
+                                      data=writer.type(f"<{i}>"))
+            assert resp.status == 200, await resp.text()
+            seqs.append((await resp.json())["seq"])
+        assert seqs == list(range(1, 21))
+        expected = "".join(f"<{i}>" for i in range(20))
+        for srv in (a, b):
+            resp = await session.get(f"{srv.http_url}/api/docs/{doc}?format=json&text=body")
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["text"]["body"] == expected
+            roots = await (await session.get(f"{srv.http_url}/api/docs/{doc}?format=json")).json()
+            assert roots == {"doc": doc, "roots": ["body"]}
+            state = await (await session.get(f"{srv.http_url}/api/docs/{doc}")).read()
+            copy = Doc()
+            copy.apply_update(state)
+            assert str(copy.get("body", type=Text)) == expected
     finally:
         a.stop()
         b.stop()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import aiohttp
 
 from tests.serverproc import ServerProcess
+from tests.yclient import Editor
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -41,5 +43,29 @@ async def test_workers_share_the_port_and_the_actors(tmp_path):
                 results.append((await resp.json())["result"])
         assert len(pids) == 2
         assert results == list(range(1, 21))  # one owner, whichever worker was asked
+    finally:
+        assert srv.stop() == 0
+
+
+async def test_workers_answer_every_document_request(tmp_path):
+    """With --workers 2 the kernel hands each connection to either worker: every
+    document read and update is answered, whichever worker owns the document."""
+    srv = ServerProcess(tmp_path / "workers.db", env={"REDIS_URL": REDIS_URL},
+                        args=("--workers", "2")).start()
+    try:
+        writer = Editor()
+        doc = f"workers-{uuid.uuid4().hex[:8]}"
+        statuses = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            for i in range(30):
+                resp = await s.post(f"{srv.http_url}/api/docs/{doc}/update",
+                                    data=writer.type(f"<{i}>"))
+                statuses.append(resp.status)
+                resp = await s.get(f"{srv.http_url}/api/docs/{doc}?format=json&text=body")
+                statuses.append(resp.status)
+                if resp.status == 200:
+                    assert (await resp.json())["text"]["body"] == "".join(
+                        f"<{j}>" for j in range(i + 1))
+        assert statuses == [200] * 60
     finally:
         assert srv.stop() == 0

@@ -132,6 +132,7 @@ class PeerAwareness:
     reply: asyncio.Future[None]
 
 
+@travels("doc.apply")
 @dataclass(frozen=True, slots=True)
 class ApplyUpdate:
     """An update from the HTTP API; `reply` gets the log seq once committed."""
@@ -148,6 +149,7 @@ class Read:
     reply: asyncio.Future[Any]
 
 
+@travels("doc.export")
 @dataclass(frozen=True, slots=True)
 class Export:
     """The whole document as one Yjs v1 update, for the HTTP export."""

@@ -220,6 +220,13 @@ class TooDeep(ValueError):
     """The root nests shared types deeper than MAX_VIEW_DEPTH: no JSON view of it."""
 
 
+def root_names(update: bytes) -> list[str]:
+    """The names of the roots of the document whose full state is `update`, sorted."""
+    doc = Doc()
+    doc.apply_update(update)
+    return sorted(doc.keys())
+
+
 def json_view(update: bytes, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Render the named roots of the document whose full state is `update`, e.g.
     {"text": ["body"], "map": ["meta"]} -> {"text": {"body": "..."}, "map": {"meta": {...}}}.

@@ -6,7 +6,8 @@ POST /api/docs/<doc>/update               apply a binary Yjs v1 update; 200 afte
 
 Reads never change the document: the JSON view is rendered from a copy of its
 state, outside the actor. Every request waits for the document's actor at most
-CALL_TIMEOUT seconds (504 call_timeout).
+CALL_TIMEOUT seconds (504 call_timeout). Both requests travel: on a process that
+does not own the document they are forwarded to the one that does.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from pycrdt import Doc
 
-from collab.actors.document import ApplyUpdate, Document, Export, Read
-from collab.actors.ydoc import SHARED_TYPES, TooDeep, UnknownRoot, WrongRootType, json_view
+from collab.actors.document import ApplyUpdate, Document, Export
+from collab.actors.ydoc import (
+    SHARED_TYPES,
+    TooDeep,
+    UnknownRoot,
+    WrongRootType,
+    json_view,
+    root_names,
+)
 from collab.errors import BadRequest
 from collab.gateway.app_keys import SYSTEM
 from collab.gateway.http_body import read_body
@@ -36,14 +43,6 @@ async def _ask(request: web.Request, name: str, make: Callable[[Any], Any], what
     return await ref.ask(make, what)
 
 
-def _state(doc: Doc) -> bytes:
-    return doc.get_update()
-
-
-def _roots(doc: Doc) -> list[str]:
-    return sorted(doc.keys())
-
-
 async def get_doc(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
     fmt = request.query.get("format", "yjs")
@@ -57,10 +56,9 @@ async def get_doc(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown query parameters {sorted(unknown)}; use "
                          f"{sorted(SHARED_TYPES)} to name shared types", code="invalid_query")
     wanted = {kind: request.query.getall(kind) for kind in SHARED_TYPES if kind in request.query}
+    state = await _ask(request, name, Export, "a read")
     if not wanted:
-        roots = await _ask(request, name, lambda reply: Read(_roots, reply), "a read")
-        return web.json_response({"doc": name, "roots": roots})
-    state = await _ask(request, name, lambda reply: Read(_state, reply), "a read")
+        return web.json_response({"doc": name, "roots": root_names(state)})
     try:
         view = json_view(state, wanted)
     except UnknownRoot as exc:
