@@ -38,7 +38,9 @@ class Runtime:
         if self.settings.redis_url:  # one of several processes sharing the store
             redis = redis_client.connect(self.settings.redis_url,
                                          verify_tls=self.settings.redis_verify_tls)
-            self.cluster = await Cluster.join(self.system, redis)
+            namespace = redis_client.namespace(self.settings.redis_url,
+                                               self.settings.redis_prefix)
+            self.cluster = await Cluster.join(self.system, redis, namespace)
         self.system.timer_waker.start()
         return self.system
 

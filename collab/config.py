@@ -7,6 +7,7 @@ reason for its value; README.md's configuration table mirrors this module.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 from collab.auth import load_public_key
@@ -126,6 +127,13 @@ DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 #: Seconds an actor's ownership lease lasts in Redis without renewal (renewed every
 #: third of it): how long a dead owner's actors stay unavailable to the others.
 DEFAULT_LEASE_TTL = 10.0
+#: The default first part of every Redis key and channel collab uses.
+DEFAULT_REDIS_PREFIX = "collab"
+REDIS_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Postgres connections per process at most. Writes use one at a time (group
+#: commit), the rest serve concurrent loads; processes x this must stay below the
+#: server's max_connections (Heroku's smallest plans allow 20 in all).
+DEFAULT_DATABASE_POOL_SIZE = 10
 #: Bytes below which COLLAB_SECRET draws a warning: RFC 7518 section 3.2 asks for an
 #: HS256 key at least as long as its 256-bit hash output.
 MIN_SECRET_BYTES = 32
@@ -168,6 +176,11 @@ class Settings:
     #: False: a `rediss://` Redis's certificate is not checked (the link stays encrypted);
     #: Heroku Redis presents a self-signed one.
     redis_verify_tls: bool = True
+    #: Prepended to every Redis key and channel of this deployment (default "collab"),
+    #: so that deployments sharing one Redis never hear each other.
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
+    #: Most Postgres connections this process opens (its asyncpg pool's size).
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
     #: Heroku sets DYNO (`web.1`) in every dyno; its presence means the disk is ephemeral.
     dyno: str | None = None
     #: HS256 key for client tokens (docs/auth.md); None with no public key: development mode.
@@ -228,6 +241,9 @@ class Settings:
             "redis_url": env.get("REDIS_URL") or None,
             "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
             "redis_verify_tls": _bool(env, "COLLAB_REDIS_VERIFY_TLS", True),
+            "redis_prefix": env.get("COLLAB_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX,
+            "database_pool_size": _int(env, "COLLAB_DATABASE_POOL_SIZE",
+                                       DEFAULT_DATABASE_POOL_SIZE),
             "dyno": env.get("DYNO") or None,
             "secret": env.get("COLLAB_SECRET") or None,
             "jwt_public_key": env.get("COLLAB_JWT_PUBLIC_KEY") or None,
@@ -291,6 +307,11 @@ class Settings:
                      "max_loads_per_second_per_ip"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or positive")
+        if not REDIS_PREFIX_PATTERN.fullmatch(self.redis_prefix):
+            raise ConfigError("COLLAB_REDIS_PREFIX must be 1 to 64 letters, digits, '-', '_' "
+                              f"or '.', got {self.redis_prefix!r}")
+        if self.database_pool_size < 1:
+            raise ConfigError("COLLAB_DATABASE_POOL_SIZE must be at least 1")
         if self.jwt_public_key:
             try:
                 load_public_key(self.jwt_public_key)

@@ -34,7 +34,9 @@ def test_settings_defaults_and_heroku_port():
 
 @pytest.mark.parametrize(
     "env",
-    [{"PORT": "http"}, {"COLLAB_IDLE_TIMEOUT": "-1"}, {"COLLAB_SQLITE_SYNCHRONOUS": "SOMETIMES"}],
+    [{"PORT": "http"}, {"COLLAB_IDLE_TIMEOUT": "-1"}, {"COLLAB_SQLITE_SYNCHRONOUS": "SOMETIMES"},
+     {"COLLAB_REDIS_PREFIX": "two words"}, {"COLLAB_REDIS_PREFIX": "x" * 65},
+     {"COLLAB_DATABASE_POOL_SIZE": "0"}],
 )
 def test_bad_settings_are_named(env):
     with pytest.raises(ConfigError) as info:

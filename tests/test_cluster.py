@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 from pycrdt import Doc, Text
 
+from tests.nclient import NClient
 from tests.serverproc import ServerProcess
 from tests.waits import until
 from tests.yclient import Editor
@@ -82,3 +84,59 @@ async def test_the_document_api_answers_on_every_process(tmp_path, session):
     finally:
         a.stop()
         b.stop()
+
+
+def deployment(tmp_path, name: str, redis_url: str, prefix: str | None = None):
+    """Two processes of one deployment: its own store, its Redis database and prefix."""
+    env = {"REDIS_URL": redis_url, "COLLAB_LEASE_TTL": "1"}
+    if prefix is not None:
+        env["COLLAB_REDIS_PREFIX"] = prefix
+    return [ServerProcess(tmp_path / f"{name}-{i}.db",
+                          database_url=f"sqlite:///{tmp_path}/{name}.db", env=env).start()
+            for i in range(2)]
+
+
+async def test_deployments_sharing_one_redis_do_not_hear_each_other(tmp_path, session):
+    """Pub/sub ignores database numbers: each deployment's keys and channels carry its
+    namespace (the database and COLLAB_REDIS_PREFIX), so three deployments serving a
+    document of the same name over two processes each deliver all their own updates
+    across processes, nothing of the others', and close no socket."""
+    parts = urlsplit(REDIS_URL)
+    db1 = urlunsplit(parts._replace(path="/1"))
+    doc = f"same-name-{uuid.uuid4().hex[:8]}"
+    deployments = {"zero": deployment(tmp_path, "zero", REDIS_URL),
+                   "one": deployment(tmp_path, "one", db1),
+                   "named": deployment(tmp_path, "named", REDIS_URL, prefix="other-app")}
+    try:
+        sides = {}
+        for name, (owner, other) in deployments.items():
+            reader = await NClient.connect(session, owner.http_url)  # owns the document
+            await reader.request("doc.subscribe", doc=doc, sv=Doc().get_state())
+            writer = await NClient.connect(session, other.http_url)  # relayed to the owner
+            await writer.request("doc.subscribe", doc=doc, sv=Doc().get_state())
+            sides[name] = (reader, writer, Editor())
+        for n in range(30):
+            for name, (_, writer, editor) in sides.items():
+                await writer.request("doc.update", doc=doc, update=editor.type(f"<{name}{n}>"))
+        for name, (reader, writer, _) in sides.items():
+            copy = Doc()
+
+            def caught_up(reader=reader, copy=copy, name=name) -> bool:
+                for event in reader.events:
+                    if event["event"] == "doc.update":
+                        copy.apply_update(event["update"])
+                return str(copy.get("body", type=Text)) == "".join(
+                    f"<{name}{n}>" for n in range(30))
+
+            await until(caught_up)
+            assert not reader.ws.closed and not writer.ws.closed
+            assert not [e for e in reader.events + writer.events
+                        if e["event"] not in ("doc.update", "doc.awareness")], name
+        for name, (owner, _) in deployments.items():
+            resp = await session.get(f"{owner.http_url}/api/docs/{doc}?format=json&text=body")
+            assert (await resp.json())["text"]["body"] == "".join(
+                f"<{name}{n}>" for n in range(30))
+    finally:
+        for servers in deployments.values():
+            for srv in servers:
+                srv.stop()

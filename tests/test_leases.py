@@ -10,7 +10,8 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from collab.cluster.leases import PREFIX, HeldElsewhere, Lease, Leases
+from collab.cluster.client import namespace
+from collab.cluster.leases import HeldElsewhere, Lease, Leases
 from tests.waits import until
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -32,7 +33,7 @@ async def kind(redis):
     """An actor kind of this test's own, its keys deleted afterwards."""
     name = f"t{uuid.uuid4().hex[:12]}"
     yield name
-    keys = [k async for k in redis.scan_iter(match=f"{PREFIX}:*{{{name}:*")]
+    keys = [k async for k in redis.scan_iter(match=f"collab:*{{{name}:*")]
     if keys:
         await redis.delete(*keys)
 
@@ -58,7 +59,7 @@ async def test_tokens_stay_above_the_store_after_redis_lost_its_counters(redis, 
     lease = await a.acquire(kind, "doc", floor=0)
     assert lease.token == 1
     await a.release(lease)
-    await redis.delete(*Leases._keys(kind, "doc"))  # what a restart does
+    await redis.delete(*a._keys(kind, "doc"))  # what a restart does
     again = await a.acquire(kind, "doc", floor=7)
     assert again.token == 8
     await a.release(again)
@@ -92,3 +93,18 @@ async def test_a_race_of_nodes_has_one_winner(redis, kind):
 def test_node_ids_cannot_contain_the_separator():
     with pytest.raises(ValueError):
         Leases(None, "a:b")  # type: ignore[arg-type]
+
+
+def test_the_namespace_names_the_database_and_the_prefix():
+    assert namespace("redis://127.0.0.1:6379/0") == "collab"
+    assert namespace("redis://127.0.0.1:6379") == "collab"
+    assert namespace("redis://127.0.0.1:6379/3") == "collab:db3"
+    assert namespace("rediss://:pw@host:6380?db=2", "app") == "app:db2"
+
+
+async def test_leases_of_two_namespaces_are_apart(redis):
+    name = f"ns-{uuid.uuid4().hex[:8]}"
+    here, there = Leases(redis, "node-a"), Leases(redis, "node-b", namespace="elsewhere")
+    assert isinstance(await here.acquire("doc", name), Lease)
+    assert isinstance(await there.acquire("doc", name), Lease)  # not held by node-a
+    assert await redis.exists(f"elsewhere:lease:{{doc:{name}}}")

@@ -22,8 +22,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from collab.cluster.leases import PREFIX
-
 log = logging.getLogger(__name__)
 
 #: Seconds `start` waits for the first subscription before serving anyway.
@@ -36,14 +34,11 @@ STOP_TIMEOUT = 2.0
 Handler = Callable[[bytes], None]
 
 
-def node_channel(node: str) -> str:
-    """Where requests for process `node` go; it is subscribed while the process lives."""
-    return f"{PREFIX}:node:{node}"
-
-
 class Bus:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, namespace: str = "collab") -> None:
         self.redis = redis
+        #: The first part of every channel: one deployment's (cluster/client.py).
+        self.namespace = namespace
         self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
         self._pubsub: Any = None  # the live subscriber, while connected
@@ -57,6 +52,19 @@ class Bus:
         self.down_since: float | None = None
         self.published = 0
         self._stopping = False
+
+    def channel(self, name: str) -> str:
+        """Channel `name` of this deployment."""
+        return f"{self.namespace}:{name}"
+
+    def node_channel(self, node: str) -> str:
+        """Where requests for process `node` go; subscribed while the process lives."""
+        return self.channel(f"node:{node}")
+
+    def actor_channel(self, kind: str, key: str) -> str:
+        """Where the owner of actor (kind, key) publishes for the relays of other
+        processes (cluster/fanout.py)."""
+        return self.channel(f"actor:{kind}:{key}")
 
     async def start(self) -> None:
         """Start listening and publishing; waits (bounded) for the first subscription.

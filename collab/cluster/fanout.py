@@ -22,8 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from collab.cluster.bus import Bus, node_channel
-from collab.cluster.leases import PREFIX
+from collab.cluster.bus import Bus
 from collab.errors import CollabError
 from collab.protocol import ywire
 from collab.protocol.codec import pack
@@ -44,10 +43,6 @@ REPLAY_BYTES = 16 * 1024 * 1024
 
 #: Item kinds: a Yjs message, an actor event, close one socket, the actor stopped here.
 YJS, EVENT, CLOSE, END = "y", "e", "x", "end"
-
-
-def actor_channel(kind: str, key: str) -> str:
-    return f"{PREFIX}:actor:{kind}:{key}"
 
 
 class ReplayUnavailable(CollabError):
@@ -214,11 +209,12 @@ class RemotePeers:
         return self.fanout_for(actor) if actor is not None else None
 
     def node_channels(self) -> set[str]:
-        return {node_channel(node) for _, _, node, _ in self._peers}
+        return {self.bus.node_channel(node) for _, _, node, _ in self._peers}
 
     def node_gone(self, channel: str) -> None:
         """Process behind `channel` is gone: its sockets leave their actors."""
-        gone = [peer for peer in self._peers.values() if node_channel(peer.node) == channel]
+        gone = [peer for peer in self._peers.values()
+                if self.bus.node_channel(peer.node) == channel]
         if gone:
             log.warning("%s has no listener: dropping its %d sockets", channel, len(gone))
         for peer in gone:
@@ -240,7 +236,7 @@ class Fanout:
 
     def __init__(self, bus: Bus, kind: str, key: str, token: int) -> None:
         self.bus = bus
-        self.channel = actor_channel(kind, key)
+        self.channel = bus.actor_channel(kind, key)
         self.token = token
         self.seq = 0
         self._recent: deque[tuple[int, bytes]] = deque()

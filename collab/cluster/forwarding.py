@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from collab.cluster.bus import Bus, node_channel
+from collab.cluster.bus import Bus
 from collab.cluster.fanout import RemotePeer, RemotePeers
 from collab.errors import CollabError, error_for
 from collab.protocol.codec import pack, unpack
@@ -63,7 +63,7 @@ class Forwarder:
 
     async def subscribe(self) -> None:
         """Listen on this process's channel (before the bus starts)."""
-        await self.bus.subscribe(node_channel(self.node), self._received)
+        await self.bus.subscribe(self.bus.node_channel(self.node), self._received)
 
     def from_afar(self, message: Any) -> bool:
         """True for a message another process sent here: it is never sent on again."""
@@ -131,7 +131,8 @@ class Forwarder:
     def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, {}
         for node, (items, unheards) in outgoing.items():
-            received = self.bus.publish(node_channel(node), pack(items), count=bool(unheards))
+            received = self.bus.publish(self.bus.node_channel(node), pack(items),
+                                        count=bool(unheards))
             if received is not None:
                 received.add_done_callback(lambda fut, waiting=unheards: _check(fut, waiting))
 
@@ -160,7 +161,7 @@ class Forwarder:
             try:
                 self._handle(unpack(item))
             except Exception:  # one bad message must not drop the rest of its batch
-                log.exception("bad message on %s", node_channel(self.node))
+                log.exception("bad message on %s", self.bus.node_channel(self.node))
 
     def _handle(self, message: dict[str, Any]) -> None:
         if "answer" in message:

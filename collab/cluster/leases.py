@@ -17,8 +17,6 @@ from redis.asyncio import Redis
 
 from collab.errors import CollabError
 
-PREFIX = "collab"
-
 #: KEYS: lease, fence counter. ARGV: node, ttl ms, floor (the store's last token:
 #: a Redis restarted without its data starts counting again above it).
 #: Returns {1, token} when the caller owns the lease (new or already its own),
@@ -86,20 +84,23 @@ class HeldElsewhere:
 class Leases:
     """This node's view of actor ownership in Redis."""
 
-    def __init__(self, redis: Redis, node: str, ttl: float = 10.0) -> None:
+    def __init__(self, redis: Redis, node: str, ttl: float = 10.0,
+                 namespace: str = "collab") -> None:
         if ":" in node:
             raise ValueError("a node id may not contain ':'")
         self.redis = redis
+        #: The first part of every key: one deployment's (cluster/client.py).
+        self.namespace = namespace
         self.node = node
         self.ttl_ms = int(ttl * 1000)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
-    @staticmethod
-    def _keys(kind: str, key: str) -> list[str]:
+    def _keys(self, kind: str, key: str) -> list[str]:
         # One hash tag per actor: the lease and its counter live on one Redis Cluster slot.
-        return [f"{PREFIX}:lease:{{{kind}:{key}}}", f"{PREFIX}:fence:{{{kind}:{key}}}"]
+        ns = self.namespace
+        return [f"{ns}:lease:{{{kind}:{key}}}", f"{ns}:fence:{{{kind}:{key}}}"]
 
     async def acquire(self, kind: str, key: str, floor: int = 0) -> Lease | HeldElsewhere:
         """Own (kind, key), or learn who does. Owning it again is a renewal. A new

@@ -29,19 +29,20 @@ from collab.runtime.travels import peer_of, travel_of
 class Cluster(Ownership):
     """The ownership layer of one process among several."""
 
-    def __init__(self, system: ActorSystem, redis: Redis) -> None:
+    def __init__(self, system: ActorSystem, redis: Redis, namespace: str = "collab") -> None:
         self.system = system
         self.redis = redis
         ttl = system.settings.lease_ttl
-        self.placement = Placement(redis, ttl)
-        self.bus = Bus(redis)
+        self.placement = Placement(redis, ttl, namespace=namespace)
+        self.bus = Bus(redis, namespace)
         self.forwarder = Forwarder(system, self.bus, self.placement.node)
         self.relays = Relays(self.forwarder, self.bus, ttl / 3)
 
     @classmethod
-    async def join(cls, system: ActorSystem, redis: Redis) -> Cluster:
-        """Make `system` one of several processes: claim leases, listen on its channel."""
-        cluster = cls(system, redis)
+    async def join(cls, system: ActorSystem, redis: Redis, namespace: str = "collab") -> Cluster:
+        """Make `system` one of several processes of the deployment whose Redis keys and
+        channels start with `namespace`: claim leases, listen on its channel."""
+        cluster = cls(system, redis, namespace)
         cluster.placement.start()
         await cluster.forwarder.subscribe()
         await cluster.bus.start()

@@ -46,10 +46,11 @@ def node_id() -> str:
 
 
 class Placement:
-    def __init__(self, redis: Redis, ttl: float, node: str | None = None) -> None:
+    def __init__(self, redis: Redis, ttl: float, node: str | None = None,
+                 namespace: str = "collab") -> None:
         self.redis = redis
         self.ttl = ttl
-        self.leases = Leases(redis, node or node_id(), ttl)
+        self.leases = Leases(redis, node or node_id(), ttl, namespace)
         self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
         #: Owners seen elsewhere, (node, loop time to stop believing it): requests go
         #: straight to them, without a local instance and a failed claim each time.

@@ -24,8 +24,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from collab.cluster.bus import Bus, node_channel
-from collab.cluster.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume, actor_channel
+from collab.cluster.bus import Bus
+from collab.cluster.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume
 from collab.errors import CloseCode, CollabError
 from collab.protocol import ywire
 from collab.protocol.codec import unpack
@@ -60,7 +60,7 @@ class Relay:
         self.kind = kind
         self.key = key
         self.owner = owner
-        self.channel = actor_channel(kind, key)
+        self.channel = relays.bus.actor_channel(kind, key)
         self.peers: dict[str, Any] = {}  # this process's sockets, by id
         self._rejoin: dict[str, Any] = {}  # opening messages to send again after a resync
         self._opening: dict[str, asyncio.Future[Any]] = {}  # joins waiting for their answer
@@ -350,11 +350,11 @@ class Relays:
         return len(self._relays)
 
     def _owner_channels(self) -> set[str]:
-        return {node_channel(relay.owner) for relay in self._relays.values()}
+        return {self.bus.node_channel(relay.owner) for relay in self._relays.values()}
 
     def _owner_gone(self, channel: str) -> None:
         for relay in list(self._relays.values()):
-            if node_channel(relay.owner) == channel:
+            if self.bus.node_channel(relay.owner) == channel:
                 relay.lost(f"the process that owns {relay.kind}:{relay.key} is gone")
 
     async def _close_when_cut_off(self) -> None:

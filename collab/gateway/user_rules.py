@@ -27,7 +27,6 @@ from typing import Any
 
 from collab.auth import Principal, parse_limits
 from collab.cluster.bus import Bus
-from collab.cluster.leases import PREFIX
 from collab.errors import CloseCode
 from collab.gateway.socket_peer import SocketPeer
 from collab.runtime.system import ActorSystem
@@ -36,7 +35,7 @@ from collab.storage.base import LimitUser, RevokeUser, WriteOp
 log = logging.getLogger(__name__)
 
 #: The Redis channel every process subscribes to for decisions made elsewhere.
-CHANNEL = f"{PREFIX}:user-rules"
+CHANNEL = "user-rules"  # in the deployment's namespace (Bus.channel)
 #: Seconds a change waits for Redis to take the message before answering anyway
 #: (it is stored already; other processes then learn of it when their pub/sub
 #: reconnects, at their next resync, or at their next start).
@@ -113,7 +112,7 @@ class UserRules:
         if bus is not None:
             self._bus = bus
             self._bus.on_reconnect(self._reload_soon)
-            await self._bus.subscribe(CHANNEL, self._heard)
+            await self._bus.subscribe(self._bus.channel(CHANNEL), self._heard)
         await self._load(apply=False)
         if self._bus is not None:
             self._spawn(self._resync_forever(), "user-rules-resync")
@@ -121,7 +120,7 @@ class UserRules:
     async def stop(self) -> None:
         """Stop listening; the store keeps everything for the next start."""
         if self._bus is not None:
-            self._bus.unsubscribe(CHANNEL)
+            self._bus.unsubscribe(self._bus.channel(CHANNEL))
             self._bus = None
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
@@ -159,7 +158,8 @@ class UserRules:
             raise RuntimeError("UserRules.start() first")
         await self._system.committer.submit([op])
         if self._bus is not None:
-            sent = self._bus.publish(CHANNEL, json.dumps(message).encode(), count=True)
+            sent = self._bus.publish(self._bus.channel(CHANNEL), json.dumps(message).encode(),
+                                     count=True)
             assert sent is not None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PUBLISH_TIMEOUT):

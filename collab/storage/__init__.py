@@ -16,6 +16,6 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("postgres:", "postgresql:")):
         from collab.storage.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=settings.database_pool_size)
     raise ValueError(f"unsupported DATABASE_URL {url.split(':', 1)[0]}:... "
                      "(supported: sqlite:///path.db, postgres://user:password@host/database)")

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from collab.config import DEFAULT_DATABASE_POOL_SIZE
 from collab.errors import StoreUnavailable
 from collab.storage.base import (
     AppendUpdate,
@@ -62,10 +63,6 @@ R = TypeVar("R")
 SCHEMES = ("postgres", "postgresql")
 #: Connections kept open when idle: one serves the committer or a read at once.
 POOL_MIN_SIZE = 1
-#: Connections per process at most. Writes use one at a time (group commit), the
-#: rest serve concurrent loads. Heroku's smallest plans allow 20 connections in
-#: all, so two processes fit.
-POOL_MAX_SIZE = 10
 #: The key of the transaction-level advisory lock `migrate` holds, so that two
 #: processes migrating at once take turns (b"collab" as a number).
 MIGRATION_LOCK_KEY = int.from_bytes(b"collab", "big")
@@ -228,11 +225,13 @@ def _room_row(m: RoomMessage) -> tuple:
 class PostgresStore(Store):
     """A Store on Postgres; `url` is a libpq-style URL (postgres:// or postgresql://)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_DATABASE_POOL_SIZE) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"not a Postgres URL: {url.split(':', 1)[0]}:... "
                              "(expected postgres://user:password@host:port/database)")
         self.url = url
+        #: Connections at most (COLLAB_DATABASE_POOL_SIZE).
+        self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -242,8 +241,8 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=POOL_MIN_SIZE,
-                                                   max_size=POOL_MAX_SIZE)
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=min(POOL_MIN_SIZE, self.pool_size), max_size=self.pool_size)
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConnectionError(
                 f"cannot connect to Postgres at {_where(self.url)}: {exc}") from exc
