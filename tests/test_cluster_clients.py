@@ -136,7 +136,11 @@ async def test_chat_members_on_three_processes_see_one_order(cluster, session):
 async def native_subscribe(session, srv: ServerProcess, doc: str, ydoc: Doc) -> NClient:
     """A /ws client subscribed to `doc`, applying the updates it is sent to `ydoc`."""
     client = await NClient.connect(session, srv.http_url)
-    answer = await client.request("doc.subscribe", doc=doc, sv=ydoc.get_state())
+    try:
+        answer = await client.request("doc.subscribe", doc=doc, sv=ydoc.get_state())
+    except BaseException:
+        await client.close()  # a refused join must not hold a connection of the session
+        raise
     ydoc.apply_update(answer["update"])
     return client
 
