@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from collab.cluster.client import namespace
-from collab.cluster.leases import HeldElsewhere, Lease, Leases
+from collab.cluster.leases import FENCE_TTL_MS, HeldElsewhere, Lease, Leases
 from tests.waits import until
 
 REDIS_URL = os.environ.get("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -108,3 +108,16 @@ async def test_leases_of_two_namespaces_are_apart(redis):
     assert isinstance(await here.acquire("doc", name), Lease)
     assert isinstance(await there.acquire("doc", name), Lease)  # not held by node-a
     assert await redis.exists(f"elsewhere:lease:{{doc:{name}}}")
+
+
+async def test_fence_counters_of_actors_nobody_owns_expire(redis, kind):
+    """A counter lives FENCE_TTL_MS after its actor was last acquired or renewed, so
+    counters of actors nobody owns any more do not pile up in Redis."""
+    a = Leases(redis, "node-a")
+    lease = await a.acquire(kind, "doc")
+    fence_key = a._keys(kind, "doc")[1]
+    assert 0 < await redis.pttl(fence_key) <= FENCE_TTL_MS
+    await redis.pexpire(fence_key, 1000)
+    assert await a.renew([lease]) == []
+    assert await redis.pttl(fence_key) > 1000  # renewing keeps it
+    await a.release(lease)

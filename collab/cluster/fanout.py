@@ -10,8 +10,10 @@ own sockets. A broadcast to 50 remote peers on 3 processes is one publish.
 
 Every published item carries the owner's fence token and a sequence number
 that grows by one per item, so a relay sees a gap (an item Redis dropped) or
-a new owner at once. The last items are kept for a while, so a relay that
-missed some asks for them again (`RelayResume`) instead of starting over.
+a new owner at once. The last items are kept for a while (REPLAY_SECONDS, at most
+REPLAY_BYTES per actor), so a relay that missed some asks for them again
+(`RelayResume`) instead of starting over; one that asks later gets
+`replay_unavailable` and its clients resync from scratch.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Items an owner keeps for relays that missed some, and their total size cap.
+#: Items an owner keeps for relays that missed some: how many, how many bytes in all,
+#: and for how long. A relay resumes within a second or two of a gap or a Redis
+#: reconnect; an actor that goes quiet lets go of its items after REPLAY_SECONDS.
 REPLAY_DEPTH = 4096
-REPLAY_BYTES = 16 * 1024 * 1024
+REPLAY_BYTES = 1024 * 1024
+REPLAY_SECONDS = 30.0
 
 #: Item kinds: a Yjs message, an actor event, close one socket, the actor stopped here.
 YJS, EVENT, CLOSE, END = "y", "e", "x", "end"
@@ -158,6 +163,14 @@ class RemotePeers:
         self._peers: dict[tuple[str, str, str, str], RemotePeer] = {}
         self._fanouts: dict[tuple[str, str], tuple[ActorBase, Fanout]] = {}
 
+    def trim_replays(self) -> int:
+        """Trim every owned actor's replay items by age; returns the bytes still kept."""
+        kept = 0
+        for _, fanout in self._fanouts.values():
+            fanout.trim()
+            kept += fanout.kept_bytes
+        return kept
+
     def fanout_for(self, actor: ActorBase) -> Fanout:
         """What `actor` (live here) publishes for relays, created on first use."""
         ident = (actor.kind, actor.key)
@@ -239,7 +252,8 @@ class Fanout:
         self.channel = bus.actor_channel(kind, key)
         self.token = token
         self.seq = 0
-        self._recent: deque[tuple[int, bytes]] = deque()
+        #: (seq, payload, loop time published), oldest first.
+        self._recent: deque[tuple[int, bytes, float]] = deque()
         self._recent_bytes = 0
         self._entries: list[tuple[str, Any, dict[str, list[str]]]] = []
 
@@ -280,20 +294,32 @@ class Fanout:
         self.flush()
         if from_seq > self.seq:
             return {"t": self.token, "items": []}
+        self.trim()
         recent = self._recent
         if not recent or recent[0][0] > from_seq:
             raise ReplayUnavailable(f"items from {from_seq} are no longer kept "
                                     f"(oldest kept: {recent[0][0] if recent else self.seq + 1})")
-        return {"t": self.token, "items": [payload for seq, payload in recent if seq >= from_seq]}
+        return {"t": self.token,
+                "items": [payload for seq, payload, _ in recent if seq >= from_seq]}
+
+    @property
+    def kept_bytes(self) -> int:
+        return self._recent_bytes
+
+    def trim(self) -> None:
+        """Let go of the items past REPLAY_DEPTH, REPLAY_BYTES or REPLAY_SECONDS."""
+        recent = self._recent
+        oldest = asyncio.get_running_loop().time() - REPLAY_SECONDS
+        while recent and (len(recent) > REPLAY_DEPTH or self._recent_bytes > REPLAY_BYTES
+                          or recent[0][2] < oldest):
+            self._recent_bytes -= len(recent.popleft()[1])
 
     def _publish(self, item: dict[str, Any]) -> None:
         self.seq += 1
         item["t"] = self.token
         item["s"] = self.seq
         payload = pack(item)
-        recent = self._recent
-        recent.append((self.seq, payload))
+        self._recent.append((self.seq, payload, asyncio.get_running_loop().time()))
         self._recent_bytes += len(payload)
-        while len(recent) > REPLAY_DEPTH or self._recent_bytes > REPLAY_BYTES:
-            self._recent_bytes -= len(recent.popleft()[1])
+        self.trim()
         self.bus.publish(self.channel, payload)

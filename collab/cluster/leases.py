@@ -17,8 +17,13 @@ from redis.asyncio import Redis
 
 from collab.errors import CollabError
 
+#: Milliseconds a fence counter outlives the last time its actor was owned: counters
+#: of actors nobody owns any more go away. One that expired counts again from the
+#: store's last token (the floor), as after a Redis restart without its data.
+FENCE_TTL_MS = 30 * 24 * 3600 * 1000
+
 #: KEYS: lease, fence counter. ARGV: node, ttl ms, floor (the store's last token:
-#: a Redis restarted without its data starts counting again above it).
+#: a Redis restarted without its data starts counting again above it), fence ttl ms.
 #: Returns {1, token} when the caller owns the lease (new or already its own),
 #: {0, "<owner>:<token>"} when another node does.
 _ACQUIRE = """
@@ -27,6 +32,7 @@ if current then
   local sep = string.find(current, ':[^:]*$')
   if string.sub(current, 1, sep - 1) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
     return {1, tonumber(string.sub(current, sep + 1))}
   end
   return {0, current}
@@ -36,13 +42,16 @@ if token <= tonumber(ARGV[3]) then
   token = tonumber(ARGV[3]) + 1
   redis.call('SET', KEYS[2], token)
 end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
 return {1, token}
 """
 
-#: KEYS: lease. ARGV: "<node>:<token>", ttl ms. 1 if renewed, 0 if lost.
+#: KEYS: lease, fence counter. ARGV: "<node>:<token>", ttl ms, fence ttl ms.
+#: 1 if renewed, 0 if lost.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
@@ -106,7 +115,7 @@ class Leases:
         """Own (kind, key), or learn who does. Owning it again is a renewal. A new
         token is above `floor` (the store's last), even if Redis lost its counter."""
         mine, value = await self._acquire(keys=self._keys(kind, key),
-                                          args=[self.node, self.ttl_ms, floor])
+                                          args=[self.node, self.ttl_ms, floor, FENCE_TTL_MS])
         if mine:
             return Lease(kind, key, self.node, int(value))
         node, _, token = (value.decode() if isinstance(value, bytes) else value).rpartition(":")
@@ -118,8 +127,8 @@ class Leases:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for lease in leases:
-                await self._renew(keys=self._keys(lease.kind, lease.key)[:1],
-                                  args=[lease.value, self.ttl_ms], client=pipe)
+                await self._renew(keys=self._keys(lease.kind, lease.key),
+                                  args=[lease.value, self.ttl_ms, FENCE_TTL_MS], client=pipe)
             results = await pipe.execute()
         return [lease for lease, ok in zip(leases, results, strict=True) if not ok]
 

@@ -11,12 +11,13 @@ every actor has stopped.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
 
 from collab.cluster.bus import Bus
-from collab.cluster.fanout import RemotePeers
+from collab.cluster.fanout import REPLAY_SECONDS, RemotePeers
 from collab.cluster.forwarding import Forwarder
 from collab.cluster.placement import Placement
 from collab.cluster.relay import Relays
@@ -47,6 +48,7 @@ class Cluster(Ownership):
         await cluster.forwarder.subscribe()
         await cluster.bus.start()
         cluster.relays.start()
+        cluster.relays.spawn(cluster._trim_replays_forever())
         system.ownership = cluster
         return cluster
 
@@ -55,6 +57,12 @@ class Cluster(Ownership):
         await self.relays.stop()
         await self.bus.stop()
         await self.placement.stop()
+
+    async def _trim_replays_forever(self) -> None:
+        """Owned actors that went quiet let go of their replay items (cluster/fanout.py)."""
+        while True:
+            await asyncio.sleep(REPLAY_SECONDS / 3)
+            self.remote_peers.trim_replays()
 
     @property
     def node(self) -> str:  # type: ignore[override]
