@@ -127,6 +127,9 @@ DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 #: Seconds an actor's ownership lease lasts in Redis without renewal (renewed every
 #: third of it): how long a dead owner's actors stay unavailable to the others.
 DEFAULT_LEASE_TTL = 10.0
+#: Seconds a process's heartbeat in Redis lasts: after kill -9, its actors are taken
+#: over this long after its last heartbeat (cluster/liveness.py).
+DEFAULT_LIVENESS_TTL = 1.5
 #: The default first part of every Redis key and channel collab uses.
 DEFAULT_REDIS_PREFIX = "collab"
 REDIS_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -173,6 +176,7 @@ class Settings:
     #: Redis for actor ownership when several processes share the store; None: one process.
     redis_url: str | None = None
     lease_ttl: float = DEFAULT_LEASE_TTL
+    liveness_ttl: float = DEFAULT_LIVENESS_TTL
     #: False: a `rediss://` Redis's certificate is not checked (the link stays encrypted);
     #: Heroku Redis presents a self-signed one.
     redis_verify_tls: bool = True
@@ -240,6 +244,7 @@ class Settings:
             "access_log": _bool(env, "COLLAB_ACCESS_LOG", False),
             "redis_url": env.get("REDIS_URL") or None,
             "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
+            "liveness_ttl": _float(env, "COLLAB_LIVENESS_TTL", DEFAULT_LIVENESS_TTL),
             "redis_verify_tls": _bool(env, "COLLAB_REDIS_VERIFY_TLS", True),
             "redis_prefix": env.get("COLLAB_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX,
             "database_pool_size": _int(env, "COLLAB_DATABASE_POOL_SIZE",
@@ -295,6 +300,7 @@ class Settings:
                               f"got {self.log_format!r}")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
+                     "liveness_ttl",
                      "auth_timeout", "max_awareness_bytes", "rate_limit_grace",
                      "header_timeout", "body_timeout", "keepalive_timeout",
                      "max_header_bytes"):

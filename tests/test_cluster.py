@@ -6,13 +6,14 @@ every acknowledged state."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from pycrdt import Doc, Text
 
-from tests.nclient import NClient
+from tests.nclient import NativeError, NClient
 from tests.serverproc import ServerProcess
 from tests.waits import until
 from tests.yclient import Editor
@@ -140,3 +141,52 @@ async def test_deployments_sharing_one_redis_do_not_hear_each_other(tmp_path, se
         for servers in deployments.values():
             for srv in servers:
                 srv.stop()
+
+
+async def test_a_killed_owner_is_taken_over_in_a_liveness_ttl_not_a_lease_ttl(tmp_path,
+                                                                            session):
+    """kill -9 of the owner: its heartbeat lapses within COLLAB_LIVENESS_TTL (1.5 s),
+    and the survivor takes its document and actor over with a higher token, long
+    before their 30 s leases would have run out; every acknowledged write is there."""
+    env = {"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "30"}
+    a, b = (ServerProcess(tmp_path / f"{name}.db", database_url=f"sqlite:///{tmp_path}/s.db",
+                          env=env, args=APP).start() for name in "ab")
+    doc, key = f"takeover-{uuid.uuid4().hex[:8]}", f"takeover-{uuid.uuid4().hex[:8]}"
+    try:
+        owner = await NClient.connect(session, a.http_url)  # A owns the document ...
+        await owner.request("doc.subscribe", doc=doc, sv=Doc().get_state())
+        call = f"/api/actors/counter/{key}/actions/increment"
+        assert (await session.post(a.http_url + call, json={})).status == 200  # ... and actor
+        writer = await NClient.connect(session, b.http_url)  # relayed from B to A
+        await writer.request("doc.subscribe", doc=doc, sv=Doc().get_state())
+        editor = Editor()
+        for n in range(10):
+            await writer.request("doc.update", doc=doc, update=editor.type(f"<{n}>"))
+        a.kill()
+        killed = asyncio.get_running_loop().time()
+        await writer.wait_for(lambda: writer.ws.closed)
+        assert writer.ws.close_code == 1012
+
+        async def written() -> bool:
+            try:
+                again = await NClient.connect(session, b.http_url)
+                answer = await again.request("doc.subscribe", doc=doc, sv=editor.doc.get_state())
+                await again.request("doc.update", doc=doc, update=editor.type("<after>"))
+            except NativeError:
+                await again.close()
+                return False
+            editor.doc.apply_update(answer["update"])
+            await again.close()
+            return True
+
+        await until(written)
+        took = asyncio.get_running_loop().time() - killed
+        assert took < 10, f"took {took:.1f} s: the survivor waited for the lease"
+        resp = await session.post(b.http_url + call, json={})
+        assert resp.status == 200 and (await resp.json())["result"] == 2
+        resp = await session.get(f"{b.http_url}/api/docs/{doc}?format=json&text=body")
+        assert (await resp.json())["text"]["body"] == "".join(
+            f"<{n}>" for n in range(10)) + "<after>"
+    finally:
+        a.stop()
+        b.stop()

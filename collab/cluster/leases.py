@@ -23,12 +23,13 @@ from collab.errors import CollabError
 FENCE_TTL_MS = 30 * 24 * 3600 * 1000
 
 #: KEYS: lease, fence counter. ARGV: node, ttl ms, floor (the store's last token:
-#: a Redis restarted without its data starts counting again above it), fence ttl ms.
+#: a Redis restarted without its data starts counting again above it), fence ttl ms,
+#: and the value of a lease to take over (its holder is gone), or "".
 #: Returns {1, token} when the caller owns the lease (new or already its own),
 #: {0, "<owner>:<token>"} when another node does.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
-if current then
+if current and current ~= ARGV[5] then
   local sep = string.find(current, ':[^:]*$')
   if string.sub(current, 1, sep - 1) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -111,11 +112,16 @@ class Leases:
         ns = self.namespace
         return [f"{ns}:lease:{{{kind}:{key}}}", f"{ns}:fence:{{{kind}:{key}}}"]
 
-    async def acquire(self, kind: str, key: str, floor: int = 0) -> Lease | HeldElsewhere:
+    async def acquire(self, kind: str, key: str, floor: int = 0,
+                      steal: HeldElsewhere | None = None) -> Lease | HeldElsewhere:
         """Own (kind, key), or learn who does. Owning it again is a renewal. A new
-        token is above `floor` (the store's last), even if Redis lost its counter."""
-        mine, value = await self._acquire(keys=self._keys(kind, key),
-                                          args=[self.node, self.ttl_ms, floor, FENCE_TTL_MS])
+        token is above `floor` (the store's last), even if Redis lost its counter.
+        With `steal` (a holder known to be gone), take its lease over if it still
+        holds it: the new token is higher, so its writes are refused from then on."""
+        mine, value = await self._acquire(
+            keys=self._keys(kind, key),
+            args=[self.node, self.ttl_ms, floor, FENCE_TTL_MS,
+                  f"{steal.node}:{steal.token}" if steal is not None else ""])
         if mine:
             return Lease(kind, key, self.node, int(value))
         node, _, token = (value.decode() if isinstance(value, bytes) else value).rpartition(":")

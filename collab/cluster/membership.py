@@ -33,18 +33,22 @@ class Cluster(Ownership):
     def __init__(self, system: ActorSystem, redis: Redis, namespace: str = "collab") -> None:
         self.system = system
         self.redis = redis
-        ttl = system.settings.lease_ttl
-        self.placement = Placement(redis, ttl, namespace=namespace)
+        settings = system.settings
+        self.placement = Placement(redis, settings.lease_ttl, namespace=namespace,
+                                   liveness_ttl=settings.liveness_ttl)
         self.bus = Bus(redis, namespace)
+        self.placement.deaf = self._deaf
         self.forwarder = Forwarder(system, self.bus, self.placement.node)
-        self.relays = Relays(self.forwarder, self.bus, ttl / 3)
+        # Owners that die are noticed within a liveness TTL, not a lease TTL.
+        self.relays = Relays(self.forwarder, self.bus, settings.liveness_ttl / 3,
+                             forget_owner=self.placement.forget_owner)
 
     @classmethod
     async def join(cls, system: ActorSystem, redis: Redis, namespace: str = "collab") -> Cluster:
         """Make `system` one of several processes of the deployment whose Redis keys and
         channels start with `namespace`: claim leases, listen on its channel."""
         cluster = cls(system, redis, namespace)
-        cluster.placement.start()
+        await cluster.placement.start()
         await cluster.forwarder.subscribe()
         await cluster.bus.start()
         cluster.relays.start()
@@ -57,6 +61,10 @@ class Cluster(Ownership):
         await self.relays.stop()
         await self.bus.stop()
         await self.placement.stop()
+
+    async def _deaf(self, node: str) -> bool:
+        channel = self.bus.node_channel(node)
+        return (await self.bus.listeners([channel])).get(channel, 0) == 0
 
     async def _trim_replays_forever(self) -> None:
         """Owned actors that went quiet let go of their replay items (cluster/fanout.py)."""

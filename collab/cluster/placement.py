@@ -17,12 +17,14 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from collab.cluster.leases import HeldElsewhere, Lease, Leases
+from collab.cluster.liveness import Liveness
 from collab.errors import CloseCode, CollabError
 from collab.runtime.ownership import OwnedElsewhere
 
@@ -47,10 +49,15 @@ def node_id() -> str:
 
 class Placement:
     def __init__(self, redis: Redis, ttl: float, node: str | None = None,
-                 namespace: str = "collab") -> None:
+                 namespace: str = "collab", liveness_ttl: float = 1.5) -> None:
         self.redis = redis
         self.ttl = ttl
         self.leases = Leases(redis, node or node_id(), ttl, namespace)
+        self.liveness = Liveness(redis, namespace, self.leases.node, liveness_ttl)
+        #: Whether process `node`'s channel has no listener (the cluster's bus counts).
+        self.deaf: Callable[[str], Awaitable[bool]] | None = None
+        #: Actors taken over from processes found gone, since start.
+        self.takeovers = 0
         self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
         #: Owners seen elsewhere, (node, loop time to stop believing it): requests go
         #: straight to them, without a local instance and a failed claim each time.
@@ -61,7 +68,8 @@ class Placement:
     def node(self) -> str:
         return self.leases.node
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self.liveness.start()
         self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
 
     async def stop(self) -> None:
@@ -70,6 +78,7 @@ class Placement:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self.liveness.stop()
 
     async def claim(self, actor: ActorBase) -> int:
         """Own `actor` for this process; returns its fence token. Raises
@@ -77,6 +86,14 @@ class Placement:
         floor = await actor.system.store.fence_token(actor.kind, actor.key)
         try:
             got = await self.leases.acquire(actor.kind, actor.key, floor)
+            if isinstance(got, HeldElsewhere) and await self._gone(got.node):
+                held = got
+                got = await self.leases.acquire(actor.kind, actor.key, floor, steal=held)
+                if isinstance(got, Lease):
+                    self.takeovers += 1
+                    log.warning("took %s:%s over from process %s, which is gone (token %d "
+                                "> %d)", actor.kind, actor.key, held.node, got.token,
+                                held.token)
         except RedisError as exc:
             raise ClusterUnavailable(f"cannot reach Redis to claim {actor.kind}:{actor.key}: "
                                      f"{exc}") from None
@@ -90,6 +107,18 @@ class Placement:
         self.held[(actor.kind, actor.key)] = (got, actor)
         self.remote.pop((actor.kind, actor.key), None)
         return got.token
+
+    async def _gone(self, node: str) -> bool:
+        """Whether process `node` is gone: its heartbeat lapsed. One whose channel has
+        no listener (killed, or cut off from Redis) is waited for, up to a liveness
+        TTL, so the caller gets the actor in a moment rather than a refusal."""
+        if node == self.node:
+            return False
+        if not await self.liveness.alive(node):
+            return True
+        if self.deaf is not None and await self.deaf(node):
+            return await self.liveness.wait_gone(node, self.liveness.ttl)
+        return False
 
     def remote_owner(self, kind: str, key: str) -> str | None:
         """The process believed to own (kind, key), if another one and still believed."""

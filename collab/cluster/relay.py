@@ -274,6 +274,8 @@ class Relay:
             return
         log.info("relay %s:%s: closing %d sockets: %s", self.kind, self.key, len(self.peers),
                  reason)
+        if self.relays.forget_owner is not None:
+            self.relays.forget_owner(self.kind, self.key)  # reconnects claim it
         peers, self.peers = list(self.peers.values()), {}
         opening, self._opening = self._opening, {}
         self._rejoin.clear()
@@ -306,10 +308,13 @@ def _why(error: BaseException | None) -> str:
 class Relays:
     """This process's relays, one per actor owned elsewhere that its sockets use."""
 
-    def __init__(self, forwarder: Forwarder, bus: Bus, watch_interval: float) -> None:
-        """`watch_interval`: a third of the lease TTL."""
+    def __init__(self, forwarder: Forwarder, bus: Bus, watch_interval: float,
+                 forget_owner: Callable[[str, str], None] | None = None) -> None:
+        """`watch_interval`: a third of the liveness TTL. `forget_owner(kind, key)`:
+        stop believing in an owner that went away, so the next request claims."""
         self.forwarder = forwarder
         self.bus = bus
+        self.forget_owner = forget_owner
         self.node = forwarder.node
         self.watch_interval = watch_interval
         self._relays: dict[tuple[str, str], Relay] = {}
