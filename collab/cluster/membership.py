@@ -41,6 +41,7 @@ class Cluster(Ownership):
         self.forwarder = Forwarder(system, self.bus, self.placement.node)
         # Owners that die are noticed within a liveness TTL, not a lease TTL.
         self.relays = Relays(self.forwarder, self.bus, settings.liveness_ttl / 3,
+                             cut_off_after=settings.lease_ttl,
                              forget_owner=self.placement.forget_owner)
 
     @classmethod

@@ -309,11 +309,16 @@ class Relays:
     """This process's relays, one per actor owned elsewhere that its sockets use."""
 
     def __init__(self, forwarder: Forwarder, bus: Bus, watch_interval: float,
+                 cut_off_after: float | None = None,
                  forget_owner: Callable[[str, str], None] | None = None) -> None:
-        """`watch_interval`: a third of the liveness TTL. `forget_owner(kind, key)`:
-        stop believing in an owner that went away, so the next request claims."""
+        """`watch_interval`: how often owners' channels are counted (a third of the
+        liveness TTL). `cut_off_after`: seconds without Redis before the relayed
+        sockets are closed (the lease TTL; three intervals by default).
+        `forget_owner(kind, key)`: stop believing in an owner that went away, so the
+        next request claims the actor."""
         self.forwarder = forwarder
         self.bus = bus
+        self.cut_off_after = cut_off_after or 3 * watch_interval
         self.forget_owner = forget_owner
         self.node = forwarder.node
         self.watch_interval = watch_interval
@@ -369,7 +374,7 @@ class Relays:
         while True:
             await asyncio.sleep(self.watch_interval)
             since = self.bus.down_since
-            if since is not None and loop.time() - since > 3 * self.watch_interval:
+            if since is not None and loop.time() - since > self.cut_off_after:
                 for relay in list(self._relays.values()):
                     relay.lost("Redis is unreachable")
 
