@@ -204,9 +204,12 @@ async def ready(session, srv: ServerProcess) -> bool:
 
 async def test_a_redis_restart_mid_stream(tmp_path, session):
     """Redis dies (its leases and subscriptions with it) while clients edit through
-    two processes: both report not ready, owned documents stop after a lease TTL
-    and close their sockets with 1012; with Redis back, the processes subscribe
-    again, clients reconnect, and every acknowledged update is there."""
+    two processes: both report not ready; the owner keeps serving its own socket
+    through the outage (nobody can take the document over without Redis, and the
+    store would fence it if someone did), while the relayed socket, which cannot
+    reach the owner, is closed with 1012 after a lease TTL. With Redis back (without
+    its data), the owner takes its lease again, the processes subscribe again, the
+    relayed client reconnects, and every acknowledged update is there."""
     redis = RedisProcess().start()
     servers = [ServerProcess(tmp_path / f"{name}.db", database_url=f"sqlite:///{tmp_path}/s.db",
                              env={"REDIS_URL": redis.url, "COLLAB_LEASE_TTL": "1"}).start()
@@ -217,51 +220,67 @@ async def test_a_redis_restart_mid_stream(tmp_path, session):
         owner_doc, writer_doc = Doc(), Doc()
         on_a = await native_subscribe(session, a, doc, owner_doc)
         writer = await native_subscribe(session, b, doc, writer_doc)
-        text = writer_doc.get("body", type=Text)
+        owner_text = owner_doc.get("body", type=Text)
 
-        async def write(chars: str) -> None:
-            before = writer_doc.get_state()
-            text.insert(len(text), chars)
-            await writer.request("doc.update", doc=doc, update=writer_doc.get_update(before))
+        async def write(client: NClient, ydoc: Doc, chars: str) -> None:
+            before = ydoc.get_state()
+            body = ydoc.get("body", type=Text)
+            body.insert(len(body), chars)
+            await client.request("doc.update", doc=doc, update=ydoc.get_update(before))
 
         for n in range(10):
-            await write(f"<{n}>")
+            await write(writer, writer_doc, f"<{n}>")
+        await on_a.wait_for(lambda: apply_events(on_a, owner_doc, doc) and
+                            str(owner_text).endswith("<9>"))
         redis.stop()
         for srv in servers:
             await until(lambda s=srv: _not(ready(session, s)))
-        # A lease TTL later the owner stopped the document, closing its socket, and
-        # the relaying process gave up on the owner, closing its own.
-        for client in (on_a, writer):
-            await client.wait_for(lambda c=client: c.ws.closed)
-            assert client.ws.close_code == 1012
+        # The relaying process cannot reach the owner: after a lease TTL it closes.
+        await writer.wait_for(lambda: writer.ws.closed)
+        assert writer.ws.close_code == 1012
+        # The owner's own socket is served all along, for three lease TTLs and more.
+        for n in range(6):
+            await write(on_a, owner_doc, f"[{n}]")
+            await asyncio.sleep(0.5)
+        assert not on_a.ws.closed
 
         redis.start()
         for srv in servers:
             await until(lambda s=srv: ready(session, s))
-        # Reconnect the way they were: one client on each process, and edit on.
-        fresh_a, writer_doc = Doc(), Doc()
+        # A Redis restarted without its data has no leases: the owner takes its own
+        # again at once, but a reconnect on the other process may claim the document
+        # first. Then the store refuses the old owner's next write, it stops there,
+        # and its socket is closed with 1012 too: either way, nothing acknowledged
+        # is lost, and both clients end up on the one owner.
+        expected = "".join(f"<{n}>" for n in range(10)) + "".join(f"[{n}]" for n in range(6))
+        clients = {}
 
-        async def reconnected() -> bool:
-            nonlocal on_a, writer
+        async def reconnected(srv: ServerProcess) -> bool:
+            ydoc = Doc()
             try:
-                on_a = await native_subscribe(session, a, doc, fresh_a)
+                clients[srv.http_url] = (await native_subscribe(session, srv, doc, ydoc), ydoc)
             except (NativeError, ConnectionError):
-                return False
-            try:
-                writer = await native_subscribe(session, b, doc, writer_doc)
-            except (NativeError, ConnectionError):
-                await on_a.close()
                 return False
             return True
 
-        await until(reconnected)
-        text = writer_doc.get("body", type=Text)
-        assert str(text) == "".join(f"<{n}>" for n in range(10))
-        await write("<after>")
-        await on_a.wait_for(lambda: apply_events(on_a, fresh_a, doc) and
-                            str(fresh_a.get("body", type=Text)).endswith("<after>"))
-        await on_a.close()
-        await writer.close()
+        await until(lambda: reconnected(b))
+        writer, writer_doc = clients[b.http_url]
+        assert str(writer_doc.get("body", type=Text)) == expected
+        await write(writer, writer_doc, "<after>")
+        clients[a.http_url] = (on_a, owner_doc)
+
+        async def a_has_it() -> bool:
+            client, ydoc = clients[a.http_url]
+            if client.ws.closed:
+                assert client.ws.close_code == 1012
+                await reconnected(a)
+                return False
+            apply_events(client, ydoc, doc)
+            return str(ydoc.get("body", type=Text)) == expected + "<after>"
+
+        await until(a_has_it)
+        for client, _ in clients.values():
+            await client.close()
     finally:
         for srv in servers:
             srv.stop()

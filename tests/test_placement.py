@@ -182,17 +182,32 @@ async def test_a_relay_whose_owner_dies_closes_its_sockets(pair, key):
     assert len(b.system.ownership.relays) == 0
 
 
-async def test_actors_stop_when_their_leases_cannot_be_renewed(tmp_path, key):
+async def test_an_owner_cut_off_from_redis_serves_until_another_takes_over(tmp_path, key):
+    """Without Redis an owner keeps its actors (nobody can claim them, and the store
+    fences whoever does): nothing is unloaded at once. When a process that reaches
+    Redis takes one over, the cut-off owner's next write is refused as stale, which
+    stops that actor there; the new owner has every write that was acknowledged."""
     host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
     proxy = TcpProxy(host, int(port))
-    node = Runtime(tmp_path / "cut.db", registry,
-                   redis_url=f"redis://127.0.0.1:{await proxy.start()}/0", lease_ttl=0.6)
-    await node.start()
+    shared = tmp_path / "cut.db"
+    cut = Runtime(shared, registry, redis_url=f"redis://127.0.0.1:{await proxy.start()}/0",
+                  lease_ttl=0.6, liveness_ttl=0.6)
+    other = Runtime(shared, registry, redis_url=REDIS_URL, lease_ttl=0.6, liveness_ttl=0.6)
+    await cut.start()
+    await other.start()
     try:
-        assert await counter(node, key).call("increment") == 1
-        assert node.system.live(Counter, key) is not None
+        assert await counter(cut, key).call("increment") == 1
         proxy.cut()
-        await until(lambda: node.system.live(Counter, key) is None)
-        assert (await node.store.load_actor_state("counter", key)) is not None  # saved
+        for n in range(2, 6):  # five lease TTLs without Redis: still served
+            await asyncio.sleep(0.6)
+            assert await counter(cut, key).call("increment") == n
+        assert cut.system.live(Counter, key) is not None
+        # The other process finds the lease expired and the owner's heartbeat gone.
+        assert await counter(other, key).call("increment") == 6
+        with pytest.raises(StaleOwner):
+            await counter(cut, key).call("increment")
+        await until(lambda: cut.system.live(Counter, key) is None)
+        assert await counter(other, key).call("increment") == 7
     finally:
-        await node.stop()
+        await cut.stop()
+        await other.stop()

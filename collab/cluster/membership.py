@@ -38,6 +38,7 @@ class Cluster(Ownership):
                                    liveness_ttl=settings.liveness_ttl)
         self.bus = Bus(redis, namespace)
         self.placement.deaf = self._deaf
+        self.bus.on_reconnect(self.placement.renew_soon)
         self.forwarder = Forwarder(system, self.bus, self.placement.node)
         # Owners that die are noticed within a liveness TTL, not a lease TTL.
         self.relays = Relays(self.forwarder, self.bus, settings.liveness_ttl / 3,

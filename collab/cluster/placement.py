@@ -13,6 +13,7 @@ connections, documents) fail with `owned_elsewhere`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -58,6 +59,7 @@ class Placement:
         self.deaf: Callable[[str], Awaitable[bool]] | None = None
         #: Actors taken over from processes found gone, since start.
         self.takeovers = 0
+        self._renew_now = asyncio.Event()
         self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
         #: Owners seen elsewhere, (node, loop time to stop believing it): requests go
         #: straight to them, without a local instance and a failed claim each time.
@@ -141,30 +143,56 @@ class Placement:
             except Exception as exc:  # it expires by itself
                 log.warning("could not release %s:%s: %s", actor.kind, actor.key, exc)
 
+    def renew_soon(self) -> None:
+        """Renew (or take again) every lease now, not at the next round: Redis is back
+        after an outage, and may have lost them."""
+        self._renew_now.set()
+
     async def _renew_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        renewed = loop.time()
         while True:
-            await asyncio.sleep(self.ttl / 3)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.ttl / 3):
+                    await self._renew_now.wait()
+            self._renew_now.clear()
             held = list(self.held.values())
             try:
                 lost = await self.leases.renew([lease for lease, _ in held])
-            except Exception as exc:  # Redis away: keep trying; the store still fences
+            except Exception as exc:
+                # Redis away: keep serving and keep trying. Nobody can claim these
+                # actors without Redis; a process that can reach it and takes one over
+                # gets a higher token, and the store then refuses our writes, which
+                # stops that actor here (WriteChain's `stale`): one at a time, each
+                # only once someone else really has it, never all at once.
                 log.warning("lease renewal failed: %s", exc)
-                if loop.time() - renewed > self.ttl:
-                    # Our leases have expired by now: another process may own these
-                    # actors. Unload them rather than serve what may be stale.
-                    for lease, actor in held:
-                        log.warning("%s:%s: lease not renewed for a TTL; stopping it",
-                                    lease.kind, lease.key)
-                        self.held.pop((lease.kind, lease.key), None)
-                        actor._ownership_lost()
                 continue
-            renewed = loop.time()
-            lost_ids = {id(lease) for lease in lost}
-            for lease, actor in held:
-                if id(lease) in lost_ids:
-                    log.warning("lost the lease of %s:%s; stopping it here", lease.kind,
-                                lease.key)
-                    self.held.pop((lease.kind, lease.key), None)
-                    actor._ownership_lost()
+            for lease in lost:
+                await self._reclaim(lease)
+
+    async def _reclaim(self, lease: Lease) -> None:
+        """A lease that could not be renewed: it expired (a Redis outage longer than the
+        TTL, or a Redis restarted without its data) or another process holds it. Take
+        it again if nobody else did, with a new token the actor writes with from now
+        on; otherwise the actor stops here."""
+        entry = self.held.get((lease.kind, lease.key))
+        if entry is None or entry[0] is not lease:
+            return  # released meanwhile
+        actor = entry[1]
+        try:
+            got = await self.leases.acquire(lease.kind, lease.key, floor=lease.token)
+        except Exception as exc:
+            log.warning("could not take %s:%s again: %s", lease.kind, lease.key, exc)
+            return  # the next round tries again
+        if self.held.get((lease.kind, lease.key)) is not entry:
+            if isinstance(got, Lease):  # released meanwhile: give the new one up too
+                await self.leases.release(got)
+            return
+        if isinstance(got, Lease):
+            log.info("%s:%s: lease expired unowned; taken again (token %d)", lease.kind,
+                     lease.key, got.token)
+            self.held[(lease.kind, lease.key)] = (got, actor)
+            actor.fence_token = got.token
+            return
+        log.warning("lost the lease of %s:%s to process %s; stopping it here", lease.kind,
+                    lease.key, got.node)
+        self.held.pop((lease.kind, lease.key), None)
+        actor._ownership_lost()

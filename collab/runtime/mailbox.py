@@ -70,7 +70,7 @@ class ActorBase:
         self.fence_token: int | None = None
         #: Every write of this actor goes through here, in order, with no holes.
         self.writes = WriteChain(system.committer, self._fence,
-                                 lambda: self.post(WritesRecovered()))
+                                 lambda: self.post(WritesRecovered()), self._ownership_lost)
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:

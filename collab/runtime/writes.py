@@ -41,10 +41,14 @@ class WriteChain:
     """
 
     def __init__(self, committer: GroupCommitter, fence: Callable[[], list[WriteOp]],
-                 recovered: Callable[[], None]) -> None:
+                 recovered: Callable[[], None],
+                 stale: Callable[[], None] | None = None) -> None:
+        """`recovered()`: a commit after failed ones went through. `stale()`: the store
+        refused a commit because another process owns the actor now."""
         self._committer = committer
         self._fence = fence
         self._recovered = recovered
+        self._stale = stale
         self._queued: list[WriteOp] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._kept: list[WriteOp] = []  # ops of failed commits, oldest first
@@ -147,6 +151,8 @@ class WriteChain:
         elif isinstance(error, StaleOwner):
             # Another process owns the actor now: these ops may never be written.
             settle(waiters, error)
+            if self._stale is not None:
+                self._stale()
         else:
             self._kept = carried + self._kept  # (always empty here: one in flight)
             self._failures += 1
