@@ -1,13 +1,18 @@
 """Placement: which process runs an actor, when several share one store.
 
-Before an actor loads, its process claims the actor's lease in Redis; the
-lease token becomes the actor's fence token, carried by all its writes. A
-renewal task extends every held lease each third of the TTL; a lease that
-could not be renewed (Redis said another node has it) stops its actor, whose
-late writes the store then refuses. Leases are released after an actor's
-last write commits. Requests for an actor another process owns are
-forwarded to it (runtime/forwarding.py); those that cannot travel (client
-connections, documents) fail with `owned_elsewhere`.
+Before an actor loads, its process claims the actor's entry in Redis (a
+directory: kind:key -> node:token); the token becomes the actor's fence token,
+carried by all its writes. An entry holds for as long as its process is alive:
+the process's heartbeat (cluster/liveness.py) is the lease of all its actors,
+so upkeep costs one write per beat however many actors it owns. Entries only
+need a slow refresh (every DIRECTORY_TTL / 3, in batches that never stall the
+loop) so that those of processes gone for good expire. A claim that finds the
+entry held by a process that is gone takes it over with a higher token; the
+store refuses the old owner's writes, and an old owner that finds an entry of
+its own taken (a refused write, a refresh, a lapsed heartbeat) stops that actor.
+Entries are released after an actor's last write commits. Requests for an actor
+another process owns are forwarded to it (cluster/forwarding.py) or relayed
+(cluster/relay.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Seconds a directory entry outlives its last refresh: entries of processes gone for
+#: good expire this long after they stopped refreshing them.
+DIRECTORY_TTL = 3600.0
+#: Entries refreshed per round trip, and so at most per loop turn.
+REFRESH_BATCH = 500
+
 
 class ClusterUnavailable(CollabError):
     """Redis, which decides who owns what, does not answer: nothing was done."""
@@ -50,15 +61,19 @@ def node_id() -> str:
 
 class Placement:
     def __init__(self, redis: Redis, ttl: float, node: str | None = None,
-                 namespace: str = "collab", liveness_ttl: float = 1.5) -> None:
+                 namespace: str = "collab", liveness_ttl: float = 1.5,
+                 directory_ttl: float = DIRECTORY_TTL) -> None:
+        """`ttl`: the lease TTL, how long a silent process may only be paused."""
         self.redis = redis
         self.ttl = ttl
-        self.leases = Leases(redis, node or node_id(), ttl, namespace)
-        self.liveness = Liveness(redis, namespace, self.leases.node, liveness_ttl)
-        #: Whether process `node`'s channel has no listener (the cluster's bus counts).
-        self.deaf: Callable[[str], Awaitable[bool]] | None = None
+        self.directory_ttl = directory_ttl
+        self.leases = Leases(redis, node or node_id(), directory_ttl, namespace)
+        self.liveness = Liveness(redis, namespace, self.leases.node, liveness_ttl, ttl)
+        self.liveness.on_lapse = self.renew_soon
         #: Actors taken over from processes found gone, since start.
         self.takeovers = 0
+        #: Seconds the last refresh of every entry took, and how many it refreshed.
+        self.last_refresh: tuple[float, int] = (0.0, 0)
         self._renew_now = asyncio.Event()
         self.held: dict[tuple[str, str], tuple[Lease, ActorBase]] = {}
         #: Owners seen elsewhere, (node, loop time to stop believing it): requests go
@@ -110,17 +125,17 @@ class Placement:
         self.remote.pop((actor.kind, actor.key), None)
         return got.token
 
+    @property
+    def deaf(self) -> Callable[[str], Awaitable[bool]] | None:
+        return self.liveness.deaf
+
+    @deaf.setter
+    def deaf(self, check: Callable[[str], Awaitable[bool]] | None) -> None:
+        """How to tell a process's channel has no listener (the cluster's bus counts)."""
+        self.liveness.deaf = check
+
     async def _gone(self, node: str) -> bool:
-        """Whether process `node` is gone: its heartbeat lapsed. One whose channel has
-        no listener (killed, or cut off from Redis) is waited for, up to a liveness
-        TTL, so the caller gets the actor in a moment rather than a refusal."""
-        if node == self.node:
-            return False
-        if not await self.liveness.alive(node):
-            return True
-        if self.deaf is not None and await self.deaf(node):
-            return await self.liveness.wait_gone(node, self.liveness.ttl)
-        return False
+        return node != self.node and await self.liveness.gone(node)
 
     def remote_owner(self, kind: str, key: str) -> str | None:
         """The process believed to own (kind, key), if another one and still believed."""
@@ -144,29 +159,37 @@ class Placement:
                 log.warning("could not release %s:%s: %s", actor.kind, actor.key, exc)
 
     def renew_soon(self) -> None:
-        """Renew (or take again) every lease now, not at the next round: Redis is back
-        after an outage, and may have lost them."""
+        """Check (and refresh, or take again) every entry now, not at the next round:
+        Redis is back after an outage and may have lost them, or our heartbeat lapsed
+        and others may have taken some over."""
         self._renew_now.set()
 
     async def _renew_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.ttl / 3):
+                async with asyncio.timeout(self.directory_ttl / 3):
                     await self._renew_now.wait()
             self._renew_now.clear()
-            held = list(self.held.values())
+            started, count = loop.time(), 0
+            held = [lease for lease, _ in self.held.values()]
             try:
-                lost = await self.leases.renew([lease for lease, _ in held])
+                for start in range(0, len(held), REFRESH_BATCH):
+                    batch = held[start:start + REFRESH_BATCH]
+                    for lease in await self.leases.renew(batch):
+                        await self._reclaim(lease)
+                    count += len(batch)
             except Exception as exc:
                 # Redis away: keep serving and keep trying. Nobody can claim these
                 # actors without Redis; a process that can reach it and takes one over
                 # gets a higher token, and the store then refuses our writes, which
                 # stops that actor here (WriteChain's `stale`): one at a time, each
                 # only once someone else really has it, never all at once.
-                log.warning("lease renewal failed: %s", exc)
+                log.warning("refreshing actor entries failed: %s", exc)
+                await asyncio.sleep(min(self.ttl / 3, self.directory_ttl / 3))
+                self._renew_now.set()
                 continue
-            for lease in lost:
-                await self._reclaim(lease)
+            self.last_refresh = (loop.time() - started, count)
 
     async def _reclaim(self, lease: Lease) -> None:
         """A lease that could not be renewed: it expired (a Redis outage longer than the
