@@ -33,19 +33,24 @@ from yjs_bench import ServerProcess, default_collab
 
 
 class Writer:
-    """A pycrdt document whose edits become HTTP updates, each with its own marker."""
+    """A pycrdt document whose edits become HTTP updates, each with its own marker. An
+    update carries everything not acknowledged yet, as a client that retries does (a
+    refused edit that later ones depend on goes again with them)."""
 
     def __init__(self) -> None:
         self.doc = Doc()
         self.text = self.doc.get("body", type=Text)
+        self.acked_state = self.doc.get_state()
         self.n = 0
 
     def next_update(self) -> tuple[str, bytes]:
         self.n += 1
         marker = f"<{self.n}>"
-        before = self.doc.get_state()
         self.text.insert(len(self.text), marker)
-        return marker, self.doc.get_update(before)
+        return marker, self.doc.get_update(self.acked_state)
+
+    def acked(self) -> None:
+        self.acked_state = self.doc.get_state()
 
 
 async def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, float]:
@@ -58,7 +63,7 @@ async def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, f
     doc = "failover"
     writer = Writer()
     acked: list[str] = []
-    timeout = aiohttp.ClientTimeout(total=2)
+    timeout = aiohttp.ClientTimeout(total=10)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async def write(server: ServerProcess) -> bool:
@@ -68,6 +73,7 @@ async def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, f
                                             "/update", data=update) as resp:
                         if resp.status == 200:
                             acked.append(marker)
+                            writer.acked()
                             return True
                 except (aiohttp.ClientError, TimeoutError):
                     pass

@@ -10,9 +10,12 @@ waiting future. A client socket travels as its id; the owner stands in for it
 with a RemotePeer (runtime/fanout.py).
 
 Pub/sub delivers at most once: a message published to an owner that is not
-listening fails at once (PUBLISH counts the listeners), one lost after that
-ends in the caller's timeout, and the next try finds the new owner once the
-dead one's lease has expired.
+listening is tried here once (PUBLISH counts the listeners: nobody got it). One
+that was delivered to an owner that then dies is answered `owner_unreachable`
+as soon as its channel is seen without a listener (counted every third of a
+liveness TTL), not after the caller's timeout: it may or may not have run, so
+it is not run again here; the caller retries, and the next try takes the actor
+over (cluster/placement.py).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from collab.cluster.bus import Bus
 from collab.cluster.fanout import RemotePeer, RemotePeers
-from collab.errors import CollabError, error_for
+from collab.errors import CloseCode, CollabError, error_for
 from collab.protocol.codec import pack, unpack
 from collab.runtime import travels
 from collab.runtime.actions import ActionError
@@ -34,6 +37,15 @@ if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
+
+class OwnerUnreachable(CollabError):
+    """The process that owns the actor did not answer (it may be dying): try again;
+    another process takes the actor over within a liveness TTL."""
+
+    code = "owner_unreachable"
+    status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
+
 
 class NotForwardable(CollabError):
     code = "owned_elsewhere"
@@ -54,6 +66,8 @@ class Forwarder:
         self.remote_peers = RemotePeers(system, bus)
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
+        #: Requests waiting for an answer, by the process they were sent to.
+        self._pending: dict[str, set[int]] = {}
         self._from_afar: set[asyncio.Future[Any]] = set()  # replies another process waits for
         self._rerouted: set[asyncio.Future[Any]] = set()  # sent back here once after a failure
         #: Packed messages queued this loop turn, and their unheard callbacks, by process.
@@ -99,7 +113,8 @@ class Forwarder:
             request_id = next(self._ids)
             envelope["rid"] = request_id
             self._waiting[request_id] = reply
-            reply.add_done_callback(lambda _: self._waiting.pop(request_id, None))
+            self._pending.setdefault(owner, set()).add(request_id)
+            reply.add_done_callback(lambda _: self._settled(owner, request_id))
         peer = travels.peer_of(message)
         if peer is not None:
             envelope["peer"] = peer.id
@@ -110,6 +125,34 @@ class Forwarder:
             asyncio.get_running_loop().call_soon(unheard, "Redis is unreachable from here")
             return
         self._post(owner, pack(envelope), unheard)
+
+    def _settled(self, owner: str, request_id: int) -> None:
+        self._waiting.pop(request_id, None)
+        pending = self._pending.get(owner)
+        if pending is not None:
+            pending.discard(request_id)
+            if not pending:
+                del self._pending[owner]
+
+    def _owed_here(self, reply: asyncio.Future[Any]) -> None:
+        for pending in self._pending.values():
+            for request_id in [rid for rid in pending if self._waiting.get(rid) is reply]:
+                pending.discard(request_id)
+
+    def pending_channels(self) -> set[str]:
+        """The channels of the processes that owe this one an answer."""
+        return {self.bus.node_channel(node) for node in self._pending}
+
+    def owner_gone(self, channel: str) -> None:
+        """The process behind `channel` has no listener: what it owes us will not come."""
+        for node in [node for node in self._pending if self.bus.node_channel(node) == channel]:
+            self.system.ownership.placement.forget_owner_node(node)  # type: ignore[attr-defined]
+            for request_id in list(self._pending.get(node, ())):
+                reply = self._waiting.get(request_id)
+                if reply is not None and not reply.done():
+                    reply.set_exception(OwnerUnreachable(
+                        f"process {node} stopped answering; the outcome is unknown, try "
+                        "again shortly"))
 
     def send_control(self, owner: str, kind: str, key: str, op: str, **fields: Any) -> None:
         """A relay's notice to the owner, with no answer and no message class."""
@@ -146,6 +189,7 @@ class Forwarder:
         self.system.ownership.placement.forget_owner(kind, key)  # type: ignore[attr-defined]
         if reply not in self._rerouted:
             self._rerouted.add(reply)
+            self._owed_here(reply)  # nobody got it: the owner owes us nothing for it
             reply.add_done_callback(self._rerouted.discard)
             try:
                 self.system.post(self.system.registry.resolve(kind), key, message)

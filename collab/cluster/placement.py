@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: good expire this long after they stopped refreshing them.
 DIRECTORY_TTL = 3600.0
 #: Entries refreshed per round trip, and so at most per loop turn.
-REFRESH_BATCH = 500
+REFRESH_BATCH = 100
 
 
 class ClusterUnavailable(CollabError):
@@ -149,6 +149,11 @@ class Placement:
 
     def forget_owner(self, kind: str, key: str) -> None:
         self.remote.pop((kind, key), None)
+
+    def forget_owner_node(self, node: str) -> None:
+        """Stop believing process `node` owns anything: it stopped answering."""
+        for ident in [ident for ident, (owner, _) in self.remote.items() if owner == node]:
+            del self.remote[ident]
 
     async def release(self, actor: ActorBase) -> None:
         held = self.held.pop((actor.kind, actor.key), None)

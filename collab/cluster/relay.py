@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from collab.cluster.bus import Bus
 from collab.cluster.fanout import CLOSE, END, EVENT, YJS, RelayOpen, RelayResume
+from collab.cluster.forwarding import OwnerUnreachable
 from collab.errors import CloseCode, CollabError
 from collab.protocol import ywire
 from collab.protocol.codec import unpack
@@ -41,15 +42,6 @@ log = logging.getLogger(__name__)
 ASK_TIMEOUT = 10.0
 #: Items held back while waiting for the start or a missing item, at most.
 MAX_HELD = 4096
-
-
-class OwnerUnreachable(CollabError):
-    """The process that owns the actor did not answer (it may be dying); a new
-    owner takes over within a lease TTL."""
-
-    code = "owner_unreachable"
-    status = 503
-    close_code = CloseCode.TRY_AGAIN_LATER
 
 
 class Relay:
@@ -332,6 +324,8 @@ class Relays:
         self.spawn(self.bus.watch(self.watch_interval,
                                   self.forwarder.remote_peers.node_channels,
                                   self.forwarder.remote_peers.node_gone))
+        self.spawn(self.bus.watch(self.watch_interval, self.forwarder.pending_channels,
+                                  self.forwarder.owner_gone))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
