@@ -187,6 +187,9 @@ async def test_a_killed_owner_is_taken_over_in_a_liveness_ttl_not_a_lease_ttl(tm
         resp = await session.get(f"{b.http_url}/api/docs/{doc}?format=json&text=body")
         assert (await resp.json())["text"]["body"] == "".join(
             f"<{n}>" for n in range(10)) + "<after>"
+        metrics = await (await session.get(f"{b.http_url}/metrics")).text()
+        assert "collab_cluster_takeovers_total 2.0" in metrics  # the document and the actor
+        assert "collab_cluster_owned_actors 2.0" in metrics
     finally:
         a.stop()
         b.stop()

@@ -163,6 +163,9 @@ class RemotePeers:
         self._peers: dict[tuple[str, str, str, str], RemotePeer] = {}
         self._fanouts: dict[tuple[str, str], tuple[ActorBase, Fanout]] = {}
 
+    def replay_bytes(self) -> int:
+        return sum(fanout.kept_bytes for _, fanout in self._fanouts.values())
+
     def trim_replays(self) -> int:
         """Trim every owned actor's replay items by age; returns the bytes still kept."""
         kept = 0

@@ -23,7 +23,14 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from collab.gateway.app_keys import CONNECTIONS, PENDING_AUTH, REGISTRY, SYSTEM, TRAFFIC
+from collab.gateway.app_keys import (
+    CONNECTIONS,
+    PENDING_AUTH,
+    REGISTRY,
+    RUNTIME,
+    SYSTEM,
+    TRAFFIC,
+)
 from collab.gateway.sockets import LIMIT_REASONS, SOCKETS
 from collab.runtime.actor import Actor
 
@@ -135,6 +142,20 @@ class ServerCollector:
         yield GaugeMetricFamily(
             "collab_draining", "1 once a graceful shutdown has begun.",
             value=1 if system.closing else 0)
+        runtime = app.get(RUNTIME)
+        cluster = runtime.cluster if runtime is not None else None
+        if cluster is not None:
+            placement = cluster.placement
+            yield GaugeMetricFamily(
+                "collab_cluster_owned_actors", "Actors this process owns through an entry "
+                "in Redis (several processes).", value=len(placement.held))
+            yield CounterMetricFamily(
+                "collab_cluster_takeovers", "Actors taken over from processes found gone "
+                "since start.", value=placement.takeovers)
+            yield GaugeMetricFamily(
+                "collab_cluster_replay_bytes", "Bytes owned actors keep for relays that "
+                "missed messages (at most 1 MiB per actor, 30 s).",
+                value=cluster.remote_peers.replay_bytes())
 
     def _connections(self, app: web.Application) -> Iterator[Metric]:
         open_by_endpoint = Counter(conn.traffic.endpoint for conn in app[CONNECTIONS])
