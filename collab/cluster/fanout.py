@@ -8,7 +8,10 @@ per message on the actor's channel, `collab:actor:<kind>:<key>`, naming the
 sockets it is for; each relaying process (runtime/relay.py) writes it to its
 own sockets. A broadcast to 50 remote peers on 3 processes is one publish.
 
-Every published item carries the owner's fence token and a sequence number
+What one loop turn produced for an actor travels as one publish: a single item,
+or a list of them when there are several (a broadcast and the echo of a
+commit), so relays parse one pub/sub message per turn rather than one per item.
+Every item carries the owner's fence token and a sequence number
 that grows by one per item, so a relay sees a gap (an item Redis dropped) or
 a new owner at once. The last items are kept for a while (REPLAY_SECONDS, at most
 REPLAY_BYTES per actor), so a relay that missed some asks for them again
@@ -273,8 +276,10 @@ class Fanout:
             entries.append((kind, obj, targets))
         targets.setdefault(peer.node, []).append(peer.pid)
 
-    def flush(self) -> None:
+    def flush(self, *last: dict[str, Any]) -> None:
+        """Publish what this loop turn queued (and `last`), as one message."""
         entries, self._entries = self._entries, []
+        payloads = []
         for kind, obj, targets in entries:
             if kind == YJS:
                 data: Any = ywire.serialize(obj.message)
@@ -282,12 +287,16 @@ class Fanout:
                 data = obj.message
             else:
                 data = list(obj)
-            self._publish({"k": kind, "d": data, "to": targets})
+            payloads.append(self._number({"k": kind, "d": data, "to": targets}))
+        payloads.extend(self._number(item) for item in last)
+        if len(payloads) == 1:
+            self.bus.publish(self.channel, payloads[0])
+        elif payloads:
+            self.bus.publish(self.channel, pack(payloads))
 
     def end(self) -> None:
         """The actor stops here: relays close their sockets, which reconnect."""
-        self.flush()
-        self._publish({"k": END})
+        self.flush({"k": END})
 
     def baseline(self) -> dict[str, int]:
         return {"t": self.token, "s": self.seq}
@@ -317,7 +326,8 @@ class Fanout:
                           or recent[0][2] < oldest):
             self._recent_bytes -= len(recent.popleft()[1])
 
-    def _publish(self, item: dict[str, Any]) -> None:
+    def _number(self, item: dict[str, Any]) -> bytes:
+        """Give `item` the next sequence number, keep it for replay; its bytes."""
         self.seq += 1
         item["t"] = self.token
         item["s"] = self.seq
@@ -325,4 +335,4 @@ class Fanout:
         self._recent.append((self.seq, payload, asyncio.get_running_loop().time()))
         self._recent_bytes += len(payload)
         self.trim()
-        self.bus.publish(self.channel, payload)
+        return payload

@@ -137,9 +137,14 @@ class Relay:
     # -- from the owner to this process's sockets ---------------------------------------
 
     def _received(self, payload: bytes) -> None:
+        """One publish of the owner: an item, or a list of items' bytes."""
+        message = unpack(payload)
+        for item in map(unpack, message) if type(message) is list else (message,):
+            self._item(item)
+
+    def _item(self, item: dict[str, Any]) -> None:
         if self.closed:
             return
-        item = unpack(payload)
         if self.token is not None:
             if item["t"] != self.token:
                 self.lost(f"{self.kind}:{self.key} has a new owner")
