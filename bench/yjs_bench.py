@@ -27,6 +27,9 @@ throughput
     `--writers` writers send `--total` updates as fast as the server accepts them. A writer
     may have at most `--window` updates that the observer has not yet received. Reports
     accepted updates/s = total / (time from the first send until the observer has all).
+    With `--docs M`, M documents each get their own observer and `--writers` writers, all
+    at once, and `--total` is split between them (with `--processes N`: many documents
+    over N processes, each owned by whichever process its observer reached).
 
 coldload
     One writer sends `--updates` small updates (window 50). The server is stopped with
@@ -570,6 +573,8 @@ async def push(server: ServerProcess | Cluster, session: aiohttp.ClientSession, 
 
 
 async def run_throughput(server: ServerProcess, session: aiohttp.ClientSession, args) -> dict:
+    if args.docs > 1:
+        return await run_throughput_docs(server, session, args)
     doc = "throughput-" + uuid.uuid4().hex[:8]
     stats = Stats()
     p = await push(server, session, doc, args.writers, args.total, args.window, stats)
@@ -586,6 +591,43 @@ async def run_throughput(server: ServerProcess, session: aiohttp.ClientSession, 
         "server_cpu_util": p.cpu["server_cpu_util"],
         "server_us_per_update": p.cpu["server_cpu_s"] * 1e6 / args.total,
         "client_cpu_util": p.cpu["client_cpu_util"], "server_rss_mib": server.rss_mib(),
+        "converged": converged, "connections_lost": lost,
+    }
+
+
+async def run_throughput_docs(server: ServerProcess, session: aiohttp.ClientSession,
+                              args) -> dict:
+    """`--docs` documents pushed at once, each by its own writers and observer."""
+    run = uuid.uuid4().hex[:8]
+    docs = [f"throughput-{run}-{i}" for i in range(args.docs)]
+    per_doc = args.total // args.docs
+    stats = [Stats() for _ in docs]
+    meter = CpuMeter(server)
+    t0 = now_us()
+    pushed = await asyncio.gather(*(
+        push(server, session, doc, args.writers, per_doc, args.window, s)
+        for doc, s in zip(docs, stats, strict=True)))
+    cpu = meter.read()
+    seconds = (max(s.last_delivery_us for s in stats) - t0) / 1e6
+    finished = all(p.finished for p in pushed)
+    converged = True
+    for doc, p in zip(docs, pushed, strict=True):
+        text = await fresh_text(session, server.url(doc))
+        converged &= text_check(text, per_doc)["ok"] and p.observer.content() == text
+    lost = [gone for p in pushed for gone in p.lost]
+    for p in pushed:
+        for c in [p.observer, *p.writers]:
+            await c.close()
+    total = per_doc * args.docs
+    return {
+        "scenario": "throughput", "docs": args.docs, "writers": args.writers, "total": total,
+        "window": args.window, "seconds": seconds, "finished": finished,
+        "accepted_per_s": total / seconds if finished else None,
+        "observer_latency_ms": summary([x for s in stats for x in s.latencies_ms]),
+        "dupes": sum(s.dupes for s in stats),
+        "server_cpu_util": cpu["server_cpu_util"],
+        "server_us_per_update": cpu["server_cpu_s"] * 1e6 / total,
+        "client_cpu_util": cpu["client_cpu_util"], "server_rss_mib": server.rss_mib(),
         "converged": converged, "connections_lost": lost,
     }
 
@@ -683,7 +725,9 @@ def print_lost(lost: list[str]) -> None:
 
 
 def print_throughput(r: dict) -> None:
-    print(f"throughput: {r['writers']} writers, {r['total']:,} updates, window {r['window']}")
+    docs = f" in each of {r['docs']} documents" if r.get("docs", 1) > 1 else ""
+    print(f"throughput: {r['writers']} writers{docs}, {r['total']:,} updates, "
+          f"window {r['window']}")
     print(f"  accepted/s   {f(r['accepted_per_s'])}   ({f(r['seconds'])} s, finished "
           f"{f(r['finished'])}, converged {f(r['converged'])})")
     print(f"  observer latency ms  {lat(r['observer_latency_ms'])}")
@@ -766,6 +810,9 @@ def main() -> None:
     ap.add_argument("--drain", type=float, default=15,
                     help="fanout: seconds to wait for late deliveries (15)")
     ap.add_argument("--writers", type=int, default=10, help="throughput: writers (10)")
+    ap.add_argument("--docs", type=int, default=1,
+                    help="throughput: documents pushed at once, each with its own "
+                         "--writers writers and an observer (1)")
     ap.add_argument("--total", type=int, default=20000, help="throughput: updates in all (20000)")
     ap.add_argument("--window", type=int, default=8,
                     help="throughput: most updates per writer not yet seen by the observer (8)")
