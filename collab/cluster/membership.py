@@ -37,7 +37,7 @@ class Cluster(Ownership):
         self.placement = Placement(redis, settings.lease_ttl, namespace=namespace,
                                    liveness_ttl=settings.liveness_ttl)
         self.bus = Bus(redis, namespace)
-        self.placement.deaf = self._deaf
+        self.placement.liveness.deaf = self._deaf
         self.bus.on_reconnect(self.placement.renew_soon)
         self.forwarder = Forwarder(system, self.bus, self.placement.node)
         # Owners that die are noticed within a liveness TTL, not a lease TTL.

@@ -23,7 +23,6 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
@@ -124,15 +123,6 @@ class Placement:
         self.held[(actor.kind, actor.key)] = (got, actor)
         self.remote.pop((actor.kind, actor.key), None)
         return got.token
-
-    @property
-    def deaf(self) -> Callable[[str], Awaitable[bool]] | None:
-        return self.liveness.deaf
-
-    @deaf.setter
-    def deaf(self, check: Callable[[str], Awaitable[bool]] | None) -> None:
-        """How to tell a process's channel has no listener (the cluster's bus counts)."""
-        self.liveness.deaf = check
 
     async def _gone(self, node: str) -> bool:
         return node != self.node and await self.liveness.gone(node)
