@@ -193,3 +193,51 @@ async def test_a_killed_owner_is_taken_over_in_a_liveness_ttl_not_a_lease_ttl(tm
     finally:
         a.stop()
         b.stop()
+
+
+def owned(metrics: str) -> float:
+    line = next(line for line in metrics.splitlines()
+                if line.startswith("collab_cluster_owned_actors "))
+    return float(line.split()[1])
+
+
+async def test_a_joining_process_takes_new_actors_and_a_leaving_one_hands_its_own_over(
+        tmp_path, session):
+    """Actors are placed where they are first needed: a process that joins owns the
+    actors first touched through it at once, while the loaded ones stay put; one that
+    stops (SIGTERM) releases its actors after their last commit, so the survivor
+    serves them at the next touch, with their state, without waiting for a TTL."""
+    env = {"REDIS_URL": REDIS_URL, "COLLAB_LEASE_TTL": "30"}
+
+    def server(name: str) -> ServerProcess:
+        return ServerProcess(tmp_path / f"{name}.db", database_url=f"sqlite:///{tmp_path}/s.db",
+                             env=env, args=APP).start()
+
+    prefix = f"join-{uuid.uuid4().hex[:8]}"
+    a = server("a")
+    b = None
+    try:
+        def call(srv: ServerProcess, n: int) -> str:
+            return f"{srv.http_url}/api/actors/counter/{prefix}-{n}/actions/increment"
+
+        for n in range(10):  # before B exists: A owns all ten
+            assert (await session.post(call(a, n), json={})).status == 200
+        b = server("b")
+        for n in range(10, 20):  # first touched through B: B owns them
+            assert (await session.post(call(b, n), json={})).status == 200
+        for n in range(10):  # A's stay on A, reached through B
+            assert (await (await session.post(call(b, n), json={})).json())["result"] == 2
+        assert owned(await (await session.get(f"{a.http_url}/metrics")).text()) == 10
+        assert owned(await (await session.get(f"{b.http_url}/metrics")).text()) == 10
+        assert a.stop() == 0
+        started = asyncio.get_running_loop().time()
+        for n in range(10):  # released by A: B claims them at once, state intact
+            resp = await session.post(call(b, n), json={})
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["result"] == 3
+        assert asyncio.get_running_loop().time() - started < 5  # not the 30 s lease TTL
+        assert owned(await (await session.get(f"{b.http_url}/metrics")).text()) == 20
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
