@@ -167,10 +167,10 @@ class Placement:
                     await self._renew_now.wait()
             self._renew_now.clear()
             started, count = loop.time(), 0
-            held = [lease for lease, _ in self.held.values()]
+            held = list(self.held.values())  # at C speed: 100,000 in about a millisecond
             try:
                 for start in range(0, len(held), REFRESH_BATCH):
-                    batch = held[start:start + REFRESH_BATCH]
+                    batch = [lease for lease, _ in held[start:start + REFRESH_BATCH]]
                     for lease in await self.leases.renew(batch):
                         await self._reclaim(lease)
                     count += len(batch)
