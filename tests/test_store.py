@@ -20,8 +20,10 @@ from collab.errors import StoreUnavailable
 from collab.storage import open_store
 from collab.storage.base import (
     AppendUpdate,
+    DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DocumentReplaced,
     Fence,
     LimitUser,
     PutActorState,
@@ -162,15 +164,72 @@ async def test_sqlite_commit_waits_for_another_writer(tmp_path):
     await store.close()
 
 
+async def test_documents_are_listed_by_name_with_their_size(store):
+    for doc, size in [("notes-b", 30), ("notes-a", 10), ("other", 5), ("notes-c", 7)]:
+        await store.write([AppendUpdate(doc, 1, b"x" * size)])
+    await store.write([AppendUpdate("notes-a", 2, b"y" * 4)])
+    page = await store.list_documents("notes-", None, 2)
+    assert [(d.name, d.bytes, d.epoch) for d in page] == [("notes-a", 14, 1), ("notes-b", 30, 1)]
+    assert 0 < page[0].created_at <= page[0].updated_at
+    rest = await store.list_documents("notes-", page[-1].name, 2)
+    assert [d.name for d in rest] == ["notes-c"]
+    assert [d.name for d in await store.list_documents("", None, 10)] == [
+        "notes-a", "notes-b", "notes-c", "other"]
+    assert await store.list_documents("nothing", None, 10) == []
+    # A compaction counts the document again: the snapshot replaces the rows it covers.
+    await store.write([ReplaceSnapshot("notes-a", 2, b"s" * 6)])
+    assert (await store.list_documents("notes-a", None, 1))[0].bytes == 6
+
+
+async def test_deleting_a_document_ends_its_incarnation(store):
+    await store.write([AppendUpdate("d", 1, b"one"), AppendUpdate("d", 2, b"two")])
+    await store.write([ReplaceSnapshot("d", 1, b"snap")])
+    await store.write([DeleteDocument("d", 1, retired=b"sv-1")])
+    loaded = await store.load_document("d")
+    assert (loaded.snapshot, loaded.updates, loaded.epoch, loaded.retired) == (
+        None, [], 2, b"sv-1")
+    assert await store.list_documents("", None, 10) == []
+    # A write of the ended incarnation never lands, alone or beside others.
+    with pytest.raises(DocumentReplaced) as refused:
+        await store.write([AppendUpdate("e", 1, b"e"), AppendUpdate("d", 3, b"late")])
+    assert (refused.value.key, refused.value.token, refused.value.current) == ("d", 1, 2)
+    with pytest.raises(DocumentReplaced):
+        await store.write([ReplaceSnapshot("d", 2, b"old snapshot")])
+    with pytest.raises(DocumentReplaced):
+        await store.write([DeleteDocument("d", 1, retired=b"sv-1")])
+    assert (await store.load_document("e")).updates == []
+    # The next incarnation starts at seq 1 and is listed again.
+    await store.write([AppendUpdate("d", 1, b"new", epoch=2)])
+    loaded = await store.load_document("d")
+    assert (loaded.updates, loaded.epoch, loaded.retired) == ([(1, b"new")], 2, b"sv-1")
+    assert [(d.name, d.bytes, d.epoch) for d in await store.list_documents("", None, 10)] == [
+        ("d", 3, 2)]
+
+
+async def test_a_document_replaced_with_content(store):
+    await store.write([AppendUpdate("r", 1, b"old")])
+    # Its own earlier rows in the same batch are ended with it.
+    await store.write([AppendUpdate("r", 2, b"older"),
+                       DeleteDocument("r", 1, retired=b"sv", content=b"imported")])
+    loaded = await store.load_document("r")
+    assert (loaded.updates, loaded.epoch) == ([(1, b"imported")], 2)
+    assert [(d.name, d.bytes) for d in await store.list_documents("r", None, 1)] == [
+        ("r", len(b"imported"))]
+    with pytest.raises(DocumentReplaced):  # a write after its epoch's end, in one batch
+        await store.write([DeleteDocument("r", 2, retired=b"sv2"),
+                           AppendUpdate("r", 2, b"x", epoch=2)])
+
+
 async def test_sqlite_wal_is_checkpointed(tmp_path):
     store = open_store(Settings(database_url=f"sqlite:///{tmp_path}/wal.db"))
     await store.open()
     for seq in range(1, 2501):
         await store.write([AppendUpdate("a", seq, b"x" * 100)])
-    # Each commit appends two pages (table and key index) to the WAL: 2500 commits
-    # without checkpoints make it about 20 MiB. Checkpointed every 1000 commits,
-    # SQLite reuses it from the start and it stays near 1000 commits' worth.
-    assert (tmp_path / "wal.db-wal").stat().st_size < 2500 * 2 * 4120 * 0.6
+    # Each commit appends three pages (the log's table and key index, the document's
+    # catalog row) to the WAL: 2500 commits without checkpoints make it about 30 MiB.
+    # Checkpointed every 1000 commits, SQLite reuses it from the start and it stays
+    # near 1000 commits' worth.
+    assert (tmp_path / "wal.db-wal").stat().st_size < 2500 * 3 * 4120 * 0.6
     await store.close()
 
 
@@ -654,3 +713,23 @@ async def test_two_processes_opening_one_new_sqlite_file_both_start(tmp_path):
         for store in stores:
             assert await store.migrate() == LATEST_VERSION
             await store.close()
+
+
+async def test_documents_stored_before_the_catalog_are_listed_after_the_upgrade(tmp_path):
+    """Schema version 10 adds the documents catalog and fills it from what is stored."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = SQLiteStore(url)
+    await store.open()
+    await store.write([AppendUpdate("kept", 1, b"abc"), AppendUpdate("kept", 2, b"de"),
+                       AppendUpdate("snap", 1, b"x"), AppendUpdate("snap", 2, b"yz")])
+    await store.write([ReplaceSnapshot("snap", 1, b"snapshot")])
+    await store.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # back to version 9
+        conn.execute("DROP TABLE documents")
+        conn.execute("DELETE FROM collab_schema WHERE version >= 10")
+    store = SQLiteStore(url)
+    await store.open()
+    listed = {d.name: (d.bytes, d.epoch) for d in await store.list_documents("", None, 10)}
+    assert listed == {"kept": (5, 1), "snap": (len(b"snapshot") + 2, 1)}
+    assert (await store.load_document("kept")).epoch == 1
+    await store.close()

@@ -18,21 +18,39 @@ from collab.errors import StoreUnavailable
 
 @dataclass(frozen=True, slots=True)
 class AppendUpdate:
-    """Append one Yjs update to a document's log at sequence number `seq`."""
+    """Append one Yjs update to a document's log at sequence number `seq`, in the
+    document's incarnation `epoch` (refused with DocumentReplaced if it is over)."""
 
     doc: str
     seq: int
     data: bytes
+    epoch: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class ReplaceSnapshot:
     """Store `data` as the document's snapshot covering log rows <= `seq`, and
-    delete those rows, in the same transaction."""
+    delete those rows, in the same transaction (in incarnation `epoch`, as above)."""
 
     doc: str
     seq: int
     data: bytes
+    epoch: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteDocument:
+    """End incarnation `epoch` of `doc`: its log and snapshot go, the next epoch
+    begins, and `retired` (a Yjs state vector covering every earlier incarnation's
+    content) is kept so updates carrying deleted content can be refused. With
+    `content` (a Yjs update), the new incarnation starts with it as log row 1
+    (an import, `PUT /api/docs/<doc>`); without, the name is listed as deleted
+    until it is written again."""
+
+    doc: str
+    epoch: int
+    retired: bytes
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +213,48 @@ class StaleOwner(StoreUnavailable):
         self.kind, self.key, self.token, self.current = kind, key, token, current
 
 
-WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | PutActorState | PutTimer | DeleteTimer
-           | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage | RevokeUser
-           | LimitUser)
+class DocumentReplaced(StaleOwner):
+    """A write for incarnation `token` of a document whose incarnation is now
+    `current`: it was deleted or replaced meanwhile, and the write may never land."""
+
+    code = "document_replaced"
+
+    def __init__(self, doc: str, epoch: int, current: int) -> None:
+        StoreUnavailable.__init__(self, f"document {doc!r} was deleted or replaced "
+                                        f"(incarnation {epoch}, now {current})")
+        self.kind, self.key, self.token, self.current = "doc", doc, epoch, current
+
+
+WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | DeleteDocument | PutActorState | PutTimer
+           | DeleteTimer | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage
+           | RevokeUser | LimitUser)
+
+
+def incarnation_ops(ops: Sequence[WriteOp]) -> dict[str, tuple[int, int]]:
+    """For each document the document ops of `ops` write: (the incarnation they
+    must find stored, the one they leave). Raises DocumentReplaced if they
+    disagree among themselves (a write after the deletion of its own epoch)."""
+    epochs: dict[str, tuple[int, int]] = {}
+    for op in ops:
+        if not isinstance(op, AppendUpdate | ReplaceSnapshot | DeleteDocument):
+            continue
+        found, now = epochs.get(op.doc, (op.epoch, op.epoch))
+        if op.epoch != now:
+            raise DocumentReplaced(op.doc, op.epoch, now)
+        epochs[op.doc] = (found, now + 1 if isinstance(op, DeleteDocument) else now)
+    return epochs
 
 
 @dataclass(frozen=True, slots=True)
 class StoredDocument:
-    """What a store holds for one document: a snapshot plus the log after it."""
+    """What a store holds for one document: a snapshot plus the log after it, and
+    its incarnation (DeleteDocument)."""
 
     snapshot: bytes | None = None
     snapshot_seq: int = 0
     updates: list[tuple[int, bytes]] = field(default_factory=list)
+    epoch: int = 1
+    retired: bytes | None = None
 
     @property
     def last_seq(self) -> int:
@@ -215,6 +263,18 @@ class StoredDocument:
     @property
     def log_bytes(self) -> int:
         return sum(len(data) for _, data in self.updates)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """One stored document, as listed: its size in the store (snapshot and log)
+    and when it was created (in this incarnation) and last written, Unix times."""
+
+    name: str
+    bytes: int
+    created_at: float
+    updated_at: float
+    epoch: int
 
 
 class Store(ABC):
@@ -235,6 +295,12 @@ class Store(ABC):
     @abstractmethod
     async def load_document(self, doc: str) -> StoredDocument:
         """Read a document's snapshot and the log rows after it, in sequence order."""
+
+    @abstractmethod
+    async def list_documents(self, prefix: str, after: str | None, limit: int
+                             ) -> list[DocumentInfo]:
+        """Up to `limit` documents whose name starts with `prefix` and sorts after
+        `after`, ordered by name; deleted ones (not written since) left out."""
 
     @abstractmethod
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:

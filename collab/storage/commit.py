@@ -28,7 +28,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from collab.errors import StoreUnavailable
-from collab.storage.base import Fence, StaleOwner, Store, WriteOp
+from collab.storage.base import (
+    AppendUpdate,
+    DeleteDocument,
+    DocumentReplaced,
+    Fence,
+    ReplaceSnapshot,
+    StaleOwner,
+    Store,
+    WriteOp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +193,10 @@ def settle(futures: Iterable[asyncio.Future[None]], error: BaseException | None)
 
 
 def _fenced_out(ops: Sequence[WriteOp], stale: StaleOwner) -> bool:
-    """True if `ops` were fenced with a token older than the store's for that actor."""
+    """True if `ops` were fenced with a token older than the store's for that actor,
+    or write a document incarnation older than the store's."""
+    if isinstance(stale, DocumentReplaced):
+        return any(isinstance(op, AppendUpdate | ReplaceSnapshot | DeleteDocument)
+                   and op.doc == stale.key and op.epoch < stale.current for op in ops)
     return any(type(op) is Fence and op.kind == stale.kind and op.key == stale.key
                and op.token < stale.current for op in ops)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,14 @@ import asyncpg
 
 from collab.config import DEFAULT_DATABASE_POOL_SIZE
 from collab.errors import StoreUnavailable
+from collab.storage import catalog
 from collab.storage.base import (
     AppendUpdate,
+    DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DocumentInfo,
+    DocumentReplaced,
     Fence,
     LimitUser,
     PutActorState,
@@ -45,6 +50,7 @@ from collab.storage.base import (
     TimerRecord,
     WorkflowRecord,
     WriteOp,
+    incarnation_ops,
 )
 from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL, for_postgres
 
@@ -87,8 +93,23 @@ _LOAD_DOCUMENT = """
     UNION ALL
     SELECT 1, seq, data FROM doc_updates
      WHERE doc = $1 AND seq > COALESCE((SELECT seq FROM doc_snapshots WHERE doc = $1), 0)
+    UNION ALL
+    SELECT 2, epoch, retired FROM documents WHERE doc = $1
     ORDER BY 1, 2
 """
+
+
+def numbered(sql: str) -> str:
+    """`sql` with SQLite's `?` placeholders numbered as asyncpg wants them ($1, $2...)."""
+    count = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+_CATALOG_APPEND = numbered(catalog.APPEND_SQL)
+_CATALOG_RESIZE = numbered(catalog.RESIZE_SQL)
+_CATALOG_DELETE = numbered(catalog.DELETE_SQL)
+_LIST_DOCUMENTS = numbered(catalog.LIST_SQL)
+_EPOCHS = "SELECT doc, epoch FROM documents WHERE doc = ANY($1::text[])"
 
 _ROOM_COLUMNS = ("room, seq, client_id, user_id, body, meta, created_at, edited_at, deleted, "
                  "reactions")
@@ -277,14 +298,12 @@ class PostgresStore(Store):
     async def load_document(self, doc: str) -> StoredDocument:
         # One statement sees one snapshot of the database: the snapshot and the
         # log rows after it come from the same moment, even during a compaction.
-        rows = await self.pool.fetch(_LOAD_DOCUMENT, doc)
-        snapshot, snapshot_seq, updates = None, 0, []
-        for is_log, seq, data in rows:
-            if is_log:
-                updates.append((seq, data))
-            else:
-                snapshot, snapshot_seq = data, seq
-        return StoredDocument(snapshot, snapshot_seq, updates)
+        return catalog.stored_document(await self.pool.fetch(_LOAD_DOCUMENT, doc))
+
+    async def list_documents(self, prefix: str, after: str | None, limit: int
+                             ) -> list[DocumentInfo]:
+        rows = await self.pool.fetch(_LIST_DOCUMENTS, *catalog.list_params(prefix, after, limit))
+        return [DocumentInfo(*row) for row in rows]
 
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
         return await self.pool.fetchval(
@@ -389,16 +408,33 @@ class PostgresStore(Store):
             if isinstance(op, LimitUser) and op.at >= user_limits.get(op.user, ("", op.at))[1]:
                 user_limits[op.user] = (op.limits, op.at)
 
+        epochs = incarnation_ops(ops)
+        deletions = [op for op in ops if isinstance(op, DeleteDocument)]
+
         async def apply(conn: asyncpg.Connection) -> None:
             for kind, key, token in fences:  # first: a stale owner writes nothing
                 current = await conn.fetchval(_FENCE, kind, key, token)
                 if current > token:
                     raise StaleOwner(kind, key, token, current)
+            if epochs:  # then: nothing for a deleted incarnation
+                stored = dict(await conn.fetch(_EPOCHS, list(epochs)))
+                for doc, (epoch, _) in epochs.items():
+                    if stored.get(doc, 1) != epoch:
+                        raise DocumentReplaced(doc, epoch, stored.get(doc, 1))
             if appends:
                 await conn.execute(_APPEND, *_arrays(appends))
+                await conn.executemany(_CATALOG_APPEND, catalog.appended_bytes(ops, epochs, now))
             if snapshots:  # after the appends: a snapshot may cover rows of this batch
                 await conn.executemany(_PUT_SNAPSHOT, snapshots)
                 await conn.executemany(_DELETE_COVERED, [row[:2] for row in snapshots])
+                await conn.executemany(_CATALOG_RESIZE, [(row[0],) * 3 for row in snapshots])
+            for op in deletions:  # last: they end what the ops before them wrote
+                await conn.execute("DELETE FROM doc_updates WHERE doc = $1", op.doc)
+                await conn.execute("DELETE FROM doc_snapshots WHERE doc = $1", op.doc)
+                if op.content is not None:
+                    await conn.execute("INSERT INTO doc_updates (doc, seq, data) "
+                                       "VALUES ($1, 1, $2)", op.doc, op.content)
+                await conn.execute(_CATALOG_DELETE, *catalog.deletion_row(op, now))
             for sql, arrays in statements:
                 await conn.execute(sql, *arrays)
             if revocations:

@@ -126,6 +126,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                limits TEXT NOT NULL,
                set_at DOUBLE PRECISION NOT NULL)""",
     ]),
+    (10, [
+        # One row per document name ever written: what it takes in the store and when
+        # it last changed (for listing), and its incarnation. Deleting a document
+        # keeps the row: `epoch` counts incarnations (writes carry the epoch they
+        # belong to, and a write of an earlier one is refused), `retired` is the Yjs
+        # state vector of every earlier incarnation's content (updates that carry or
+        # build on it are refused: nothing deleted comes back), `deleted_at` is set
+        # until the name is written again.
+        """CREATE TABLE documents (
+               doc TEXT PRIMARY KEY,
+               epoch BIGINT NOT NULL,
+               bytes BIGINT NOT NULL,
+               created_at DOUBLE PRECISION NOT NULL,
+               updated_at DOUBLE PRECISION NOT NULL,
+               deleted_at DOUBLE PRECISION,
+               retired BLOB)""",
+        # Documents stored before this version: epoch 1, their size now; the log rows
+        # carry no time, so a document with no snapshot gets 0 until it is written.
+        """INSERT INTO documents (doc, epoch, bytes, created_at, updated_at)
+           SELECT doc, 1, SUM(size), COALESCE(MAX(at), 0), COALESCE(MAX(at), 0)
+             FROM (SELECT doc, length(data) AS size, updated_at AS at FROM doc_snapshots
+                   UNION ALL
+                   SELECT doc, length(data) AS size, NULL AS at FROM doc_updates) AS stored
+            GROUP BY doc""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

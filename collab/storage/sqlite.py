@@ -28,10 +28,14 @@ from typing import TypeVar
 import aiosqlite
 
 from collab.errors import StoreUnavailable
+from collab.storage import catalog
 from collab.storage.base import (
     AppendUpdate,
+    DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DocumentInfo,
+    DocumentReplaced,
     Fence,
     LimitUser,
     PutActorState,
@@ -49,6 +53,7 @@ from collab.storage.base import (
     TimerRecord,
     WorkflowRecord,
     WriteOp,
+    incarnation_ops,
 )
 from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL
 
@@ -77,6 +82,8 @@ _LOAD_DOCUMENT = """
     UNION ALL
     SELECT 1, seq, data FROM doc_updates
      WHERE doc = ? AND seq > COALESCE((SELECT seq FROM doc_snapshots WHERE doc = ?), 0)
+    UNION ALL
+    SELECT 2, epoch, retired FROM documents WHERE doc = ?
     ORDER BY 1, 2
 """
 
@@ -186,14 +193,13 @@ class SQLiteStore(Store):
     async def load_document(self, doc: str) -> StoredDocument:
         # One statement is one consistent read: the snapshot and the log rows
         # after it come from the same moment, with no transaction to interleave.
-        rows = await self._rows(_LOAD_DOCUMENT, (doc, doc, doc))
-        snapshot, snapshot_seq, updates = None, 0, []
-        for is_log, seq, data in rows:
-            if is_log:
-                updates.append((seq, bytes(data)))
-            else:
-                snapshot, snapshot_seq = bytes(data), seq
-        return StoredDocument(snapshot, snapshot_seq, updates)
+        rows = await self._rows(_LOAD_DOCUMENT, (doc, doc, doc, doc))
+        return catalog.stored_document(rows)
+
+    async def list_documents(self, prefix: str, after: str | None, limit: int
+                             ) -> list[DocumentInfo]:
+        rows = await self._rows(catalog.LIST_SQL, catalog.list_params(prefix, after, limit))
+        return [DocumentInfo(*row) for row in rows]
 
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
         rows = await self._point_rows("SELECT state FROM actor_state WHERE kind = ? AND key = ?",
@@ -350,6 +356,9 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
     revocations = [(op.user, op.at) for op in ops if isinstance(op, RevokeUser)]
     user_limits = [(op.user, op.limits, op.at) for op in ops if isinstance(op, LimitUser)]
 
+    epochs = incarnation_ops(ops)
+    deletions = [op for op in ops if isinstance(op, DeleteDocument)]
+
     def body() -> None:
         for kind, key, token in fences:  # first: a stale owner writes nothing
             conn.execute(FENCE_SQL, (kind, key, token))
@@ -357,12 +366,18 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                                    (kind, key)).fetchone()[0]
             if current > token:
                 raise StaleOwner(kind, key, token, current)
+        for doc, (epoch, _) in epochs.items():  # then: nothing for a deleted incarnation
+            row = conn.execute(catalog.EPOCH_SQL, (doc,)).fetchone()
+            stored = row[0] if row else 1
+            if stored != epoch:
+                raise DocumentReplaced(doc, epoch, stored)
+        now = time.time()
         if appends:
             # A row written again after a commit whose failure was reported late
             # (runtime/writes.py) is the same row: keep the one stored.
             conn.executemany("INSERT INTO doc_updates (doc, seq, data) VALUES (?, ?, ?) "
                              "ON CONFLICT (doc, seq) DO NOTHING", appends)
-        now = time.time()
+            conn.executemany(catalog.APPEND_SQL, catalog.appended_bytes(ops, epochs, now))
         for snap in snapshots:
             conn.execute(
                 "INSERT INTO doc_snapshots (doc, seq, data, updated_at) VALUES (?, ?, ?, ?) "
@@ -370,6 +385,14 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 "updated_at = excluded.updated_at WHERE excluded.seq >= doc_snapshots.seq",
                 (snap.doc, snap.seq, snap.data, now))
             conn.execute("DELETE FROM doc_updates WHERE doc = ? AND seq <= ?", (snap.doc, snap.seq))
+            conn.execute(catalog.RESIZE_SQL, (snap.doc, snap.doc, snap.doc))
+        for op in deletions:  # last: they end what the ops before them wrote
+            conn.execute("DELETE FROM doc_updates WHERE doc = ?", (op.doc,))
+            conn.execute("DELETE FROM doc_snapshots WHERE doc = ?", (op.doc,))
+            if op.content is not None:
+                conn.execute("INSERT INTO doc_updates (doc, seq, data) VALUES (?, 1, ?)",
+                             (op.doc, op.content))
+            conn.execute(catalog.DELETE_SQL, catalog.deletion_row(op, now))
         if states:
             # In submission order, so the last state written for an actor wins.
             conn.executemany(
