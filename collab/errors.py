@@ -31,6 +31,8 @@ class CloseCode(IntEnum):
     #: mid-session (get a new one and reconnect) / the client did something it may not.
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
+    #: The document was deleted (or replaced): drop the local copy before syncing again.
+    DOCUMENT_DELETED = 4410
     #: The document is at its size quota (COLLAB_MAX_DOCUMENT_BYTES): nothing more fits.
     DOCUMENT_TOO_LARGE = 4413
     #: Past the connection's message or byte rate (gateway/ratelimit.py).
@@ -102,6 +104,16 @@ class InvalidPayload(RemoteProtocolError):
     close_code = CloseCode.INVALID_PAYLOAD
 
 
+class DocumentDeleted(InvalidPayload):
+    """An update or state vector from a copy of a document made before the document
+    was deleted or replaced: applying it would bring deleted content back
+    (actors/incarnations.py)."""
+
+    code = "document_deleted"
+    status = 410
+    close_code = CloseCode.DOCUMENT_DELETED
+
+
 class MessageTooBig(RemoteProtocolError):
     code = "message_too_big"
     status = 413
@@ -133,6 +145,13 @@ class BadRequest(CollabError):
         super().__init__(message, code=code)
         if status is not None:
             self.status = status
+
+
+class DocumentNotFound(BadRequest):
+    """Nothing is stored under this document name (never written, or deleted)."""
+
+    code = "document_not_found"
+    status = 404
 
 
 class Unauthorized(BadRequest):

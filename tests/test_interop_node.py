@@ -146,6 +146,22 @@ def test_awareness_change_after_an_abrupt_reconnect_is_seen(server):
     assert server_content(server.http_url, "interop/drop") == content_of(result)
 
 
+def test_a_deleted_document_is_not_resurrected_by_an_offline_client(server):
+    """DELETE /api/docs/<doc> while a client is offline with the content (and edits on
+    it): connected clients are closed with 4410, the document created afterwards holds
+    only its own content, and the offline client's reconnects are refused with 4410."""
+    result = run_node("resurrection.mjs", "--url", server.ws_url, "--http", server.http_url,
+                      "--doc", "interop/deleted")
+    assert result["serverText"] == result["cText"] == "new;"
+    assert [close["code"] for close in result["closesB"]] == [4410]
+    # Every reconnect is refused. (A close frame sent while the client is still sending
+    # its first frames is sometimes lost to the TCP reset: the client then sees 1006.)
+    refused = [close["code"] for close in result["closesA"]]
+    assert 4410 in refused and set(refused) <= {4410, 1006}, refused
+    # Refused at its first sync message, before it was sent anything of the new document.
+    assert "offline-a;" in result["aText"] and "new;" not in result["aText"]
+
+
 # -- fidelity: embedded objects reach everyone as their writer wrote them ---------------
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
+from collab.actors.incarnations import Retired
 from collab.actors.ydoc import (
     EMPTY_UPDATE,
     compaction,
@@ -29,6 +30,7 @@ from collab.actors.ydoc import (
 )
 from collab.errors import (
     CloseCode,
+    DocumentNotFound,
     DocumentTooLarge,
     InvalidPayload,
     RemoteProtocolError,
@@ -36,7 +38,7 @@ from collab.errors import (
     close_code_for,
 )
 from collab.protocol import ywire
-from collab.protocol.native import YjsOut
+from collab.protocol.native import Outgoing, YjsOut
 from collab.protocol.yupdate import check_value_depth
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
@@ -45,7 +47,7 @@ from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
 from collab.runtime.replies import answer, fail
 from collab.runtime.travels import travels
-from collab.storage.base import AppendUpdate, ReplaceSnapshot
+from collab.storage.base import AppendUpdate, DeleteDocument, ReplaceSnapshot
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -157,6 +159,28 @@ class Export:
     reply: asyncio.Future[bytes]
 
 
+@travels("doc.delete")
+@dataclass(frozen=True, slots=True)
+class DeleteDoc:
+    """End the document's incarnation (`DELETE /api/docs/<doc>`): its content goes
+    and may never come back; `reply` gets the new epoch once that is committed.
+    Its clients are told: y-websocket sockets close with 4410, `/ws` ones get a
+    `doc.deleted` event."""
+
+    reply: asyncio.Future[int]
+
+
+@travels("doc.replace")
+@dataclass(frozen=True, slots=True)
+class ReplaceDoc:
+    """Begin a new incarnation holding `update` (`PUT /api/docs/<doc>`), whether or
+    not the document existed; its clients are told as for DeleteDoc. `reply` gets
+    the new epoch."""
+
+    update: bytes
+    reply: asyncio.Future[int]
+
+
 @dataclass(frozen=True, slots=True)
 class Committed:
     out: YjsOut  # the batch's broadcast, held back from its senders until now
@@ -169,6 +193,7 @@ class Committed:
 
 @dataclass(frozen=True, slots=True)
 class Compacted:
+    epoch: int  # the incarnation it compacted: moot if the document was deleted since
     upto_seq: int
     folded: tuple[int, int]  # (rows, bytes) removed from the log
     snapshot_bytes: int  # the size of the snapshot that replaced them
@@ -219,6 +244,10 @@ class Document(Actor):
         self._kept_rows = self._kept_bytes = 0  # rows whose commit failed, to be written again
         self._compacting = False
         self._compaction: asyncio.Future[None] | None = None
+        #: The incarnation the document is in, and what earlier ones held
+        #: (actors/incarnations.py): updates carrying deleted content are refused.
+        self.epoch = 1
+        self.retired = Retired(None)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -232,6 +261,8 @@ class Document(Actor):
         self.log_bytes = stored.log_bytes
         self.snapshot_bytes = len(stored.snapshot or b"")
         self.stored_bytes = self.snapshot_bytes + self.log_bytes
+        self.epoch = stored.epoch
+        self.retired = Retired(stored.retired)
         self._maybe_schedule_compaction()
 
     def _may_sleep(self) -> bool:
@@ -254,7 +285,7 @@ class Document(Actor):
 
     def _is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
-                          | PeerUpdate | PeerAwareness | Export) \
+                          | PeerUpdate | PeerAwareness | Export | DeleteDoc | ReplaceDoc) \
             or super()._is_request(message)
 
     def _reject(self, message: Any, error: BaseException) -> None:
@@ -263,7 +294,7 @@ class Document(Actor):
             message.peer.close(close_code_for(error), _CLOSE_REASONS.get(
                 type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
-                        | Export):
+                        | Export | DeleteDoc | ReplaceDoc):
             fail(message.reply, error)
         else:
             super()._reject(message, error)
@@ -294,6 +325,8 @@ class Document(Actor):
             answer(message.reply, self._diff(ywire.EMPTY_STATE_VECTOR))
         elif kind is Compacted:
             self._compacted(message)
+        elif kind is DeleteDoc or kind is ReplaceDoc:
+            return self._end_incarnation(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
         elif kind is TimerFired and message.name == AWARENESS_TIMER:
@@ -322,6 +355,7 @@ class Document(Actor):
             fail(message.reply, ShuttingDown("connection closed"))
             return
         try:
+            self._check_copy(message.state_vector)
             diff = self._diff(message.state_vector)
         except RemoteProtocolError as exc:
             fail(message.reply, exc)
@@ -389,7 +423,15 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        self._check_copy(state_vector)
         peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
+
+    def _check_copy(self, state_vector: bytes) -> None:
+        """Raises DocumentDeleted if a client with `state_vector` holds content of an
+        earlier incarnation: it would send it back (actors/incarnations.py)."""
+        if self.retired:
+            self.retired.check_state_vector(
+                state_vector, ywire.decode_state_vector(self.doc.get_state()))
 
     def _diff(self, state_vector: bytes) -> bytes:
         """What a peer with `state_vector` lacks, as one update."""
@@ -408,21 +450,14 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         self._check_quota(update)
-        check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
-        try:
-            self.doc.apply_update(update)
-        except ValueError as exc:
-            raise InvalidPayload(f"update rejected: {exc}") from exc
-        except BaseException as exc:
-            if not is_panic(exc):
-                raise
-            # The document is as it was: yrs checks an update before it integrates it.
-            raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
+        if self.retired:
+            self.retired.check_update(update, ywire.decode_state_vector(self.doc.get_state()))
+        _integrate(self.doc, update)
         self.writers.note(update)
         self.seq += 1
         self.stored_bytes += len(update)
         self._outbox.broadcast.append((sender, update))
-        self._outbox.writes.append(AppendUpdate(self.key, self.seq, update))
+        self._outbox.writes.append(AppendUpdate(self.key, self.seq, update, self.epoch))
         return self.seq
 
     def _check_quota(self, update: bytes) -> None:
@@ -500,6 +535,71 @@ class Document(Actor):
             fail(message.reply, exc)
         else:
             answer(message.reply, result)
+
+    # -- deleting and replacing -----------------------------------------------
+
+    async def _end_incarnation(self, message: DeleteDoc | ReplaceDoc) -> None:
+        """Delete the document, or replace its content, as one committed step; then
+        carry on as its next incarnation, with its clients told to start over."""
+        content, fresh = None, Doc()
+        if isinstance(message, ReplaceDoc):
+            try:
+                content = self._importable(message.update, fresh)
+            except RemoteProtocolError as exc:
+                fail(message.reply, exc)
+                return
+        elif not self.seq:
+            fail(message.reply, DocumentNotFound(f"document {self.key!r} does not exist"))
+            return
+        self._after_drain()  # what this drain applied goes first, in this incarnation
+        if self._compaction is not None:
+            await asyncio.wait([self._compaction])  # it writes to this incarnation
+        retired = self.retired.merged(self.doc.get_state())
+        try:
+            await self.submit([DeleteDocument(self.key, self.epoch, retired, content)])
+        except Exception as exc:
+            fail(message.reply, exc)
+            return
+        self._begin(self.epoch + 1, Retired(retired), fresh, content)
+        answer(message.reply, self.epoch)
+
+    def _importable(self, update: bytes, fresh: Doc) -> bytes:
+        """Check `update` as the whole content of a new incarnation and apply it to
+        `fresh`; returns it. Raises RemoteProtocolError (InvalidPayload,
+        DocumentTooLarge) if it cannot be."""
+        if not update or update == EMPTY_UPDATE:
+            raise InvalidPayload("empty body; send the document as a binary Yjs v1 update")
+        quota = self.system.settings.max_document_bytes
+        if quota and len(update) > quota:
+            raise DocumentTooLarge(f"document {self.key!r}: {len(update)} bytes is past its "
+                                   f"size quota of {quota} bytes")
+        _integrate(fresh, update)
+        return update
+
+    def _begin(self, epoch: int, retired: Retired, doc: Doc, content: bytes | None) -> None:
+        """Become incarnation `epoch` holding `doc` (stored as `content`, if any)."""
+        for peer in self.peers:
+            if peer.echo_ack:  # a y-websocket client: it would send the old content back
+                peer.close(CloseCode.DOCUMENT_DELETED, "document deleted")
+            else:
+                peer.send_out(Outgoing({"event": "doc.deleted", "doc": self.key,
+                                        "epoch": epoch}))
+        self.peers.clear()
+        self.awareness = AwarenessTable()
+        self.cancel_timer(COMPACT_TIMER)
+        self.cancel_timer(AWARENESS_TIMER)
+        self._compacting, self._compaction = False, None
+        self._kept_rows = self._kept_bytes = 0
+        self.epoch, self.retired, self.doc = epoch, retired, doc
+        self.writers = WriterBytes()
+        size = len(content) if content is not None else 0
+        if content is not None:
+            self.writers.note(content)
+        self.seq = self.log_rows = 1 if content is not None else 0
+        self.snapshot_seq = self.snapshot_bytes = 0
+        self.log_bytes = self.stored_bytes = size
+        self.system.documents_deleted += 1
+        self.maybe_arm_idle()
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 
@@ -587,13 +687,15 @@ class Document(Actor):
         # Captured now, in the mailbox, so the snapshot matches `upto` exactly.
         gc_update, doc_state = self.doc.get_update(), self.doc.get_state()
 
+        epoch = self.epoch
+
         async def run() -> None:
             error, folded, snapshot_bytes = None, (0, 0), 0
             try:
                 folded, snapshot_bytes = await self._compact(upto, gc_update, doc_state)
             except Exception as exc:
                 error = exc
-            self.post(Compacted(upto, folded, snapshot_bytes, error))
+            self.post(Compacted(epoch, upto, folded, snapshot_bytes, error))
 
         self._compaction = asyncio.ensure_future(run())
 
@@ -610,12 +712,14 @@ class Document(Actor):
             return (0, 0), 0
         steps = compaction(gc_update, doc_state, stored.snapshot, rows, self.writers)
         snapshot = await _in_turns(steps)  # each step alone: broadcasts go out between
-        await self.submit([ReplaceSnapshot(self.key, upto, snapshot)])
+        await self.submit([ReplaceSnapshot(self.key, upto, snapshot, self.epoch)])
         self.system.compactions += 1
         log.debug("doc %r: compacted %d rows into %d bytes", self.key, len(rows), len(snapshot))
         return (len(rows), sum(len(row) for row in rows)), len(snapshot)
 
     def _compacted(self, message: Compacted) -> None:
+        if message.epoch != self.epoch:
+            return  # it folded an incarnation deleted since: nothing here to count
         self._compacting = False
         self._compaction = None
         if message.error is None and message.folded[0]:
@@ -628,6 +732,21 @@ class Document(Actor):
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+
+def _integrate(doc: Doc, update: bytes) -> None:
+    """Apply a client's update to `doc`, refusing what pycrdt cannot read or would
+    crash on with InvalidPayload (nothing applied then)."""
+    check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
+    try:
+        doc.apply_update(update)
+    except ValueError as exc:
+        raise InvalidPayload(f"update rejected: {exc}") from exc
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        # The document is as it was: yrs checks an update before it integrates it.
+        raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
 
 
 async def _in_turns(steps: Generator[None, None, T]) -> T:

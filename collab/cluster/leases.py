@@ -143,6 +143,17 @@ class Leases:
         return bool(await self._release(keys=self._keys(lease.kind, lease.key)[:1],
                                         args=[lease.value]))
 
+    async def holders(self, kind: str, keys: list[str]) -> dict[str, str]:
+        """The process holding each of `keys` that has an entry: {key: node}, one round trip."""
+        if not keys:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:  # not MGET: keys span slots
+            for key in keys:
+                pipe.get(self._keys(kind, key)[0])
+            values = await pipe.execute()
+        return {key: (value.decode() if isinstance(value, bytes) else value).rpartition(":")[0]
+                for key, value in zip(keys, values, strict=True) if value is not None}
+
     async def owner(self, kind: str, key: str) -> HeldElsewhere | None:
         """Who holds (kind, key) now, if anyone."""
         value = await self.redis.get(self._keys(kind, key)[0])

@@ -83,6 +83,17 @@ class Liveness:
             async with asyncio.timeout(self.ttl):
                 await self.redis.delete(self.key(self.node))
 
+    async def alive(self, nodes: set[str]) -> set[str]:
+        """Those of `nodes` whose heartbeat has not expired, in one round trip."""
+        if not nodes:
+            return set()
+        ordered = sorted(nodes)
+        async with self.redis.pipeline(transaction=False) as pipe:  # not MGET: keys span slots
+            for node in ordered:
+                pipe.get(self.key(node))
+            beats = await pipe.execute()
+        return {node for node, beat in zip(ordered, beats, strict=True) if beat is not None}
+
     async def age(self, node: str) -> float | None:
         """Seconds since `node`'s last beat, or None if it is gone. Raises RedisError."""
         ms = await self._age_script(keys=[self.key(node)])

@@ -112,6 +112,12 @@ class Cluster(Ownership):
     def elsewhere(self, kind: str, key: str) -> bool:
         return self.placement.remote_owner(kind, key) is not None
 
+    async def loaded_elsewhere(self, kind: str, keys: list[str]) -> set[str]:
+        holders = await self.placement.leases.holders(kind, keys)
+        others = {node for node in holders.values() if node != self.node}
+        alive = await self.placement.liveness.alive(others)
+        return {key for key, node in holders.items() if node in alive}
+
     def _send(self, owner: str, kind: type[ActorBase], key: str, message: Any) -> Any:
         """Hand `message` to `owner`: a client socket's message through the relay for
         (kind, key) (returned), any other forwarded (returns None). HERE if it cannot

@@ -1,23 +1,30 @@
-"""HTTP document API: export a document's state, view it as JSON, apply an update.
+"""HTTP document API: list documents, export a document's state, view it as JSON,
+apply an update, replace or delete it.
 
-GET  /api/docs/<doc>                      full state as a Yjs v1 update
-GET  /api/docs/<doc>?format=json&text=a   named shared types as JSON
-POST /api/docs/<doc>/update               apply a binary Yjs v1 update; 200 after commit
+GET    /api/docs?prefix=&limit=&cursor=     the documents the caller may read, by name
+GET    /api/docs/<doc>                      full state as a Yjs v1 update
+GET    /api/docs/<doc>?format=json&text=a   named shared types as JSON
+POST   /api/docs/<doc>/update               apply a binary Yjs v1 update; 200 after commit
+PUT    /api/docs/<doc>                      replace it with a Yjs v1 update (a new incarnation)
+DELETE /api/docs/<doc>                      delete it: 204; its content never comes back
 
 Reads never change the document: the JSON view is rendered from a copy of its
-state, outside the actor. Every request waits for the document's actor at most
-CALL_TIMEOUT seconds (504 call_timeout). Both requests travel: on a process that
-does not own the document they are forwarded to the one that does.
+state, outside the actor. Every request to a document waits for its actor at most
+CALL_TIMEOUT seconds (504 call_timeout), and travels: on a process that does not
+own the document it is forwarded to the one that does. The listing reads the
+store's catalog (a page of names, sizes and times) and asks the cluster which of
+them are loaded.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from collab.actors.document import ApplyUpdate, Document, Export
+from collab.actors.document import ApplyUpdate, DeleteDoc, Document, Export, ReplaceDoc
 from collab.actors.ydoc import (
     SHARED_TYPES,
     TooDeep,
@@ -28,6 +35,7 @@ from collab.actors.ydoc import (
 )
 from collab.errors import BadRequest
 from collab.gateway.app_keys import SYSTEM
+from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import read_body
 from collab.gateway.names import parse_doc_name
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
@@ -35,6 +43,11 @@ from collab.runtime.refs import ActorRef
 
 #: Seconds a request waits for the document's actor to answer, as an actor call does.
 CALL_TIMEOUT = DEFAULT_CALL_TIMEOUT
+#: Documents per listing page: by default, and at most.
+LIST_LIMIT, MAX_LIST_LIMIT = 100, 1000
+#: Catalog pages one listing request reads at most while skipping names the caller
+#: may not read; past that it answers what it found and a cursor to go on from.
+MAX_LIST_SCANS = 10
 
 
 async def _ask(request: web.Request, name: str, make: Callable[[Any], Any], what: str) -> Any:
@@ -77,3 +90,70 @@ async def post_update(request: web.Request) -> web.Response:
         raise BadRequest("empty body; send a binary Yjs v1 update", code="invalid_update")
     seq = await _ask(request, name, lambda reply: ApplyUpdate(body, reply), "an update")
     return web.json_response({"doc": name, "committed": True, "seq": seq})
+
+
+async def put_doc(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    body = await read_body(request)
+    epoch = await _ask(request, name, lambda reply: ReplaceDoc(body, reply), "a replace")
+    return web.json_response({"doc": name, "epoch": epoch})
+
+
+async def delete_doc(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    await _ask(request, name, DeleteDoc, "a delete")
+    return web.Response(status=204)
+
+
+async def list_docs(request: web.Request) -> web.Response:
+    unknown = set(request.query) - {"prefix", "limit", "cursor"}
+    if unknown:
+        raise BadRequest(f"unknown query parameters {sorted(unknown)}; use prefix, limit, "
+                         "cursor", code="invalid_query")
+    prefix = request.query.get("prefix", "")
+    cursor = request.query.get("cursor") or None
+    limit = _limit(request.query.get("limit"))
+    principal = request.get(PRINCIPAL)
+
+    def readable(doc: str) -> bool:
+        return principal is None or principal.admin or principal.can_read("docs", doc)
+
+    system = request.app[SYSTEM]
+    found: list[Any] = []
+    after, more = cursor, False
+    for _ in range(MAX_LIST_SCANS):
+        page = await system.store.list_documents(prefix, after, limit + 1 - len(found))
+        more = len(page) > limit - len(found)
+        for info in page[:limit - len(found)]:
+            after = info.name
+            if readable(info.name):
+                found.append(info)
+        if not more or len(found) == limit:
+            break
+    else:
+        more = True  # scanned as far as one request may: go on from `after`
+    names = [info.name for info in found]
+    elsewhere = await system.ownership.loaded_elsewhere(Document.kind, names)
+    docs = [{"name": info.name, "bytes": info.bytes,
+             "created_at": _iso(info.created_at), "updated_at": _iso(info.updated_at),
+             "loaded": system.live(Document, info.name) is not None or info.name in elsewhere}
+            for info in found]
+    return web.json_response({"docs": docs, "next": after if more else None})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return LIST_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
+                         code="invalid_limit")
+    return limit
+
+
+def _iso(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")

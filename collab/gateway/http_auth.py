@@ -2,7 +2,8 @@
 `Authorization: Bearer <jwt>` (or whatever the application's hook accepts, such
 as a session cookie) and is checked against the route it reached.
 
-Documents need read (GET) or write (POST …/update), room history needs read;
+Documents need read (GET) or write (POST …/update, PUT, DELETE), and the list of
+documents shows only those the caller may read; room history needs read;
 the actor API (actions, queues, workflows) is for trusted back ends and needs an
 admin token (`"admin": true`), since its calls name any user they like.
 """
@@ -42,6 +43,8 @@ def authorize(principal: Principal, request: web.Request) -> None:
     info = request.match_info
     if request.path.startswith("/api/docs/") and "name" in info:
         require(principal, "docs", info["name"], write=request.method != hdrs.METH_GET)
+    elif request.path == "/api/docs" and request.method == hdrs.METH_GET:
+        pass  # the listing shows only the names the caller may read (docs_api.list_docs)
     elif request.path.startswith("/api/rooms/") and "room" in info:
         require(principal, "rooms", info["room"], write=request.method != hdrs.METH_GET)
     elif not principal.admin:

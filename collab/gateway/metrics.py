@@ -112,6 +112,9 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_compactions", "Document logs folded into a snapshot since start.",
             value=system.compactions)
+        yield CounterMetricFamily(
+            "collab_documents_deleted", "Document incarnations ended since start: deleted "
+            "(DELETE /api/docs/<doc>) or replaced (PUT).", value=system.documents_deleted)
         ignored = CounterMetricFamily(
             "collab_awareness_ignored", "Awareness entries documents ignored since start, "
             "by reason: 'foreign' (a client id another connection holds: a forgery or a "

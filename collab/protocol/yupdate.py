@@ -418,3 +418,54 @@ def concatenate(updates: list[tuple[bytes, Layout]]) -> bytes | None:
                 deleted.setdefault(client, []).extend(ranges)
         out.append(write_delete_set(deleted))
     return b"".join(out)
+
+
+# -- what an update refers to ---------------------------------------------------------
+
+
+def referenced_ids(update: bytes) -> list[tuple[int, int, int]]:
+    """Every ID range `update` holds or points at, as (client, clock, length): its
+    structs (skips left out), each item's origins and parent item, and its delete
+    set. Whatever an update builds on is in here. Raises UpdateFormatError for
+    bytes it cannot walk."""
+    data = update
+    found: list[tuple[int, int, int]] = []
+    try:
+        clients, pos = read_uint(data, 0)
+        for _ in range(clients):
+            structs, pos = read_uint(data, pos)
+            client, pos = read_uint(data, pos)
+            clock, pos = read_uint(data, pos)
+            for _ in range(structs):
+                info = data[pos]
+                pos += 1
+                ref = info & 0x1F
+                if ref == ContentRef.GC or ref == ContentRef.SKIP:
+                    length, pos = read_uint(data, pos)
+                    if ref == ContentRef.GC:
+                        found.append((client, clock, length))
+                    clock += length
+                    continue
+                for flag in (HAS_ORIGIN, HAS_RIGHT_ORIGIN):
+                    if info & flag:
+                        origin_client, pos = read_uint(data, pos)
+                        origin_clock, pos = read_uint(data, pos)
+                        found.append((origin_client, origin_clock, 1))
+                if not info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN):
+                    parent_is_root_key, pos = read_uint(data, pos)
+                    if parent_is_root_key == 1:
+                        pos = _skip_string(data, pos)
+                    else:
+                        parent_client, pos = read_uint(data, pos)
+                        parent_clock, pos = read_uint(data, pos)
+                        found.append((parent_client, parent_clock, 1))
+                    if info & HAS_PARENT_SUB:
+                        pos = _skip_string(data, pos)
+                pos, length = _walk_content(data, pos, ref, client, clock, [], None, None)
+                found.append((client, clock, length))
+                clock += length
+    except IndexError:
+        raise UpdateFormatError("truncated update") from None
+    for client, ranges in read_delete_set(data, pos).items():
+        found.extend((client, clock, length) for clock, length in ranges)
+    return found

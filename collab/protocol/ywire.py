@@ -248,6 +248,15 @@ def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
 # state vectors
 
 
+def encode_state_vector(vector: dict[int, int]) -> bytes:
+    """Encode {client id: clock} as a Yjs v1 state vector (clients in descending
+    order, as Yjs writes them)."""
+    out = [write_var_uint(len(vector))]
+    for client in sorted(vector, reverse=True):
+        out += (write_var_uint(client), write_var_uint(vector[client]))
+    return b"".join(out)
+
+
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """Decode a Yjs v1 state vector into {client id: clock}."""
     count, pos = read_var_uint(data, 0)

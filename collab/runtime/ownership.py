@@ -81,3 +81,8 @@ class Ownership:
     def elsewhere(self, kind: str, key: str) -> bool:
         """True if another process is known to own (kind, key) right now."""
         return False
+
+    async def loaded_elsewhere(self, kind: str, keys: list[str]) -> set[str]:
+        """Which of `keys` a live process other than this one has loaded (asked
+        of whoever keeps track: for listings, so it may be a moment old)."""
+        return set()

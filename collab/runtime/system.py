@@ -37,6 +37,7 @@ class ActorSystem:
         self.loads = 0
         #: Document logs folded into snapshots since start.
         self.compactions = 0
+        self.documents_deleted = 0  # incarnations ended (deleted or replaced)
         #: Awareness entries documents ignored since start, by reason: "foreign" (a
         #: client id another connection holds), "crowded" (past a document's bounds).
         self.awareness_ignored = {"foreign": 0, "crowded": 0}
