@@ -29,6 +29,7 @@ import aiosqlite
 
 from collab.errors import StoreUnavailable
 from collab.storage.base import (
+    ActorSummary,
     AppendUpdate,
     DeleteQueueMessage,
     DeleteTimer,
@@ -50,6 +51,7 @@ from collab.storage.base import (
     WorkflowRecord,
     WriteOp,
 )
+from collab.storage.listing import list_actors_query
 from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL
 
 T = TypeVar("T")
@@ -309,6 +311,11 @@ class SQLiteStore(Store):
 
     async def ping(self) -> None:
         await self._rows("SELECT 1")
+
+    async def list_actors(self, kind: str | None, after: tuple[str, str] | None,
+                          limit: int) -> list[ActorSummary]:
+        sql, args = list_actors_query(kind, after, limit, postgres=False)
+        return [ActorSummary(*row) for row in await self._rows(sql, tuple(args))]
 
 
 def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
