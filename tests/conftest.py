@@ -33,8 +33,10 @@ KINDS = {
     "runtime": """test_actors test_document_actor test_fuzz_actors test_leases
         test_placement test_queues test_room test_runtime test_schedule test_store
         test_workflows""",
-    "server": """test_actions test_actors_http test_admin_permissions test_auth_gateway
-        test_awareness_live test_backpressure test_cli test_client_js test_cluster_clients
+    "server": """test_actions test_actors_http test_admin_actors test_admin_permissions
+        test_auth_gateway
+        test_awareness_live test_backpressure test_cli test_cli_actors test_client_js
+        test_cluster_clients
         test_deploy test_docs_api test_docs_examples test_document_lifecycle test_drain
         test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_http_body test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
