@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -81,8 +82,8 @@ async def _print(settings: Settings, read: Callable[[Store], Awaitable[dict[str,
     store = open_store(settings)
     try:
         await store.open()
-    except ConnectionError as exc:
-        return _fail(str(exc), NOT_FOUND_OR_UNREACHABLE)
+    except (ConnectionError, sqlite3.Error) as exc:  # unreachable; locked past the timeout
+        return _fail(f"cannot open the store: {exc}", NOT_FOUND_OR_UNREACHABLE)
     try:
         answer = await read(store)
     except CollabError as exc:
