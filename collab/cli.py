@@ -1,5 +1,6 @@
 """The `collab` command: `serve` runs the server, `migrate` brings the schema up to date,
-`token` prints a client token signed with COLLAB_SECRET."""
+`token` prints a client token signed with COLLAB_SECRET, `actors` shows what the store
+holds for application actors (cli_actors.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import os
 import sys
 
-from collab import __version__, logs
+from collab import __version__, cli_actors, logs
 from collab.auth import issue_token, load_hook, parse_ttl
 from collab.config import (
     ConfigError,
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--admin", action="store_true", help="may call the admin API")
     token.add_argument("--ttl", default="1h", help="lifetime: 30m, 1h, 2d (default 1h)")
     token.set_defaults(host=None, port=None, database_url=None, app=None, workers=None)
+    cli_actors.add_parser(sub)
     return parser
 
 
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collab: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)
+    if args.command == "actors":  # reads the store: no deployment to warn about
+        return cli_actors.run(args, settings)
     if not os.environ.get(REUSE_PORT_ENV):  # in a worker child: its parent has warned
         for warning in deployment_warnings(settings):
             logging.getLogger("collab").warning(warning)

@@ -28,16 +28,16 @@ from tests.serverproc import ServerProcess
 #: browser  the demo in headless Chromium
 KINDS = {
     "unit": """test_auth test_awareness test_commit test_errors test_fanout test_fuzz_decoders
-        test_registry test_text test_writes test_wsframe test_ydoc test_yupdate
-        test_yvalues test_ywire""",
+        test_inspection test_msgpack_json test_registry test_text test_writes test_wsframe
+        test_ydoc test_yupdate test_yvalues test_ywire""",
     "runtime": """test_actors test_document_actor test_fuzz_actors test_leases
         test_placement test_queues test_room test_runtime test_schedule test_store
         test_workflows""",
-    "server": """test_actions test_actors_http test_admin_permissions test_auth_gateway
-        test_awareness_live test_backpressure test_cli test_client_js test_cluster_clients
-        test_deploy test_docs_api test_docs_examples test_docs_manage test_document_lifecycle
-        test_drain test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_http_body
-        test_inband_auth
+    "server": """test_actions test_actors_http test_admin_actors test_admin_permissions
+        test_auth_gateway test_awareness_live test_backpressure test_cli test_cli_actors
+        test_client_js test_cluster_clients test_deploy test_docs_api test_docs_examples
+        test_docs_manage test_document_lifecycle test_drain test_fuzz_endpoint test_fuzz_http
+        test_fuzz_writes test_http_body test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_ratelimit test_readyz
         test_reconnect_storm test_revocations test_room_limits test_rooms_live test_sockets

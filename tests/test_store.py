@@ -19,6 +19,7 @@ from collab.config import Settings
 from collab.errors import StoreUnavailable
 from collab.storage import open_store
 from collab.storage.base import (
+    ActorSummary,
     AppendUpdate,
     DeleteDocument,
     DeleteQueueMessage,
@@ -733,3 +734,63 @@ async def test_documents_stored_before_the_catalog_are_listed_after_the_upgrade(
     assert listed == {"kept": (5, 1), "snap": (len(b"snapshot") + 2, 1)}
     assert (await store.load_document("kept")).epoch == 1
     await store.close()
+
+
+# -- listing actors (collab actors ls, GET /api/admin/actors) ----------------------
+
+
+async def test_list_actors_counts_what_each_actor_holds(store):
+    await store.write([
+        PutActorState("counter", "a", b"\x81\xa1n\x01"),
+        PutTimer(TimerRecord("counter", "a", "t2", 300.0, "tick", b"\x90")),
+        PutTimer(TimerRecord("counter", "a", "t1", 200.0, "tick", b"\x90")),
+        PutQueueMessage(QueueRecord("worker", "w", "jobs", 1, b"\x01", enqueued_at=1.0)),
+        PutQueueMessage(QueueRecord("worker", "w", "jobs", 2, b"\x02", enqueued_at=1.0)),
+        PutQueueMessage(QueueRecord("worker", "w", "alpha", 1, b"\x03", attempts=3,
+                                    dead=True, error="boom", enqueued_at=1.0)),
+        PutWorkflow(WorkflowRecord("agent", "z", "r1", "research", b"\x90", "sleeping",
+                                   b"\x80", created_at=1.0, updated_at=1.0)),
+        PutWorkflow(WorkflowRecord("agent", "z", "r2", "research", b"\x90", "done",
+                                   b"\x80", result=b"\x01", created_at=2.0, updated_at=2.0)),
+        # Documents and chat messages are not application actor rows.
+        AppendUpdate("notes", 1, b"u"), PutRoomMessage(_message(1)),
+    ])
+    listed = await store.list_actors(None, None, 10)
+    assert [(a.kind, a.key) for a in listed] == [("agent", "z"), ("counter", "a"),
+                                                  ("worker", "w")]
+    agent, counter, worker = listed
+    assert counter.state_bytes == 4 and counter.state_updated_at > 0
+    assert (counter.timers, counter.next_due) == (2, 200.0)
+    assert (counter.queued, counter.dead_letters, counter.workflows) == (0, 0, 0)
+    assert worker == ActorSummary("worker", "w", None, None, 0, None, 2, 1, 0, 0)
+    assert agent == ActorSummary("agent", "z", None, None, 0, None, 0, 0, 2, 1)
+
+
+async def test_list_actors_pages_through_everything_once_in_order(store):
+    # Keys whose order differs between byte order and most collations: uppercase,
+    # punctuation, a prefix, a non-ASCII letter. Each page starts after the last.
+    keys = ["b", "B", "a-b", "ab", "a", "a/x", "é"]
+    ops = []
+    for i, key in enumerate(keys):
+        ops.append(PutActorState("k", key, b"\xc0"))  # in two tables: listed once
+        ops.append(PutTimer(TimerRecord("k", key, "t", float(i), "m", b"\x90")))
+    ops += [PutActorState("j", "z", b"\xc0"), PutActorState("l", "a", b"\xc0")]
+    await store.write(ops)
+
+    everything = [(a.kind, a.key) for a in await store.list_actors(None, None, 100)]
+    walked, after = [], None
+    while page := await store.list_actors(None, after, 3):
+        assert len(page) <= 3
+        walked += [(a.kind, a.key) for a in page]
+        after = walked[-1]
+    assert walked == everything
+    assert sorted(walked) == sorted([("j", "z"), *(("k", key) for key in keys), ("l", "a")])
+    assert [kind for kind, _ in walked] == ["j", *["k"] * len(keys), "l"]
+    if isinstance(store, SQLiteStore):  # Postgres sorts by the database's collation
+        assert [key for _, key in walked[1:-1]] == sorted(keys, key=str.encode)
+
+    k_keys = [key for kind, key in walked if kind == "k"]
+    assert [a.key for a in await store.list_actors("k", ("k", k_keys[2]), 3)] == k_keys[3:6]
+    assert [a.key for a in await store.list_actors("k", ("j", "zzz"), 2)] == k_keys[:2]
+    assert await store.list_actors("nothing", None, 10) == []
+    assert await store.list_actors(None, ("l", "a"), 10) == []

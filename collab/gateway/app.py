@@ -23,7 +23,7 @@ from collab.actors.room import Room
 from collab.actors.ydoc import warm_up
 from collab.assembly import Runtime
 from collab.config import Settings
-from collab.gateway import actors_api, admin_api, demo, docs_api, rooms_api
+from collab.gateway import actors_api, admin_actors, admin_api, demo, docs_api, rooms_api
 from collab.gateway.access import Gatekeeper
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.app_keys import (
@@ -164,6 +164,8 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_post("/api/admin/revoke", admin_api.revoke)
     app.router.add_post("/api/admin/permissions", admin_api.set_permissions)
     app.router.add_get("/api/admin/permissions/{user}", admin_api.get_permissions)
+    app.router.add_get("/api/admin/actors", admin_actors.list_actors)
+    app.router.add_get("/api/admin/actors/{kind}/{key:.+}", admin_actors.show_actor)
     app.router.add_get("/api/docs", docs_api.list_docs)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_put("/api/docs/{name:.+}", docs_api.put_doc)

@@ -377,3 +377,29 @@ class Store(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the store cannot answer a trivial query."""
+
+    @abstractmethod
+    async def list_actors(self, kind: str | None, after: tuple[str, str] | None,
+                          limit: int) -> list[ActorSummary]:
+        """Up to `limit` actors with anything stored (state, timers, queue messages or
+        workflow runs), ordered by (kind, key) as the database sorts text (bytes on
+        SQLite), only those of `kind` if given and only those after the (kind, key)
+        `after` if given: a page of a listing whose next page starts after its last
+        entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSummary:
+    """What a store holds for one application actor, counted (Store.list_actors).
+    Timers include the runtime's own (queue drains, workflow wake-ups)."""
+
+    kind: str
+    key: str
+    state_bytes: int | None  # None: no state row
+    state_updated_at: float | None  # Unix time of the last state write
+    timers: int
+    next_due: float | None  # the earliest timer's due time (Unix), or None
+    queued: int  # queue messages waiting, dead letters not counted
+    dead_letters: int
+    workflows: int  # runs of any status
+    workflows_active: int  # runs running or sleeping

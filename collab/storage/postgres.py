@@ -27,6 +27,7 @@ from collab.config import DEFAULT_DATABASE_POOL_SIZE
 from collab.errors import StoreUnavailable
 from collab.storage import catalog
 from collab.storage.base import (
+    ActorSummary,
     AppendUpdate,
     DeleteDocument,
     DeleteQueueMessage,
@@ -52,6 +53,7 @@ from collab.storage.base import (
     WriteOp,
     incarnation_ops,
 )
+from collab.storage.listing import list_actors_query
 from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL, for_postgres
 
 log = logging.getLogger(__name__)
@@ -483,6 +485,11 @@ class PostgresStore(Store):
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
+
+    async def list_actors(self, kind: str | None, after: tuple[str, str] | None,
+                          limit: int) -> list[ActorSummary]:
+        sql, args = list_actors_query(kind, after, limit, postgres=True)
+        return [ActorSummary(*row) for row in await self.pool.fetch(sql, *args)]
 
 
 class _ConnectionLost(Exception):

@@ -30,6 +30,7 @@ import aiosqlite
 from collab.errors import StoreUnavailable
 from collab.storage import catalog
 from collab.storage.base import (
+    ActorSummary,
     AppendUpdate,
     DeleteDocument,
     DeleteQueueMessage,
@@ -55,6 +56,7 @@ from collab.storage.base import (
     WriteOp,
     incarnation_ops,
 )
+from collab.storage.listing import list_actors_query
 from collab.storage.schema import FENCE_SQL, LIMIT_SQL, MIGRATIONS, REVOKE_SQL
 
 T = TypeVar("T")
@@ -315,6 +317,11 @@ class SQLiteStore(Store):
 
     async def ping(self) -> None:
         await self._rows("SELECT 1")
+
+    async def list_actors(self, kind: str | None, after: tuple[str, str] | None,
+                          limit: int) -> list[ActorSummary]:
+        sql, args = list_actors_query(kind, after, limit, postgres=False)
+        return [ActorSummary(*row) for row in await self._rows(sql, tuple(args))]
 
 
 def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
