@@ -110,6 +110,14 @@ DEFAULT_MAX_LOADS_PER_SECOND_PER_IP = 200
 #: updates that would pass it are refused. 64 MiB is a long book with images
 #: inlined; every loaded document is held in memory whole. 0 turns it off.
 DEFAULT_MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+#: Versions (GET/POST /api/docs/<doc>/versions): an automatic one after this many
+#: seconds of editing since the last version (0: none, not even at hibernation);
+#: automatic ones kept per document (the oldest go first); every version of a
+#: document at most, and all their bytes (named ones are refused past either).
+DEFAULT_AUTO_VERSION_SECONDS = 600.0
+DEFAULT_AUTO_VERSIONS_KEPT = 20
+DEFAULT_MAX_VERSIONS = 100
+DEFAULT_MAX_VERSION_BYTES = 256 * 1024 * 1024
 #: Bytes of one client's awareness state (its JSON: cursor, name, colour); real
 #: editors send well under 1 KiB. A bigger state closes the sender (1009).
 DEFAULT_MAX_AWARENESS_BYTES = 16 * 1024
@@ -212,6 +220,10 @@ class Settings:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     max_awareness_bytes: int = DEFAULT_MAX_AWARENESS_BYTES
     max_awareness_per_second: float = DEFAULT_MAX_AWARENESS_PER_SECOND
+    auto_version_seconds: float = DEFAULT_AUTO_VERSION_SECONDS
+    auto_versions_kept: int = DEFAULT_AUTO_VERSIONS_KEPT
+    max_versions: int = DEFAULT_MAX_VERSIONS
+    max_version_bytes: int = DEFAULT_MAX_VERSION_BYTES
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **flags) -> Settings:
@@ -270,6 +282,13 @@ class Settings:
                                            DEFAULT_MAX_LOADS_PER_SECOND),
             "max_loads_per_second_per_ip": _float(env, "COLLAB_MAX_LOADS_PER_SECOND_PER_IP",
                                                   DEFAULT_MAX_LOADS_PER_SECOND_PER_IP),
+            "auto_version_seconds": _float(env, "COLLAB_AUTO_VERSION_SECONDS",
+                                           DEFAULT_AUTO_VERSION_SECONDS),
+            "auto_versions_kept": _int(env, "COLLAB_AUTO_VERSIONS_KEPT",
+                                       DEFAULT_AUTO_VERSIONS_KEPT),
+            "max_versions": _int(env, "COLLAB_MAX_VERSIONS", DEFAULT_MAX_VERSIONS),
+            "max_version_bytes": _int(env, "COLLAB_MAX_VERSION_BYTES",
+                                      DEFAULT_MAX_VERSION_BYTES),
             "max_document_bytes": _int(env, "COLLAB_MAX_DOCUMENT_BYTES",
                                        DEFAULT_MAX_DOCUMENT_BYTES),
             "max_awareness_bytes": _int(env, "COLLAB_MAX_AWARENESS_BYTES",
@@ -310,12 +329,15 @@ class Settings:
                      "max_preauth_bytes",
                      "forwarded_hops", "max_subscriptions", "max_document_bytes",
                      "max_awareness_per_second", "max_loads_per_second",
-                     "max_loads_per_second_per_ip"):
+                     "max_loads_per_second_per_ip", "auto_version_seconds",
+                     "auto_versions_kept"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or positive")
         if not REDIS_PREFIX_PATTERN.fullmatch(self.redis_prefix):
             raise ConfigError("COLLAB_REDIS_PREFIX must be 1 to 64 letters, digits, '-', '_' "
                               f"or '.', got {self.redis_prefix!r}")
+        if self.max_versions < 1 or self.max_version_bytes < 1:
+            raise ConfigError("COLLAB_MAX_VERSIONS and COLLAB_MAX_VERSION_BYTES must be positive")
         if self.database_pool_size < 1:
             raise ConfigError("COLLAB_DATABASE_POOL_SIZE must be at least 1")
         if self.jwt_public_key:

@@ -24,6 +24,7 @@ from collab.storage.base import (
     DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DeleteVersion,
     DocumentReplaced,
     Fence,
     LimitUser,
@@ -31,6 +32,7 @@ from collab.storage.base import (
     PutQueueMessage,
     PutRoomMessage,
     PutTimer,
+    PutVersion,
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
@@ -39,6 +41,7 @@ from collab.storage.base import (
     StaleOwner,
     StoredDocument,
     TimerRecord,
+    VersionInfo,
     WorkflowRecord,
 )
 from collab.storage.postgres import PostgresStore, net_effect
@@ -219,6 +222,27 @@ async def test_a_document_replaced_with_content(store):
     with pytest.raises(DocumentReplaced):  # a write after its epoch's end, in one batch
         await store.write([DeleteDocument("r", 2, retired=b"sv2"),
                            AppendUpdate("r", 2, b"x", epoch=2)])
+
+
+async def test_versions_are_kept_listed_and_go_with_their_document(store):
+    def version(doc: str, id: int, kind: str = "named", data: bytes = b"state") -> PutVersion:
+        return PutVersion(VersionInfo(doc, id, kind, f"v{id}" if kind == "named" else None,
+                                      "ann", 100.0 + id, 1, len(data)), data)
+
+    await store.write([AppendUpdate("v", 1, b"u"), version("v", 1), version("v", 2, "auto"),
+                       version("other", 1)])
+    await store.write([version("v", 3, data=b"third"), DeleteVersion("v", 2)])
+    listed = await store.list_versions("v")
+    assert [(v.id, v.kind, v.name, v.author, v.bytes) for v in listed] == [
+        (1, "named", "v1", "ann", 5), (3, "named", "v3", "ann", 5)]
+    assert await store.load_version("v", 3) == b"third"
+    assert await store.load_version("v", 2) is None
+    # A replaced document keeps its versions; a deleted one loses them.
+    await store.write([DeleteDocument("v", 1, retired=b"sv", content=b"new")])
+    assert len(await store.list_versions("v")) == 2
+    await store.write([DeleteDocument("v", 2, retired=b"sv")])
+    assert await store.list_versions("v") == []
+    assert [v.id for v in await store.list_versions("other")] == [1]
 
 
 async def test_sqlite_wal_is_checkpointed(tmp_path):

@@ -44,13 +44,42 @@ class DeleteDocument:
     begins, and `retired` (a Yjs state vector covering every earlier incarnation's
     content) is kept so updates carrying deleted content can be refused. With
     `content` (a Yjs update), the new incarnation starts with it as log row 1
-    (an import, `PUT /api/docs/<doc>`); without, the name is listed as deleted
-    until it is written again."""
+    (an import, `PUT /api/docs/<doc>`) and the versions stay; without, the
+    versions go too, and the name is not listed until it is written again."""
 
     doc: str
     epoch: int
     retired: bytes
     content: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version of a document, without its content: `kind` is "named", "auto" or
+    "restore" (the state a restore replaced); `created_at` a Unix time."""
+
+    doc: str
+    id: int
+    kind: str
+    name: str | None
+    author: str | None
+    created_at: float
+    epoch: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutVersion:
+    """Store version `info` of a document with its full state `data` (a Yjs update)."""
+
+    info: VersionInfo
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteVersion:
+    doc: str
+    id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +254,9 @@ class DocumentReplaced(StaleOwner):
         self.kind, self.key, self.token, self.current = "doc", doc, epoch, current
 
 
-WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | DeleteDocument | PutActorState | PutTimer
-           | DeleteTimer | PutQueueMessage | DeleteQueueMessage | PutWorkflow | PutRoomMessage
-           | RevokeUser | LimitUser)
+WriteOp = (Fence | AppendUpdate | ReplaceSnapshot | DeleteDocument | PutVersion | DeleteVersion
+           | PutActorState | PutTimer | DeleteTimer | PutQueueMessage | DeleteQueueMessage
+           | PutWorkflow | PutRoomMessage | RevokeUser | LimitUser)
 
 
 def incarnation_ops(ops: Sequence[WriteOp]) -> dict[str, tuple[int, int]]:
@@ -301,6 +330,14 @@ class Store(ABC):
                              ) -> list[DocumentInfo]:
         """Up to `limit` documents whose name starts with `prefix` and sorts after
         `after`, ordered by name; deleted ones (not written since) left out."""
+
+    @abstractmethod
+    async def list_versions(self, doc: str) -> list[VersionInfo]:
+        """Every version of `doc`, oldest first."""
+
+    @abstractmethod
+    async def load_version(self, doc: str, version: int) -> bytes | None:
+        """The content of version `version` of `doc`, or None if there is none."""
 
     @abstractmethod
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collab.storage.base import AppendUpdate, DeleteDocument, StoredDocument, WriteOp
+from collab.storage.base import (
+    AppendUpdate,
+    DeleteDocument,
+    PutVersion,
+    StoredDocument,
+    WriteOp,
+)
 
 #: An append batch's bytes for one document: (doc, epoch, bytes, created_at, updated_at).
 #: A name written again after its deletion starts a new life: created now, listed again.
@@ -49,6 +55,23 @@ LIST_SQL = (
 
 #: The incarnation the store holds for one document (doc).
 EPOCH_SQL = "SELECT epoch FROM documents WHERE doc = ?"
+
+#: Versions: store one (doc, id, kind, name, author, created_at, epoch, bytes, data),
+#: delete one (doc, id), delete all of a deleted document's (doc), list (doc), read (doc, id).
+PUT_VERSION_SQL = (
+    "INSERT INTO doc_versions (doc, id, kind, name, author, created_at, epoch, bytes, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (doc, id) DO NOTHING")
+DELETE_VERSION_SQL = "DELETE FROM doc_versions WHERE doc = ? AND id = ?"
+DELETE_VERSIONS_SQL = "DELETE FROM doc_versions WHERE doc = ?"
+LIST_VERSIONS_SQL = ("SELECT doc, id, kind, name, author, created_at, epoch, bytes "
+                     "FROM doc_versions WHERE doc = ? ORDER BY id")
+LOAD_VERSION_SQL = "SELECT data FROM doc_versions WHERE doc = ? AND id = ?"
+
+
+def version_row(op: PutVersion) -> tuple:
+    info = op.info
+    return (info.doc, info.id, info.kind, info.name, info.author, info.created_at, info.epoch,
+            info.bytes, op.data)
 
 
 def list_params(prefix: str, after: str | None, limit: int) -> tuple[str, int, str, int]:

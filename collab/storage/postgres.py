@@ -32,6 +32,7 @@ from collab.storage.base import (
     DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DeleteVersion,
     DocumentInfo,
     DocumentReplaced,
     Fence,
@@ -40,6 +41,7 @@ from collab.storage.base import (
     PutQueueMessage,
     PutRoomMessage,
     PutTimer,
+    PutVersion,
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
@@ -49,6 +51,7 @@ from collab.storage.base import (
     Store,
     StoredDocument,
     TimerRecord,
+    VersionInfo,
     WorkflowRecord,
     WriteOp,
     incarnation_ops,
@@ -112,6 +115,11 @@ _CATALOG_RESIZE = numbered(catalog.RESIZE_SQL)
 _CATALOG_DELETE = numbered(catalog.DELETE_SQL)
 _LIST_DOCUMENTS = numbered(catalog.LIST_SQL)
 _EPOCHS = "SELECT doc, epoch FROM documents WHERE doc = ANY($1::text[])"
+_PUT_VERSION = numbered(catalog.PUT_VERSION_SQL)
+_DELETE_VERSION = numbered(catalog.DELETE_VERSION_SQL)
+_DELETE_VERSIONS = numbered(catalog.DELETE_VERSIONS_SQL)
+_LIST_VERSIONS = numbered(catalog.LIST_VERSIONS_SQL)
+_LOAD_VERSION = numbered(catalog.LOAD_VERSION_SQL)
 
 _ROOM_COLUMNS = ("room, seq, client_id, user_id, body, meta, created_at, edited_at, deleted, "
                  "reactions")
@@ -307,6 +315,12 @@ class PostgresStore(Store):
         rows = await self.pool.fetch(_LIST_DOCUMENTS, *catalog.list_params(prefix, after, limit))
         return [DocumentInfo(*row) for row in rows]
 
+    async def list_versions(self, doc: str) -> list[VersionInfo]:
+        return [VersionInfo(*row) for row in await self.pool.fetch(_LIST_VERSIONS, doc)]
+
+    async def load_version(self, doc: str, version: int) -> bytes | None:
+        return await self.pool.fetchval(_LOAD_VERSION, doc, version)
+
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
         return await self.pool.fetchval(
             "SELECT state FROM actor_state WHERE kind = $1 AND key = $2", kind, key)
@@ -430,12 +444,19 @@ class PostgresStore(Store):
                 await conn.executemany(_PUT_SNAPSHOT, snapshots)
                 await conn.executemany(_DELETE_COVERED, [row[:2] for row in snapshots])
                 await conn.executemany(_CATALOG_RESIZE, [(row[0],) * 3 for row in snapshots])
+            for op in ops:  # in submission order: a version made then pruned goes
+                if isinstance(op, PutVersion):
+                    await conn.execute(_PUT_VERSION, *catalog.version_row(op))
+                elif isinstance(op, DeleteVersion):
+                    await conn.execute(_DELETE_VERSION, op.doc, op.id)
             for op in deletions:  # last: they end what the ops before them wrote
                 await conn.execute("DELETE FROM doc_updates WHERE doc = $1", op.doc)
                 await conn.execute("DELETE FROM doc_snapshots WHERE doc = $1", op.doc)
                 if op.content is not None:
                     await conn.execute("INSERT INTO doc_updates (doc, seq, data) "
                                        "VALUES ($1, 1, $2)", op.doc, op.content)
+                else:
+                    await conn.execute(_DELETE_VERSIONS, op.doc)
                 await conn.execute(_CATALOG_DELETE, *catalog.deletion_row(op, now))
             for sql, arrays in statements:
                 await conn.execute(sql, *arrays)

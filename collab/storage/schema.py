@@ -151,6 +151,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                    SELECT doc, length(data) AS size, NULL AS at FROM doc_updates) AS stored
             GROUP BY doc""",
     ]),
+    (11, [
+        # Versions of documents: a full state each (a Yjs v1 update), named by a user
+        # or made automatically (kind 'named', 'auto', or 'restore': the state a
+        # restore replaced). `id` grows per document; deleting the document deletes them.
+        """CREATE TABLE doc_versions (
+               doc TEXT NOT NULL,
+               id BIGINT NOT NULL,
+               kind TEXT NOT NULL,
+               name TEXT,
+               author TEXT,
+               created_at DOUBLE PRECISION NOT NULL,
+               epoch BIGINT NOT NULL,
+               bytes BIGINT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (doc, id))""",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -35,6 +35,7 @@ from collab.storage.base import (
     DeleteDocument,
     DeleteQueueMessage,
     DeleteTimer,
+    DeleteVersion,
     DocumentInfo,
     DocumentReplaced,
     Fence,
@@ -43,6 +44,7 @@ from collab.storage.base import (
     PutQueueMessage,
     PutRoomMessage,
     PutTimer,
+    PutVersion,
     PutWorkflow,
     QueueRecord,
     ReplaceSnapshot,
@@ -52,6 +54,7 @@ from collab.storage.base import (
     Store,
     StoredDocument,
     TimerRecord,
+    VersionInfo,
     WorkflowRecord,
     WriteOp,
     incarnation_ops,
@@ -202,6 +205,13 @@ class SQLiteStore(Store):
                              ) -> list[DocumentInfo]:
         rows = await self._rows(catalog.LIST_SQL, catalog.list_params(prefix, after, limit))
         return [DocumentInfo(*row) for row in rows]
+
+    async def list_versions(self, doc: str) -> list[VersionInfo]:
+        return [VersionInfo(*row) for row in await self._rows(catalog.LIST_VERSIONS_SQL, (doc,))]
+
+    async def load_version(self, doc: str, version: int) -> bytes | None:
+        rows = await self._rows(catalog.LOAD_VERSION_SQL, (doc, version))
+        return bytes(rows[0][0]) if rows else None
 
     async def load_actor_state(self, kind: str, key: str) -> bytes | None:
         rows = await self._point_rows("SELECT state FROM actor_state WHERE kind = ? AND key = ?",
@@ -393,12 +403,19 @@ def _write(conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> None:
                 (snap.doc, snap.seq, snap.data, now))
             conn.execute("DELETE FROM doc_updates WHERE doc = ? AND seq <= ?", (snap.doc, snap.seq))
             conn.execute(catalog.RESIZE_SQL, (snap.doc, snap.doc, snap.doc))
+        for op in ops:  # in submission order: a version made then pruned goes
+            if isinstance(op, PutVersion):
+                conn.execute(catalog.PUT_VERSION_SQL, catalog.version_row(op))
+            elif isinstance(op, DeleteVersion):
+                conn.execute(catalog.DELETE_VERSION_SQL, (op.doc, op.id))
         for op in deletions:  # last: they end what the ops before them wrote
             conn.execute("DELETE FROM doc_updates WHERE doc = ?", (op.doc,))
             conn.execute("DELETE FROM doc_snapshots WHERE doc = ?", (op.doc,))
             if op.content is not None:
                 conn.execute("INSERT INTO doc_updates (doc, seq, data) VALUES (?, 1, ?)",
                              (op.doc, op.content))
+            else:
+                conn.execute(catalog.DELETE_VERSIONS_SQL, (op.doc,))
             conn.execute(catalog.DELETE_SQL, catalog.deletion_row(op, now))
         if states:
             # In submission order, so the last state written for an actor wins.
