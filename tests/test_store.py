@@ -751,6 +751,7 @@ async def test_documents_stored_before_the_catalog_are_listed_after_the_upgrade(
     await store.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:  # back to version 9
         conn.execute("DROP TABLE documents")
+        conn.execute("DROP TABLE doc_versions")
         conn.execute("DELETE FROM collab_schema WHERE version >= 10")
     store = SQLiteStore(url)
     await store.open()

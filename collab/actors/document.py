@@ -20,6 +20,15 @@ from pycrdt import Doc
 
 from collab.actors.awareness import AwarenessTable
 from collab.actors.incarnations import Retired
+from collab.actors.restore import RestoreError, restoring_update
+from collab.actors.versions import (
+    AUTO,
+    NAMED,
+    RESTORE,
+    VersionBook,
+    VersionNotFound,
+    describe,
+)
 from collab.actors.ydoc import (
     EMPTY_UPDATE,
     compaction,
@@ -181,6 +190,34 @@ class ReplaceDoc:
     reply: asyncio.Future[int]
 
 
+@travels("doc.version")
+@dataclass(frozen=True, slots=True)
+class MakeVersion:
+    """Keep the document's state now as a named version (`POST …/versions`); `reply`
+    gets the version's description once it is stored."""
+
+    name: str
+    author: str | None
+    reply: asyncio.Future[dict[str, Any]]
+
+
+@travels("doc.restore")
+@dataclass(frozen=True, slots=True)
+class RestoreVersion:
+    """Make every root's content what it was in version `version`, by a normal update
+    (`POST …/versions/<id>/restore`), after keeping the state it replaces as a
+    version; `reply` gets {"seq", "saved_as"} once the update is committed."""
+
+    version: int
+    author: str | None
+    reply: asyncio.Future[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class AutoVersion:
+    """Time for an automatic version: the document was edited for a while."""
+
+
 @dataclass(frozen=True, slots=True)
 class Committed:
     out: YjsOut  # the batch's broadcast, held back from its senders until now
@@ -248,6 +285,9 @@ class Document(Actor):
         #: (actors/incarnations.py): updates carrying deleted content are refused.
         self.epoch = 1
         self.retired = Retired(None)
+        self.versions = VersionBook(key)
+        #: Loop time of the first edit since the last version (None: none since).
+        self._edited_at: float | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -275,6 +315,8 @@ class Document(Actor):
         for peer in self.peers:  # still here when the server stops or the lease was lost
             peer.close(CloseCode.SERVICE_RESTART, "server restarting" if reason == "shutdown"
                        else "document moved to another process")
+        if reason == "idle":  # hibernating after edits: keep them as a version
+            await self._auto_version()
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
@@ -285,7 +327,8 @@ class Document(Actor):
 
     def _is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
-                          | PeerUpdate | PeerAwareness | Export | DeleteDoc | ReplaceDoc) \
+                          | PeerUpdate | PeerAwareness | Export | DeleteDoc | ReplaceDoc
+                          | MakeVersion | RestoreVersion) \
             or super()._is_request(message)
 
     def _reject(self, message: Any, error: BaseException) -> None:
@@ -294,7 +337,7 @@ class Document(Actor):
             message.peer.close(close_code_for(error), _CLOSE_REASONS.get(
                 type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
-                        | Export | DeleteDoc | ReplaceDoc):
+                        | Export | DeleteDoc | ReplaceDoc | MakeVersion | RestoreVersion):
             fail(message.reply, error)
         else:
             super()._reject(message, error)
@@ -327,6 +370,12 @@ class Document(Actor):
             self._compacted(message)
         elif kind is DeleteDoc or kind is ReplaceDoc:
             return self._end_incarnation(message)
+        elif kind is MakeVersion:
+            return self._named_version(message)
+        elif kind is RestoreVersion:
+            return self._restore(message)
+        elif kind is AutoVersion:
+            return self._auto_version()
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
         elif kind is TimerFired and message.name == AWARENESS_TIMER:
@@ -458,6 +507,8 @@ class Document(Actor):
         self.stored_bytes += len(update)
         self._outbox.broadcast.append((sender, update))
         self._outbox.writes.append(AppendUpdate(self.key, self.seq, update, self.epoch))
+        if self._edited_at is None:
+            self._edited_at = asyncio.get_running_loop().time()
         return self.seq
 
     def _check_quota(self, update: bytes) -> None:
@@ -599,7 +650,85 @@ class Document(Actor):
         self.snapshot_seq = self.snapshot_bytes = 0
         self.log_bytes = self.stored_bytes = size
         self.system.documents_deleted += 1
+        self._edited_at = None
+        if content is None:
+            self.versions.forget()  # they were deleted with it
         self.maybe_arm_idle()
+
+    # -- versions -------------------------------------------------------------
+
+    async def _named_version(self, message: MakeVersion) -> None:
+        try:
+            info = await self._keep_version(NAMED, message.name, message.author,
+                                            self._diff(ywire.EMPTY_STATE_VECTOR))
+        except Exception as exc:
+            fail(message.reply, exc)
+            return
+        answer(message.reply, describe(info))
+
+    async def _auto_version(self) -> None:
+        """An automatic version of the state now, if it was edited since the last one
+        and automatic versions are on; skipped (and logged) if it cannot be kept."""
+        if not self.system.settings.auto_version_seconds or not self.seq:
+            return
+        try:
+            await self._keep_version(AUTO, None, None, self._diff(ywire.EMPTY_STATE_VECTOR))
+        except Exception as exc:
+            log.warning("doc %r: no automatic version: %s", self.key, exc)
+
+    async def _keep_version(self, kind: str, name: str | None, author: str | None,
+                            state: bytes) -> Any:
+        """Store `state` as a version of `kind` after everything submitted before;
+        returns its VersionInfo (None for an automatic one with no room)."""
+        await self.versions.ready(self.system.store)
+        self._after_drain()  # what this drain applied is in `state`: its rows go first
+        made = self.versions.make(self.system.settings, kind, name, author, state, self.epoch)
+        if made is None:
+            return None
+        info, ops = made
+        self._edited_at = None
+        try:
+            await self.submit(ops)
+        except Exception:
+            self.versions = VersionBook(self.key)  # read them again: this one may be missing
+            raise
+        self.system.versions_made += 1
+        return info
+
+    async def _restore(self, message: RestoreVersion) -> None:
+        """Keep the state now as a version, then apply the update that makes every root
+        what it was in the version; answered once that update is committed."""
+        reply = message.reply
+        try:
+            old = await self.system.store.load_version(self.key, message.version)
+            if old is None:
+                raise VersionNotFound(f"document {self.key!r} has no version {message.version}")
+            current = self._diff(ywire.EMPTY_STATE_VECTOR)
+            try:
+                update = restoring_update(current, old)
+            except RestoreError as exc:
+                raise InvalidPayload(f"version {message.version} cannot be restored: "
+                                     f"{exc}") from None
+            before = await self._keep_version(
+                RESTORE, f"before restoring version {message.version}", message.author, current)
+            seq = self._apply(None, update)
+        except Exception as exc:
+            fail(reply, exc)
+            return
+        self.system.restores += 1
+        if seq is None:  # it already was as the version says
+            answer(reply, {"seq": self.seq, "saved_as": before.id})
+            return
+        committed = asyncio.get_running_loop().create_future()
+        self._outbox.replies.append((committed, seq))
+
+        def done(fut: asyncio.Future[int]) -> None:
+            if fut.exception() is not None:
+                fail(reply, fut.exception())
+            else:
+                answer(reply, {"seq": fut.result(), "saved_as": before.id})
+
+        committed.add_done_callback(done)
 
     # -- flushing: broadcast now, log and echo after commit --------------------
 
@@ -661,6 +790,11 @@ class Document(Actor):
                 peer.send_yjs(message.out)
         _settle_replies(message)
         self._maybe_schedule_compaction()
+        every = self.system.settings.auto_version_seconds
+        if every and self._edited_at is not None and \
+                asyncio.get_running_loop().time() - self._edited_at >= every:
+            self._edited_at = None  # one AutoVersion at a time
+            self.post(AutoVersion())
         self.maybe_arm_idle()
 
     def _writes_recovered(self) -> None:

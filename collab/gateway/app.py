@@ -167,6 +167,12 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.router.add_get("/api/admin/actors", admin_actors.list_actors)
     app.router.add_get("/api/admin/actors/{kind}/{key:.+}", admin_actors.show_actor)
     app.router.add_get("/api/docs", docs_api.list_docs)
+    # Before the routes below, whose {name:.+} would take "<doc>/versions/..." whole.
+    app.router.add_post("/api/docs/{name:.+}/versions", docs_api.post_version)
+    app.router.add_get("/api/docs/{name:.+}/versions", docs_api.list_versions)
+    app.router.add_get("/api/docs/{name:.+}/versions/{version}", docs_api.get_version)
+    app.router.add_post("/api/docs/{name:.+}/versions/{version}/restore",
+                        docs_api.restore_version)
     app.router.add_get("/api/docs/{name:.+}", docs_api.get_doc)
     app.router.add_put("/api/docs/{name:.+}", docs_api.put_doc)
     app.router.add_delete("/api/docs/{name:.+}", docs_api.delete_doc)

@@ -7,6 +7,10 @@ GET    /api/docs/<doc>?format=json&text=a   named shared types as JSON
 POST   /api/docs/<doc>/update               apply a binary Yjs v1 update; 200 after commit
 PUT    /api/docs/<doc>                      replace it with a Yjs v1 update (a new incarnation)
 DELETE /api/docs/<doc>                      delete it: 204; its content never comes back
+POST   /api/docs/<doc>/versions {"name"}    keep its state now as a named version: 201
+GET    /api/docs/<doc>/versions             its versions, newest first
+GET    /api/docs/<doc>/versions/<id>        a version's state (binary, or ?format=json as above)
+POST   /api/docs/<doc>/versions/<id>/restore  make its content the version's, by an update
 
 Reads never change the document: the JSON view is rendered from a copy of its
 state, outside the actor. Every request to a document waits for its actor at most
@@ -24,7 +28,16 @@ from typing import Any
 
 from aiohttp import web
 
-from collab.actors.document import ApplyUpdate, DeleteDoc, Document, Export, ReplaceDoc
+from collab.actors.document import (
+    ApplyUpdate,
+    DeleteDoc,
+    Document,
+    Export,
+    MakeVersion,
+    ReplaceDoc,
+    RestoreVersion,
+)
+from collab.actors.versions import VersionNotFound, check_name, describe
 from collab.actors.ydoc import (
     SHARED_TYPES,
     TooDeep,
@@ -36,7 +49,7 @@ from collab.actors.ydoc import (
 from collab.errors import BadRequest
 from collab.gateway.app_keys import SYSTEM
 from collab.gateway.http_auth import PRINCIPAL
-from collab.gateway.http_body import read_body
+from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.names import parse_doc_name
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
 from collab.runtime.refs import ActorRef
@@ -58,10 +71,16 @@ async def _ask(request: web.Request, name: str, make: Callable[[Any], Any], what
 
 async def get_doc(request: web.Request) -> web.Response:
     name = parse_doc_name(request.match_info["name"])
+    return await _state_response(request, name, lambda: _ask(request, name, Export, "a read"))
+
+
+async def _state_response(request: web.Request, name: str, read: Callable[[], Any]
+                          ) -> web.Response:
+    """A document's state as the GET endpoints answer it: binary, or the JSON view the
+    query asks for (`format=json` and shared types named by kind)."""
     fmt = request.query.get("format", "yjs")
     if fmt == "yjs":
-        state = await _ask(request, name, Export, "a read")
-        return web.Response(body=state, content_type="application/octet-stream")
+        return web.Response(body=await read(), content_type="application/octet-stream")
     if fmt != "json":
         raise BadRequest("format must be 'yjs' or 'json'", code="invalid_format")
     unknown = set(request.query) - {"format", *SHARED_TYPES}
@@ -69,7 +88,7 @@ async def get_doc(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown query parameters {sorted(unknown)}; use "
                          f"{sorted(SHARED_TYPES)} to name shared types", code="invalid_query")
     wanted = {kind: request.query.getall(kind) for kind in SHARED_TYPES if kind in request.query}
-    state = await _ask(request, name, Export, "a read")
+    state = await read()
     if not wanted:
         return web.json_response({"doc": name, "roots": root_names(state)})
     try:
@@ -157,3 +176,61 @@ def _limit(raw: str | None) -> int:
 def _iso(unix: float) -> str:
     return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(
         timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- versions ------------------------------------------------------------------------
+
+
+async def post_version(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    body = decode_body(await read_body(request))
+    if not isinstance(body, dict) or set(body) - {"name"}:
+        raise BadRequest('send {"name": "..."}', code="invalid_body")
+    label = check_name(body.get("name"))
+    made = await _ask(request, name, lambda reply: MakeVersion(label, _author(request), reply),
+                      "a version")
+    return web.json_response(_version_view(made), status=201)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    versions = await request.app[SYSTEM].store.list_versions(name)
+    return web.json_response({"doc": name, "versions": [
+        _version_view(describe(info)) for info in reversed(versions)]})
+
+
+async def get_version(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    version = _version_id(request)
+
+    async def read() -> bytes:
+        data = await request.app[SYSTEM].store.load_version(name, version)
+        if data is None:
+            raise VersionNotFound(f"document {name!r} has no version {version}")
+        return data
+
+    return await _state_response(request, name, read)
+
+
+async def restore_version(request: web.Request) -> web.Response:
+    name = parse_doc_name(request.match_info["name"])
+    version = _version_id(request)
+    done = await _ask(request, name,
+                      lambda reply: RestoreVersion(version, _author(request), reply), "a restore")
+    return web.json_response({"doc": name, "restored": version, **done})
+
+
+def _version_id(request: web.Request) -> int:
+    raw = request.match_info["version"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("a version id is a positive integer", code="invalid_version")
+    return int(raw)
+
+
+def _author(request: web.Request) -> str | None:
+    principal = request.get(PRINCIPAL)
+    return principal.user if principal is not None else None
+
+
+def _version_view(version: dict[str, Any]) -> dict[str, Any]:
+    return {**version, "created_at": _iso(version["created_at"])}

@@ -38,6 +38,8 @@ class ActorSystem:
         #: Document logs folded into snapshots since start.
         self.compactions = 0
         self.documents_deleted = 0  # incarnations ended (deleted or replaced)
+        self.versions_made = 0  # document versions stored: named, automatic, before restores
+        self.restores = 0  # versions restored
         #: Awareness entries documents ignored since start, by reason: "foreign" (a
         #: client id another connection holds), "crowded" (past a document's bounds).
         self.awareness_ignored = {"foreign": 0, "crowded": 0}
