@@ -106,6 +106,8 @@ async def test_delete_tells_every_client_and_the_content_never_comes_back(srv, s
     _status, page = await listing(session, srv, f"?prefix={doc}")
     assert [d["name"] for d in page["docs"]] == [doc]
     await native.close()
+    async with session.get(f"{srv.http_url}/metrics") as resp:
+        assert "collab_documents_deleted_total 1.0" in await resp.text()
 
 
 async def test_put_replaces_a_document_with_imported_content(srv, session):

@@ -69,6 +69,11 @@ async def test_named_versions_are_kept_listed_read_and_restored(srv, session):
     async with session.get(f"{base}") as resp:
         late.apply_update(await resp.read())
     assert str(late.get("body", type=Text)) == "first"
+    async with session.get(f"{srv.http_url}/metrics") as resp:
+        metrics = dict(line.rsplit(" ", 1) for line in (await resp.text()).splitlines()
+                       if line.startswith("collab_document"))
+    assert float(metrics["collab_document_versions_total"]) >= 3  # two named, one before
+    assert float(metrics["collab_document_restores_total"]) >= 1
 
 
 async def test_a_restore_makes_every_root_what_it_was(srv, session):

@@ -115,6 +115,12 @@ class ServerCollector:
         yield CounterMetricFamily(
             "collab_documents_deleted", "Document incarnations ended since start: deleted "
             "(DELETE /api/docs/<doc>) or replaced (PUT).", value=system.documents_deleted)
+        yield CounterMetricFamily(
+            "collab_document_versions", "Document versions stored since start: named, "
+            "automatic, and the states restores replaced.", value=system.versions_made)
+        yield CounterMetricFamily(
+            "collab_document_restores", "Document versions restored since start.",
+            value=system.restores)
         ignored = CounterMetricFamily(
             "collab_awareness_ignored", "Awareness entries documents ignored since start, "
             "by reason: 'foreign' (a client id another connection holds: a forgery or a "
