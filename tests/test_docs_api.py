@@ -160,3 +160,18 @@ async def test_a_stuck_document_actor_costs_a_504_not_a_hang(stuck_app):
             async with session.request(method, url, data=data) as resp:
                 assert resp.status == 504, (method, url)
                 assert (await resp.json())["error"]["code"] == "call_timeout"
+
+
+async def test_a_text_with_emoji_is_viewed_as_json(srv, session):
+    """pycrdt 0.14 never returns from reading a string with a character outside the
+    BMP through an Array view; telling a root's type used to do that, and the JSON
+    view of such a text hung the server's event loop."""
+    doc = Doc()
+    doc["body"] = Text("caf\u00e9 \U0001F600 \U0001F680 done")
+    doc["list"] = Array(["\U0001F600"])
+    await session.post(f"{srv.http_url}/api/docs/emoji/update", data=doc.get_update())
+    status, body = await asyncio.wait_for(view(session, srv, "emoji", text="body", array="list"),
+                                          TIMEOUT)
+    assert status == 200
+    assert body["text"] == {"body": "caf\u00e9 \U0001F600 \U0001F680 done"}
+    assert body["array"] == {"list": ["\U0001F600"]}
