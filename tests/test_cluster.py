@@ -241,3 +241,39 @@ async def test_a_joining_process_takes_new_actors_and_a_leaving_one_hands_its_ow
         a.stop()
         if b is not None:
             b.stop()
+
+
+async def test_documents_are_managed_from_any_process(tmp_path, session):
+    """Listing, versions, restore and delete work on a process that does not own the
+    document: listing says it is loaded (elsewhere), the rest is forwarded to the owner,
+    whose clients are told of the delete."""
+    doc = f"managed-{uuid.uuid4().hex[:8]}"
+    a, b = start(tmp_path, "a"), start(tmp_path, "b")
+    try:
+        owner_client = await NClient.connect(session, a.http_url)  # A owns the document
+        await owner_client.request("doc.subscribe", doc=doc, sv=Doc().get_state())
+        editor = Editor()
+        resp = await session.post(f"{b.http_url}/api/docs/{doc}/update", data=editor.type("one"))
+        assert resp.status == 200
+        for srv in (a, b):
+            page = await (await session.get(f"{srv.http_url}/api/docs?prefix={doc}")).json()
+            assert [(d["name"], d["loaded"]) for d in page["docs"]] == [(doc, True)]
+        resp = await session.post(f"{b.http_url}/api/docs/{doc}/versions", json={"name": "v"})
+        assert resp.status == 201
+        version = (await resp.json())["id"]
+        await session.post(f"{b.http_url}/api/docs/{doc}/update", data=editor.type(" two"))
+        resp = await session.post(f"{b.http_url}/api/docs/{doc}/versions/{version}/restore")
+        assert resp.status == 200, await resp.text()
+        view = await (await session.get(
+            f"{a.http_url}/api/docs/{doc}?format=json&text=body")).json()
+        assert view["text"]["body"] == "one"
+        resp = await session.delete(f"{b.http_url}/api/docs/{doc}")
+        assert resp.status == 204
+        event = await owner_client.event("doc.deleted", doc=doc)
+        assert event["epoch"] == 2
+        for srv in (a, b):
+            page = await (await session.get(f"{srv.http_url}/api/docs?prefix={doc}")).json()
+            assert page["docs"] == []
+    finally:
+        a.stop()
+        b.stop()

@@ -111,6 +111,33 @@ async def migrate(url: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.pid, proc.returncode, out.decode(), err.decode())
 
 
+async def test_documents_are_listed_versioned_restored_and_deleted(server, session):
+    """Managing documents on Postgres, across a restart: the catalog, versions and the
+    incarnation live in Postgres; a deleted document's old copy is refused after it."""
+    srv = server(env=COMPACT_OFTEN)
+    base = f"{srv.http_url}/api/docs/pg-managed"
+    editor = Editor()
+    for i in range(8):  # past COMPACT_OFTEN: the catalog is counted again after snapshots
+        assert (await session.post(f"{base}/update", data=editor.type(f"<{i}>"))).status == 200
+    resp = await session.post(f"{base}/versions", json={"name": "eight"})
+    assert resp.status == 201
+    await session.post(f"{base}/update", data=editor.type("<8>"))
+    srv.stop()
+
+    srv = server()
+    base = f"{srv.http_url}/api/docs/pg-managed"
+    page = await (await session.get(f"{srv.http_url}/api/docs?prefix=pg-")).json()
+    assert [d["name"] for d in page["docs"]] == ["pg-managed"] and page["docs"][0]["bytes"] > 0
+    resp = await session.post(f"{base}/versions/1/restore")
+    assert resp.status == 200, await resp.text()
+    assert await doc_text(session, srv, "pg-managed") == "".join(f"<{i}>" for i in range(8))
+    assert (await session.delete(base)).status == 204
+    resp = await session.post(f"{base}/update", data=editor.type("<again>"))
+    assert resp.status == 410
+    page = await (await session.get(f"{srv.http_url}/api/docs?prefix=pg-")).json()
+    assert page["docs"] == []
+
+
 async def test_migrate_reports_latest_version(pg_url):
     heroku_style = pg_url.replace("postgresql://", "postgres://", 1)
     # Two at once on an empty schema: they take turns, and both report the result.
