@@ -215,8 +215,9 @@ class ServerCollector:
         closes = CounterMetricFamily(
             "collab_websocket_closes", "WebSockets ended, by endpoint and close code (sent "
             "or received; 1006: no close frame, e.g. a dropped peer or an aborted slow "
-            "consumer; 4401/4403/4413/4429: auth, permissions, document quota, rate "
-            "limit; 'other': a code a client chose).", labels=["endpoint", "code"])
+            "consumer; 4401/4403/4410/4413/4429: auth, permissions, document deleted, "
+            "document quota, rate limit; 'other': a code a client chose).",
+            labels=["endpoint", "code"])
         refused = CounterMetricFamily(
             "collab_upgrades_refused", "WebSocket upgrades answered with an HTTP error "
             "instead, by endpoint and error code.", labels=["endpoint", "reason"])
