@@ -395,6 +395,9 @@ export class CollabClient extends Emitter {
       case 'doc.awareness':
         this._docs.get(message.doc)?._receiveAwareness(message.update)
         break
+      case 'doc.deleted':
+        this._docs.get(message.doc)?._receiveDeleted(message.epoch)
+        break
       case 'actor.event':
         this._actors.get(actorId(message.actor, message.key))?._receiveEvent(message.name, message.data)
         break

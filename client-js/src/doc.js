@@ -134,6 +134,19 @@ export class DocProvider extends Emitter {
     }
   }
 
+  /**
+   * The document was deleted or replaced on the server, which unsubscribed us: this
+   * Y.Doc holds the content that ended, and the server refuses it from now on
+   * (docs/documents.md). Stop syncing; a new DocProvider with a new Y.Doc follows
+   * the document that comes next.
+   */
+  _receiveDeleted (epoch) {
+    this._subscribed = false
+    this._subscribeSent = false
+    this.emit('deleted', { epoch })
+    this._dispose()
+  }
+
   _receiveAwareness (update) {
     try {
       applyAwarenessUpdate(this.awareness, update, this)

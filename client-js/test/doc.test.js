@@ -53,6 +53,26 @@ describe('documents', () => {
     await waitFor(() => !cat.awareness.getStates().has(docA.clientID), 'ann gone for cat')
   })
 
+  test("'deleted' fires when the document is deleted, and a new Y.Doc follows the next one", async () => {
+    const old = new Y.Doc()
+    const client = ctx.clients.make(ctx.server.wsUrl)
+    const provider = client.doc('deleted', old)
+    await waitFor(() => provider.synced, 'synced')
+    old.getText('body').insert(0, 'old')
+    await waitFor(async () => (await serverText(ctx.server, 'deleted')) === 'old', 'stored')
+    const deleted = nextEvent(provider, 'deleted')
+    const answer = await fetch(`${ctx.server.httpUrl}/api/docs/deleted`, { method: 'DELETE' })
+    assert.equal(answer.status, 204)
+    assert.deepEqual(await deleted, { epoch: 2 })
+    old.getText('body').insert(3, ' more')  // no longer synced: nothing is sent
+    const fresh = new Y.Doc()
+    const next = client.doc('deleted', fresh)
+    await waitFor(() => next.synced, 'the new document synced')
+    fresh.getText('body').insert(0, 'new')
+    await waitFor(async () => (await serverText(ctx.server, 'deleted')) === 'new', 'new stored')
+    assert.equal(text(fresh), 'new')
+  })
+
   test("'saved' fires once the server acknowledged every update, and unsyncedChanges is 0 again", async () => {
     const doc = new Y.Doc()
     const provider = ctx.clients.make(ctx.server.wsUrl).doc('saved', doc)
