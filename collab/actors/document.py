@@ -342,6 +342,10 @@ class Document(Actor):
         else:
             super()._reject(message, error)
 
+    def _discard(self, message: Any) -> None:
+        if isinstance(message, Committed):  # HTTP callers wait for its outcome
+            _settle_replies(message)
+
     # -- messages -------------------------------------------------------------
 
     def handle(self, message: Any) -> Any:

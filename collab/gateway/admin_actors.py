@@ -16,10 +16,11 @@ from aiohttp import web
 
 from collab.errors import BadRequest
 from collab.gateway.app_keys import SYSTEM
+from collab.gateway.paging import parse_limit
 from collab.runtime.inspection import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     check_kind,
-    check_limit,
     list_page,
     parse_cursor,
     show,
@@ -37,7 +38,8 @@ async def list_actors(request: web.Request) -> web.Response:
                          f"{', '.join(LIST_PARAMETERS)}", code="invalid_query")
     kind = check_kind(query["kind"]) if "kind" in query else None
     after = parse_cursor(query["cursor"]) if "cursor" in query else None
-    page = await list_page(request.app[SYSTEM].store, kind, after, _limit(query.get("limit")))
+    limit = parse_limit(query.get("limit"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    page = await list_page(request.app[SYSTEM].store, kind, after, limit)
     return web.json_response(page)
 
 
@@ -45,11 +47,3 @@ async def show_actor(request: web.Request) -> web.Response:
     kind = check_kind(request.match_info["kind"])
     return web.json_response(await show(request.app[SYSTEM].store, kind,
                                         request.match_info["key"]))
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not (raw.isascii() and raw.isdigit()):
-        raise BadRequest(f"limit must be a whole number, got {raw!r}", code="invalid_limit")
-    return check_limit(int(raw))

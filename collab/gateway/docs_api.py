@@ -51,6 +51,7 @@ from collab.gateway.app_keys import SYSTEM
 from collab.gateway.http_auth import PRINCIPAL
 from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.names import parse_doc_name
+from collab.gateway.paging import parse_limit
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
 from collab.runtime.refs import ActorRef
 
@@ -131,7 +132,7 @@ async def list_docs(request: web.Request) -> web.Response:
                          "cursor", code="invalid_query")
     prefix = request.query.get("prefix", "")
     cursor = request.query.get("cursor") or None
-    limit = _limit(request.query.get("limit"))
+    limit = parse_limit(request.query.get("limit"), LIST_LIMIT, MAX_LIST_LIMIT)
     principal = request.get(PRINCIPAL)
 
     def readable(doc: str) -> bool:
@@ -158,19 +159,6 @@ async def list_docs(request: web.Request) -> web.Response:
              "loaded": system.live(Document, info.name) is not None or info.name in elsewhere}
             for info in found]
     return web.json_response({"docs": docs, "next": after if more else None})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return LIST_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
-                         code="invalid_limit")
-    return limit
 
 
 def _iso(unix: float) -> str:

@@ -103,6 +103,10 @@ class ActorBase:
     def _reject(self, message: Any, error: BaseException) -> None:
         """Answer a message that can never be handled (the load failed, or shutdown)."""
 
+    def _discard(self, message: Any) -> None:
+        """A message of this instance's own (a timer, a completion) was left in the
+        mailbox when it stopped: settle whatever waits on it."""
+
     def _writes_recovered(self) -> None:
         """Writes whose commit failed (their callers were told) have committed since:
         announce what was held back for them. Runs in the mailbox."""
@@ -226,7 +230,10 @@ class ActorBase:
         self._mailbox.clear()
         for leftover in leftovers:  # arrived after we were forgotten
             if not self._is_request(leftover):
-                continue  # our own timers and completions mean nothing to a successor
+                # Our own timers and completions mean nothing to a successor, but
+                # someone may wait on a completion.
+                self._discard(leftover)
+                continue
             if self.system.closing:
                 self._reject(leftover, ShuttingDown("the server is shutting down"))
             else:
