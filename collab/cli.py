@@ -1,6 +1,7 @@
 """The `collab` command: `serve` runs the server, `migrate` brings the schema up to date,
 `token` prints a client token signed with COLLAB_SECRET, `actors` shows what the store
-holds for application actors (cli_actors.py)."""
+holds for application actors (cli_actors.py), `docs` manages documents in the store
+(cli_docs.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import os
 import sys
 
-from collab import __version__, cli_actors, logs
+from collab import __version__, cli_actors, cli_docs, logs
 from collab.auth import issue_token, load_hook, parse_ttl
 from collab.config import (
     ConfigError,
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", default="1h", help="lifetime: 30m, 1h, 2d (default 1h)")
     token.set_defaults(host=None, port=None, database_url=None, app=None, workers=None)
     cli_actors.add_parser(sub)
+    cli_docs.add_parser(sub)
     return parser
 
 
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings)
     if args.command == "actors":  # reads the store: no deployment to warn about
         return cli_actors.run(args, settings)
+    if args.command == "docs":  # works on the store: no deployment to warn about
+        return cli_docs.run(args, settings)
     if not os.environ.get(REUSE_PORT_ENV):  # in a worker child: its parent has warned
         for warning in deployment_warnings(settings):
             logging.getLogger("collab").warning(warning)

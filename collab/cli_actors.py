@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
-import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
+from collab.cli_store import (
+    BAD_USAGE,
+    NOT_FOUND_OR_UNREACHABLE,
+    StoreClosed,
+    fail,
+    no_store,
+    opened,
+)
 from collab.config import Settings
 from collab.errors import CollabError
 from collab.runtime.inspection import (
@@ -28,11 +33,6 @@ from collab.runtime.inspection import (
     show,
 )
 from collab.storage.base import Store
-
-#: Exit statuses, as the other commands use them: 1 for what the store answered
-#: (nothing stored, unreachable), 2 for a command line that cannot be run.
-NOT_FOUND_OR_UNREACHABLE = 1
-BAD_USAGE = 2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,44 +67,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             read = partial(show, kind=check_kind(args.kind), key=args.key)
     except CollabError as exc:
-        return _fail(f"actors {args.verb}: {exc.message}", BAD_USAGE)
-    missing = _missing_sqlite_file(settings)
-    if missing:
-        return _fail(f"no SQLite database at {missing}: set DATABASE_URL or --database-url "
-                     "to the store the server uses", NOT_FOUND_OR_UNREACHABLE)
+        return fail(f"actors {args.verb}: {exc.message}", BAD_USAGE)
+    refused = no_store(settings)
+    if refused is not None:
+        return refused
     return asyncio.run(_print(settings, read))
 
 
 async def _print(settings: Settings, read: Callable[[Store], Awaitable[dict[str, Any]]]
                  ) -> int:
-    from collab.storage import open_store
-
-    store = open_store(settings)
     try:
-        await store.open()
-    except (ConnectionError, sqlite3.Error) as exc:  # unreachable; locked past the timeout
-        return _fail(f"cannot open the store: {exc}", NOT_FOUND_OR_UNREACHABLE)
-    try:
-        answer = await read(store)
+        async with opened(settings) as store:
+            answer = await read(store)
+    except StoreClosed as exc:
+        return fail(str(exc), NOT_FOUND_OR_UNREACHABLE)
     except CollabError as exc:
-        return _fail(exc.message, NOT_FOUND_OR_UNREACHABLE)
-    finally:
-        await store.close()
+        return fail(exc.message, NOT_FOUND_OR_UNREACHABLE)
     print(json.dumps(answer, indent=2, ensure_ascii=False))
     return 0
-
-
-def _missing_sqlite_file(settings: Settings) -> str | None:
-    """The path of a SQLite store that does not exist: opening it would create an
-    empty database, and a mistyped path would look like a store with no actors."""
-    if not settings.database_url.startswith("sqlite:"):
-        return None
-    from collab.storage.sqlite import sqlite_path
-
-    path = sqlite_path(settings.database_url)
-    return None if Path(path).exists() else path
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"collab: {message}", file=sys.stderr)
-    return status

@@ -35,6 +35,7 @@ KINDS = {
         test_workflows""",
     "server": """test_actions test_actors_http test_admin_actors test_admin_permissions
         test_auth_gateway test_awareness_live test_backpressure test_cli test_cli_actors
+        test_cli_docs
         test_client_js test_cluster_clients test_deploy test_docs_api test_docs_examples
         test_docs_manage test_docs_versions test_document_lifecycle test_drain
         test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_http_body test_inband_auth
