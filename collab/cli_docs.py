@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from collab.actors import offline
+from collab.actors.ydoc import importable
 from collab.cli_store import (
     BAD_USAGE,
     NOT_FOUND_OR_UNREACHABLE,
@@ -116,7 +117,8 @@ def _verb(args: argparse.Namespace, settings: Settings) -> Verb:
         return lambda store: _export(store, name)
     if args.verb == "import":
         update = _read_update(args.file)
-        content = offline.importable(name, update, settings.max_document_bytes)
+        importable(name, update, settings.max_document_bytes)
+        content = update
         return lambda store: _end_incarnation(store, name, content)
     if args.verb == "rm":
         return lambda store: _end_incarnation(store, name, None)

@@ -33,7 +33,7 @@ from tests.test_yupdate import nested_value
 from tests.yclient import Editor, YClient
 
 #: Seconds the write after an offline `rm` should take at most to be answered:
-#: one refused commit, not the 30 s call timeout (see the xfail test below).
+#: one refused commit, not the 30 s call timeout (the test below).
 PROMPT_ANSWER = 5.0
 
 
@@ -351,8 +351,8 @@ async def test_rm_under_a_server_that_has_the_document_loaded(server_factory, se
     again = await YClient.connect(session, srv.http_url, "held")
     await again.send(ywire.SyncStep1(editor.doc.get_state()))
     assert await again.closed_with() == CloseCode.DOCUMENT_DELETED
-    # The write that found the document deleted is not acknowledged. (Today it is
-    # answered 504 call_timeout after 30 s: see the xfail test below.)
+    # The write that found the document deleted is not acknowledged (answered at
+    # once: the test below).
     resp = await write
     assert resp.status != 200, await resp.text()
     fresh = Editor()
@@ -363,11 +363,9 @@ async def test_rm_under_a_server_that_has_the_document_loaded(server_factory, se
         collab_docs("export", "held", url=srv.database_url).stdout)["text"]
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="the stopping document drops "
-                   "the Committed message that carries the HTTP caller's reply (a mailbox "
-                   "leftover that is not a request), so the caller waits for the 30 s call "
-                   "timeout (504 call_timeout)")
 async def test_the_write_after_an_offline_rm_is_answered_promptly(server_factory, session):
+    """The stopping document settles the HTTP caller whose write it found refused (it
+    used to drop that completion, and the caller waited 30 s for a 504)."""
     # A short shutdown: the server's handler still waits for the reply at teardown.
     srv = server_factory("prompt", env={"COLLAB_SHUTDOWN_TIMEOUT": "1"})
     url = f"{srv.http_url}/api/docs/held"

@@ -33,6 +33,8 @@ from collab.actors.ydoc import (
     EMPTY_UPDATE,
     compaction,
     doc_from_storage,
+    importable,
+    integrate,
     is_panic,
     merge_as_written,
     writers_from_storage,
@@ -48,7 +50,6 @@ from collab.errors import (
 )
 from collab.protocol import ywire
 from collab.protocol.native import Outgoing, YjsOut
-from collab.protocol.yupdate import check_value_depth
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
 from collab.runtime.mailbox import ActorBase, TimerFired
@@ -505,7 +506,7 @@ class Document(Actor):
         self._check_quota(update)
         if self.retired:
             self.retired.check_update(update, ywire.decode_state_vector(self.doc.get_state()))
-        _integrate(self.doc, update)
+        integrate(self.doc, update)
         self.writers.note(update)
         self.seq += 1
         self.stored_bytes += len(update)
@@ -599,7 +600,8 @@ class Document(Actor):
         content, fresh = None, Doc()
         if isinstance(message, ReplaceDoc):
             try:
-                content = self._importable(message.update, fresh)
+                quota = self.system.settings.max_document_bytes
+                fresh, content = importable(self.key, message.update, quota), message.update
             except RemoteProtocolError as exc:
                 fail(message.reply, exc)
                 return
@@ -617,19 +619,6 @@ class Document(Actor):
             return
         self._begin(self.epoch + 1, Retired(retired), fresh, content)
         answer(message.reply, self.epoch)
-
-    def _importable(self, update: bytes, fresh: Doc) -> bytes:
-        """Check `update` as the whole content of a new incarnation and apply it to
-        `fresh`; returns it. Raises RemoteProtocolError (InvalidPayload,
-        DocumentTooLarge) if it cannot be."""
-        if not update or update == EMPTY_UPDATE:
-            raise InvalidPayload("empty body; send the document as a binary Yjs v1 update")
-        quota = self.system.settings.max_document_bytes
-        if quota and len(update) > quota:
-            raise DocumentTooLarge(f"document {self.key!r}: {len(update)} bytes is past its "
-                                   f"size quota of {quota} bytes")
-        _integrate(fresh, update)
-        return update
 
     def _begin(self, epoch: int, retired: Retired, doc: Doc, content: bytes | None) -> None:
         """Become incarnation `epoch` holding `doc` (stored as `content`, if any)."""
@@ -872,21 +861,6 @@ class Document(Actor):
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
-
-
-def _integrate(doc: Doc, update: bytes) -> None:
-    """Apply a client's update to `doc`, refusing what pycrdt cannot read or would
-    crash on with InvalidPayload (nothing applied then)."""
-    check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
-    try:
-        doc.apply_update(update)
-    except ValueError as exc:
-        raise InvalidPayload(f"update rejected: {exc}") from exc
-    except BaseException as exc:
-        if not is_panic(exc):
-            raise
-        # The document is as it was: yrs checks an update before it integrates it.
-        raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
 
 
 async def _in_turns(steps: Generator[None, None, T]) -> T:

@@ -6,19 +6,12 @@ over a StoredDocument instead of a live Doc. Pure: the caller loads and writes.
 
 from __future__ import annotations
 
-from pycrdt import Doc
-
-# The actor's one rule for applying an update it did not write (what pycrdt refuses
-# or would crash on is InvalidPayload): shared, not copied, so the two cannot differ.
-from collab.actors.document import _integrate
 from collab.actors.incarnations import Retired
 from collab.actors.ydoc import (
-    EMPTY_UPDATE,
     compacted_snapshot,
     doc_from_storage,
     writers_from_storage,
 )
-from collab.errors import DocumentTooLarge, InvalidPayload
 from collab.storage.base import DeleteDocument, ReplaceSnapshot, StoredDocument
 
 
@@ -36,24 +29,9 @@ def export(stored: StoredDocument) -> bytes:
     return writers_from_storage(stored).restore(doc.get_update())
 
 
-def importable(name: str, update: bytes, quota: int) -> bytes:
-    """Check `update` as the whole content of a new incarnation of document `name`,
-    as `PUT /api/docs/<doc>` does (Document._importable, whose checks and messages
-    these are): not empty, within `quota` bytes (0: no limit), and an update pycrdt
-    integrates (values not nested too deep). Returns `update`; raises InvalidPayload
-    or DocumentTooLarge."""
-    if not update or update == EMPTY_UPDATE:
-        raise InvalidPayload("empty body; send the document as a binary Yjs v1 update")
-    if quota and len(update) > quota:
-        raise DocumentTooLarge(f"document {name!r}: {len(update)} bytes is past its "
-                               f"size quota of {quota} bytes")
-    _integrate(Doc(), update)
-    return update
-
-
 def ending(name: str, stored: StoredDocument, content: bytes | None) -> DeleteDocument:
     """The write that ends the incarnation `stored` is in: the document is deleted,
-    or replaced by `content` (checked with `importable`). What it held joins the
+    or replaced by `content` (checked with ydoc.importable). What it held joins the
     retired state vector, so that nothing of it can be written back."""
     current = doc_from_storage(stored).get_state()
     return DeleteDocument(name, stored.epoch, Retired(stored.retired).merged(current), content)

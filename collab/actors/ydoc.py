@@ -20,7 +20,8 @@ from pycrdt import (
     merge_updates,
 )
 
-from collab.protocol.yupdate import Layout
+from collab.errors import DocumentTooLarge, InvalidPayload
+from collab.protocol.yupdate import Layout, check_value_depth
 from collab.protocol.yvalues import WriterBytes, same_structure, same_update
 from collab.protocol.ywire import decode_state_vector
 from collab.storage.base import StoredDocument
@@ -39,6 +40,36 @@ def is_panic(exc: BaseException) -> bool:
     """True for pyo3's PanicException: pycrdt's Rust core panicked on its input (some
     corrupt updates make it). It derives from BaseException, not ValueError."""
     return type(exc).__name__ == "PanicException"
+
+
+def integrate(doc: Doc, update: bytes) -> None:
+    """Apply an update a client sent to `doc`, refusing what pycrdt cannot read or would
+    crash on with InvalidPayload (nothing applied then)."""
+    check_value_depth(update)  # yrs decodes values by recursion: deep ones crash it
+    try:
+        doc.apply_update(update)
+    except ValueError as exc:
+        raise InvalidPayload(f"update rejected: {exc}") from exc
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        # The document is as it was: yrs checks an update before it integrates it.
+        raise InvalidPayload("update rejected: pycrdt could not integrate it") from None
+
+
+def importable(name: str, update: bytes, quota: int) -> Doc:
+    """Check `update` as the whole content of a new incarnation of document `name`
+    (`PUT /api/docs/<doc>`, `collab docs import`): not empty, within `quota` bytes (0:
+    no limit), and an update pycrdt integrates. Returns a Doc holding it; raises
+    InvalidPayload or DocumentTooLarge."""
+    if not update or update == EMPTY_UPDATE:
+        raise InvalidPayload("empty body; send the document as a binary Yjs v1 update")
+    if quota and len(update) > quota:
+        raise DocumentTooLarge(f"document {name!r}: {len(update)} bytes is past its "
+                               f"size quota of {quota} bytes")
+    doc = Doc()
+    integrate(doc, update)
+    return doc
 
 
 def merge_many(updates: list[bytes]) -> bytes:

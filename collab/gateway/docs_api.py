@@ -22,7 +22,6 @@ them are loaded.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +52,7 @@ from collab.gateway.http_body import decode_body, read_body
 from collab.gateway.names import parse_doc_name
 from collab.gateway.paging import parse_limit
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
+from collab.runtime.inspection import iso_time
 from collab.runtime.refs import ActorRef
 
 #: Seconds a request waits for the document's actor to answer, as an actor call does.
@@ -155,15 +155,10 @@ async def list_docs(request: web.Request) -> web.Response:
     names = [info.name for info in found]
     elsewhere = await system.ownership.loaded_elsewhere(Document.kind, names)
     docs = [{"name": info.name, "bytes": info.bytes,
-             "created_at": _iso(info.created_at), "updated_at": _iso(info.updated_at),
+             "created_at": iso_time(info.created_at), "updated_at": iso_time(info.updated_at),
              "loaded": system.live(Document, info.name) is not None or info.name in elsewhere}
             for info in found]
     return web.json_response({"docs": docs, "next": after if more else None})
-
-
-def _iso(unix: float) -> str:
-    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- versions ------------------------------------------------------------------------
@@ -221,4 +216,4 @@ def _author(request: web.Request) -> str | None:
 
 
 def _version_view(version: dict[str, Any]) -> dict[str, Any]:
-    return {**version, "created_at": _iso(version["created_at"])}
+    return {**version, "created_at": iso_time(version["created_at"])}
