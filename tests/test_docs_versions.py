@@ -161,6 +161,11 @@ async def test_automatic_versions_after_editing_and_at_hibernation(tmp_path, ses
             return await text_of(session, srv, "auto", newest["id"]) == str(editor.text)
 
         await until(hibernated_with_a_version)  # made when it went idle after the edit
+        count = len(await versions())
+        async with session.get(base) as resp:  # wakes it; no edit this time
+            assert resp.status == 200
+        await asyncio.sleep(2.5)  # past COLLAB_IDLE_TIMEOUT: it hibernated again
+        assert len(await versions()) == count  # nothing new to keep
     finally:
         srv.stop()
 

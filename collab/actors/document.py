@@ -289,6 +289,7 @@ class Document(Actor):
         self.versions = VersionBook(key)
         #: Loop time of the first edit since the last version (None: none since).
         self._edited_at: float | None = None
+        self._auto_pending = False  # an AutoVersion is in the mailbox
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -662,7 +663,8 @@ class Document(Actor):
     async def _auto_version(self) -> None:
         """An automatic version of the state now, if it was edited since the last one
         and automatic versions are on; skipped (and logged) if it cannot be kept."""
-        if not self.system.settings.auto_version_seconds or not self.seq:
+        self._auto_pending = False
+        if not self.system.settings.auto_version_seconds or self._edited_at is None:
             return
         try:
             await self._keep_version(AUTO, None, None, self._diff(ywire.EMPTY_STATE_VECTOR))
@@ -786,9 +788,9 @@ class Document(Actor):
         _settle_replies(message)
         self._maybe_schedule_compaction()
         every = self.system.settings.auto_version_seconds
-        if every and self._edited_at is not None and \
+        if every and self._edited_at is not None and not self._auto_pending and \
                 asyncio.get_running_loop().time() - self._edited_at >= every:
-            self._edited_at = None  # one AutoVersion at a time
+            self._auto_pending = True  # one AutoVersion at a time
             self.post(AutoVersion())
         self.maybe_arm_idle()
 
