@@ -41,7 +41,8 @@ KINDS = {
         test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_http_body test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_ratelimit test_readyz
-        test_reconnect_storm test_revocations test_room_limits test_rooms_live test_sockets
+        test_reconnect_storm test_revocations test_room_limits test_rooms_live test_server_edits
+        test_sockets
         test_workers test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
         test_postgres_server""",

@@ -214,6 +214,19 @@ class RestoreVersion:
     reply: asyncio.Future[dict[str, Any]]
 
 
+@travels("doc.presence")
+@dataclass(frozen=True, slots=True)
+class SetPresence:
+    """Server-side awareness: show `client_id` (an editor with no socket, such as an
+    agent editing through a DocumentRef) with `state` (JSON text, "null" removes
+    it) at `clock`; `reply` is answered once it went out to the clients."""
+
+    client_id: int
+    clock: int
+    state: str
+    reply: asyncio.Future[None]
+
+
 @dataclass(frozen=True, slots=True)
 class AutoVersion:
     """Time for an automatic version: the document was edited for a while."""
@@ -256,10 +269,22 @@ class NotSubscribed(RemoteProtocolError):
     code = "not_subscribed"
 
 
+#: The owner of the awareness states server code sets (SetPresence): not a socket,
+#: so every client is sent them and no socket's leaving removes them.
+SERVER_EDITORS = "server editors"
+
+
 class Document(Actor):
     """A Yjs document. Its durable state is the update log and snapshot, not `state`."""
 
     kind = "doc"
+
+    @classmethod
+    def ref(cls, system: ActorSystem, name: str, caller: ActorBase | None = None) -> Any:
+        """A DocumentRef to document `name` (what `Actor.document` returns)."""
+        from collab.actors.document_ref import DocumentRef  # it builds on this module
+
+        return DocumentRef(system, name, caller=caller)
 
     def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         super().__init__(key, system, predecessor)
@@ -330,7 +355,7 @@ class Document(Actor):
     def _is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
                           | PeerUpdate | PeerAwareness | Export | DeleteDoc | ReplaceDoc
-                          | MakeVersion | RestoreVersion) \
+                          | MakeVersion | RestoreVersion | SetPresence) \
             or super()._is_request(message)
 
     def _reject(self, message: Any, error: BaseException) -> None:
@@ -339,7 +364,8 @@ class Document(Actor):
             message.peer.close(close_code_for(error), _CLOSE_REASONS.get(
                 type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
-                        | Export | DeleteDoc | ReplaceDoc | MakeVersion | RestoreVersion):
+                        | Export | DeleteDoc | ReplaceDoc | MakeVersion | RestoreVersion
+                        | SetPresence):
             fail(message.reply, error)
         else:
             super()._reject(message, error)
@@ -382,6 +408,8 @@ class Document(Actor):
             return self._restore(message)
         elif kind is AutoVersion:
             return self._auto_version()
+        elif kind is SetPresence:
+            self._set_presence(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
         elif kind is TimerFired and message.name == AWARENESS_TIMER:
@@ -440,6 +468,15 @@ class Document(Actor):
             return
         try:
             self._awareness(message.peer, message.payload)
+        except RemoteProtocolError as exc:
+            fail(message.reply, exc)
+            return
+        answer(message.reply, None)
+
+    def _set_presence(self, message: SetPresence) -> None:
+        entry = ywire.AwarenessEntry(message.client_id, message.clock, message.state)
+        try:
+            self._awareness(SERVER_EDITORS, ywire.encode_awareness([entry]))
         except RemoteProtocolError as exc:
             fail(message.reply, exc)
             return

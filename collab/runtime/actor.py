@@ -118,6 +118,7 @@ class Actor(ActorBase):
         #: Workflow runs (`@collab.workflow`): `await self.start_workflow("name", ...)`.
         self.workflows = Workflows(self)
         self._conns: dict[Peer, Conn] = {}
+        self._documents: dict[str, Any] = {}  # DocumentRefs handed out by `document`
         #: Inside an action: the connection that called it (None for HTTP and actor calls).
         self.conn: Conn | None = None
         super().__init__(key, system, predecessor)
@@ -189,6 +190,16 @@ class Actor(ActorBase):
     def actor(self, kind: type[Actor] | str, key: str) -> ActorRef:
         """A reference to another actor: `await self.actor(Other, "k").call("act", ...)`."""
         return ActorRef(self.system, kind, key, caller=self)
+
+    def document(self, name: str) -> Any:
+        """A reference to document `name`, read and edited through its owner wherever it
+        lives: `async with self.document("notes").transact() as doc: ...`, and
+        `await self.document("notes").set_presence({...})` (actors/document_ref.py)."""
+        ref = self._documents.get(name)
+        if ref is None:  # one per document: its edits keep one Yjs client id
+            ref = self._documents[name] = self.system.registry.resolve("doc").ref(
+                self.system, name, caller=self)
+        return ref
 
     # -- the runtime side ---------------------------------------------------------
 
