@@ -13,6 +13,7 @@ from pycrdt import Doc, Text
 
 from collab.protocol import ywire
 from tests.serverproc import ServerProcess
+from tests.waits import until
 from tests.yclient import Editor, YClient
 
 APP = ("--app", "tests.apps.scribe:registry")
@@ -108,3 +109,40 @@ async def test_an_actor_edits_a_document_another_process_owns(tmp_path, session)
     finally:
         a.stop()
         b.stop()
+
+
+# -- change hooks: @collab.watch ---------------------------------------------------------
+
+
+async def seen(session, srv: ServerProcess) -> list:
+    resp = await session.post(f"{srv.http_url}/api/actors/indexer/all/actions/seen", json={})
+    return (await resp.json())["result"]
+
+
+async def test_a_watcher_hears_of_changes_debounced_and_after_a_crash(tmp_path, session):
+    srv = ServerProcess(tmp_path / "watch.db", args=APP).start()
+    try:
+        editor = Editor()
+        for n in range(5):  # a burst: one notification after it went quiet
+            resp = await session.post(f"{srv.http_url}/api/docs/watched/a/update",
+                                      data=editor.type(f"<{n}>"))
+            assert resp.status == 200
+        await session.post(f"{srv.http_url}/api/docs/unwatched/update",
+                           data=Editor().type("x"))
+
+        async def told(count: int) -> bool:
+            return len(await seen(session, srv)) >= count
+
+        await until(lambda: told(1))
+        changes = await seen(session, srv)
+        assert changes == [{"doc": "watched/a", "seq": 5, "with_update": True,
+                            "body": "<0><1><2><3><4>"}]
+        # Committed, then killed before the quiet period ended: told after the restart.
+        await session.post(f"{srv.http_url}/api/docs/watched/a/update", data=editor.type("<5>"))
+        srv.kill()
+        srv = ServerProcess(tmp_path / "watch.db", args=APP).start()
+        await until(lambda: told(2))
+        changes = await seen(session, srv)
+        assert len(changes) == 2 and changes[1]["seq"] == 6 and changes[1]["body"].endswith("<5>")
+    finally:
+        srv.stop()

@@ -49,14 +49,17 @@ from collab.errors import (
     close_code_for,
 )
 from collab.protocol import ywire
+from collab.protocol.codec import pack, unpack
 from collab.protocol.native import Outgoing, YjsOut
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
 from collab.runtime.mailbox import ActorBase, TimerFired
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
+from collab.runtime.refs import ActorRef
 from collab.runtime.replies import answer, fail
 from collab.runtime.travels import travels
+from collab.runtime.waker import TimersDue
 from collab.storage.base import AppendUpdate, DeleteDocument, ReplaceSnapshot
 
 if TYPE_CHECKING:
@@ -66,6 +69,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPACT_TIMER = "compact"
+#: The durable timer that tells the document's watchers (runtime/watches.py).
+WATCH_TIMER = "watch"
+#: The most update bytes a change notification carries (a queue message holds 64 KiB).
+WATCH_UPDATE_BYTES = 48 * 1024
 #: Fires when awareness changes held back by the document's relay budget may go.
 AWARENESS_TIMER = "awareness"
 #: The first byte of a Yjs v1 update with no structs (a varUint 0): it only deletes.
@@ -312,6 +319,10 @@ class Document(Actor):
         self.epoch = 1
         self.retired = Retired(None)
         self.versions = VersionBook(key)
+        #: Who watches this document (runtime/watches.py), and the state vector before
+        #: this drain's first change (where the next notification starts from).
+        self.watches = system.registry.watches_for(key)
+        self._drain_sv: bytes | None = None
         #: Loop time of the first edit since the last version (None: none since).
         self._edited_at: float | None = None
         self._auto_pending = False  # an AutoVersion is in the mailbox
@@ -330,6 +341,13 @@ class Document(Actor):
         self.stored_bytes = self.snapshot_bytes + self.log_bytes
         self.epoch = stored.epoch
         self.retired = Retired(stored.retired)
+        self._saved = pack(self.state)  # a document keeps no actor state: never write one
+        if self.watches:  # a notification due while it slept goes out now
+            now = time.time()
+            for record in await self.system.store.load_timers(self.kind, self.key):
+                self.schedule.track(record)
+                if record.due <= now:
+                    self._mailbox.appendleft(TimersDue())
         self._maybe_schedule_compaction()
 
     def _may_sleep(self) -> bool:
@@ -542,6 +560,8 @@ class Document(Actor):
         if update == EMPTY_UPDATE:
             return None
         self._check_quota(update)
+        if self.watches and not self._outbox.writes:
+            self._drain_sv = self.doc.get_state()
         if self.retired:
             self.retired.check_update(update, ywire.decode_state_vector(self.doc.get_state()))
         integrate(self.doc, update)
@@ -686,6 +706,34 @@ class Document(Actor):
             self.versions.forget()  # they were deleted with it
         self.maybe_arm_idle()
 
+    # -- watchers ---------------------------------------------------------------
+
+    def _watch_timer(self) -> Any:
+        """The watch timer after this drain's changes: `quiet` after now, at most
+        `at_most` after the first change not told yet; its write goes in the same
+        commit as the changes, so a change is never committed without it."""
+        now = time.time()
+        pending = self.schedule.timers.get(WATCH_TIMER)
+        if pending is not None:
+            since, first = unpack(pending.args)
+        else:
+            since, first = self._drain_sv or ywire.EMPTY_STATE_VECTOR, now
+        quiet = min(w.quiet for w in self.watches)
+        at_most = min(w.at_most for w in self.watches)
+        return self.schedule.internal(WATCH_TIMER, min(now + quiet, first + at_most),
+                                      "notify_watchers", since, first)
+
+    async def notify_watchers(self, since: bytes, first: float) -> None:
+        """The watch timer fired: one message per watcher with what changed since
+        `since`, each durable in the watcher's queue before the timer is deleted (a
+        failure retries them all: at least once)."""
+        update = self._diff(since)
+        change = {"doc": self.key, "seq": self.seq, "epoch": self.epoch,
+                  "update": update if len(update) <= WATCH_UPDATE_BYTES else None}
+        for watch in self.watches:
+            ref = ActorRef(self.system, watch.kind, watch.key or self.key)
+            await ref.queue(watch.queue).send(change)
+
     # -- versions -------------------------------------------------------------
 
     async def _named_version(self, message: MakeVersion) -> None:
@@ -786,7 +834,10 @@ class Document(Actor):
         if len(contributors) == 1 and senders and not next(iter(senders)).echo_ack:
             # Its own updates and nothing else: its saved ack is its requests' answers.
             senders = set()
-        future = self.submit(outbox.writes)
+        writes: list[Any] = list(outbox.writes)
+        if self.watches:
+            writes.append(self._watch_timer())
+        future = self.submit(writes)
         self._in_flight += 1
         rows = len(outbox.writes)
         size = sum(len(op.data) for op in outbox.writes)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from collab.errors import CollabError
 from collab.runtime.actions import marked_methods, refuse_overrides, refuse_runtime_names
+from collab.runtime.watches import Watch, watches_of
 
 if TYPE_CHECKING:
     from collab.runtime.actor import Actor
@@ -41,6 +42,11 @@ class Registry:
                              f"{existing.__qualname__} and {cls.__qualname__}")
         self._types[cls.kind] = cls
         return cls
+
+    def watches_for(self, doc: str) -> list[Watch]:
+        """The watches (runtime/watches.py) of every registered type that match
+        document `doc`."""
+        return [w for cls in self._types.values() for w in watches_of(cls) if w.matches(doc)]
 
     def resolve(self, kind: str) -> type[Actor]:
         cls = self._types.get(kind)

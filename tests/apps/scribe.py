@@ -34,4 +34,19 @@ class Scribe(collab.Actor):
         await self.document(doc).set_presence(None)
 
 
-registry = collab.Registry(Scribe)
+class Indexer(collab.Actor):
+    """Hears about changes to documents named watched/*, debounced (runtime/watches.py)."""
+
+    @collab.watch("watched/*", quiet=0.3, at_most=1.0, key="all")
+    async def changed(self, change: dict) -> None:
+        copy = await self.document(change["doc"]).read()
+        self.state.setdefault("changes", []).append({
+            "doc": change["doc"], "seq": change["seq"], "with_update": change["update"] is not None,
+            "body": str(copy.get("body", type=Text))})
+
+    @collab.action
+    def seen(self) -> list:
+        return self.state.get("changes", [])
+
+
+registry = collab.Registry(Scribe, Indexer)
