@@ -191,6 +191,13 @@ class Settings:
     #: Prepended to every Redis key and channel of this deployment (default "collab"),
     #: so that deployments sharing one Redis never hear each other.
     redis_prefix: str = DEFAULT_REDIS_PREFIX
+    #: Webhooks (actors/webhooks.py): where events are POSTed, the HMAC key that
+    #: signs them, which documents' changes are sent, and their debounce.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_docs: tuple[str, ...] = ("*",)
+    webhook_quiet: float = 2.0
+    webhook_at_most: float = 30.0
     #: Most Postgres connections this process opens (its asyncpg pool's size).
     database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
     #: Heroku sets DYNO (`web.1`) in every dyno; its presence means the disk is ephemeral.
@@ -259,6 +266,12 @@ class Settings:
             "liveness_ttl": _float(env, "COLLAB_LIVENESS_TTL", DEFAULT_LIVENESS_TTL),
             "redis_verify_tls": _bool(env, "COLLAB_REDIS_VERIFY_TLS", True),
             "redis_prefix": env.get("COLLAB_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX,
+            "webhook_url": env.get("COLLAB_WEBHOOK_URL") or None,
+            "webhook_secret": env.get("COLLAB_WEBHOOK_SECRET") or None,
+            "webhook_docs": tuple(p.strip() for p in env.get("COLLAB_WEBHOOK_DOCS", "*").split(",")
+                                  if p.strip()),
+            "webhook_quiet": _float(env, "COLLAB_WEBHOOK_QUIET", 2.0),
+            "webhook_at_most": _float(env, "COLLAB_WEBHOOK_AT_MOST", 30.0),
             "database_pool_size": _int(env, "COLLAB_DATABASE_POOL_SIZE",
                                        DEFAULT_DATABASE_POOL_SIZE),
             "dyno": env.get("DYNO") or None,
@@ -336,6 +349,15 @@ class Settings:
         if not REDIS_PREFIX_PATTERN.fullmatch(self.redis_prefix):
             raise ConfigError("COLLAB_REDIS_PREFIX must be 1 to 64 letters, digits, '-', '_' "
                               f"or '.', got {self.redis_prefix!r}")
+        if self.webhook_url is not None:
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ConfigError("COLLAB_WEBHOOK_URL must be an http:// or https:// URL")
+            if not self.webhook_secret or len(self.webhook_secret) < 16:
+                raise ConfigError("COLLAB_WEBHOOK_URL needs COLLAB_WEBHOOK_SECRET (16 characters "
+                                  "or more): receivers check each event's signature with it")
+            if not 0 < self.webhook_quiet <= self.webhook_at_most:
+                raise ConfigError("COLLAB_WEBHOOK_QUIET must be positive and at most "
+                                  "COLLAB_WEBHOOK_AT_MOST")
         if self.max_versions < 1 or self.max_version_bytes < 1:
             raise ConfigError("COLLAB_MAX_VERSIONS and COLLAB_MAX_VERSION_BYTES must be positive")
         if self.database_pool_size < 1:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pycrdt import Doc
 
+from collab.actors import webhooks
 from collab.actors.awareness import AwarenessTable
 from collab.actors.incarnations import Retired
 from collab.actors.restore import RestoreError, restoring_update
@@ -321,7 +322,8 @@ class Document(Actor):
         self.versions = VersionBook(key)
         #: Who watches this document (runtime/watches.py), and the state vector before
         #: this drain's first change (where the next notification starts from).
-        self.watches = system.registry.watches_for(key)
+        self.watches = system.registry.watches_for(key) + webhooks.watches_for(
+            system.settings, key)
         self._drain_sv: bytes | None = None
         #: Loop time of the first edit since the last version (None: none since).
         self._edited_at: float | None = None
@@ -677,6 +679,13 @@ class Document(Actor):
             return
         self._begin(self.epoch + 1, Retired(retired), fresh, content)
         answer(message.reply, self.epoch)
+        if content is None:
+            try:  # stored before the next message is handled; the caller has its answer
+                await webhooks.send_event(self.system, {
+                    "event": "document.deleted", "name": self.key, "epoch": self.epoch - 1})
+            except Exception as exc:
+                log.warning("doc %r: the webhook will not hear of its deletion: %s", self.key,
+                            exc)
 
     def _begin(self, epoch: int, retired: Retired, doc: Doc, content: bytes | None) -> None:
         """Become incarnation `epoch` holding `doc` (stored as `content`, if any)."""

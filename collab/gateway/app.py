@@ -20,6 +20,7 @@ from aiohttp import web
 from collab import __version__
 from collab.actors.document import Document
 from collab.actors.room import Room
+from collab.actors.webhooks import Webhooks
 from collab.actors.ydoc import warm_up
 from collab.assembly import Runtime
 from collab.config import Settings
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 2.0
 
 #: Actor types every server runs.
-BUILTIN_ACTORS = Registry(Document, Room)
+BUILTIN_ACTORS = Registry(Document, Room, Webhooks)
 
 
 async def healthz(request: web.Request) -> web.Response:
