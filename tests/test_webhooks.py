@@ -105,6 +105,13 @@ async def test_changes_are_posted_debounced_signed_and_retried(tmp_path, session
         await until(lambda: any(e["event"] == "document.deleted" for e in receiver.events))
         deleted = next(e for e in receiver.events if e["event"] == "document.deleted")
         assert (deleted["name"], deleted["epoch"]) == ("hooked/a", 1)
+
+        resp = await session.post(f"{srv.http_url}/api/actors/room/lobby/actions/send",
+                                  json={"args": ["m-1", "hello"], "kwargs": {"user": "ann"}})
+        assert resp.status == 200, await resp.text()
+        await until(lambda: any(e["event"] == "room.message" for e in receiver.events))
+        posted = next(e for e in receiver.events if e["event"] == "room.message")
+        assert posted["name"] == "lobby" and posted["message"]["body"] == "hello"
     finally:
         srv.stop()
 

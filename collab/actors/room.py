@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from collab.actors import webhooks
 from collab.errors import StoreUnavailable
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import InvalidText, check_strings, is_text
@@ -348,6 +349,12 @@ class Room(Actor):
         self.window.append(message)
         self._stop_typing(author)
         self._write(message, "message", message.wire())
+        if self.system.settings.webhook_url:
+            # Queued once the message is stored, before the sender hears back (a
+            # crash between the two loses the event: docs/webhooks.md).
+            await self._settle_writes()
+            await webhooks.send_event(self.system, {"event": "room.message", "name": self.key,
+                                                    "message": message.wire()})
         return {"seq": message.seq, "message": message.wire()}
 
     @action
