@@ -201,13 +201,15 @@ class SyncedDoc(Emitter):
             self._fail_first_sync(CollabError("protocol", f"unreadable subscribe answer: {exc}"))
             return
         self._subscribed = True
+        # Before the diff: the server handles one document's messages in order, so
+        # once the diff is acknowledged (`saved`), our presence is back too.
+        self._announce_awareness()
         # The diff against the server's state vector carries every change it lacks,
         # including all those counted as unsent: they become this one update.
         self._unsent = 0
         missing = self.ydoc.get_update(result["sv"])
         if missing != EMPTY_UPDATE:
             self._send_update(missing)
-        self._announce_awareness()
         self._set_synced(True)
         if not self._first_sync.done():
             self._first_sync.set_result(None)
