@@ -24,6 +24,7 @@ from pycrdt import Doc, Text
 from collab.client import CollabClient, CollabError, Event, Room, SyncedDoc
 from tests.tcpproxy import TcpProxy
 from tests.test_interop_node import JS_DIR, SCRIPT_TIMEOUT_MS, SUBPROCESS_TIMEOUT, require_node
+from tests.test_interop_pycrdt import boundaries, has_word
 from tests.waits import TIMEOUT, until
 
 APP = ("--app", "tests.apps.counter:registry")
@@ -54,15 +55,6 @@ def client_for(srv, **options) -> CollabClient:
 
 def body(doc: SyncedDoc) -> Text:
     return doc.ydoc.get("body", type=Text)
-
-
-def boundaries(text: str) -> list[int]:
-    """Indexes where a `word;` may be inserted without splitting another word."""
-    return [0] + [i + 1 for i, char in enumerate(text) if char == ";"]
-
-
-def has_word(text: str, word: str) -> bool:
-    return text.startswith(word) or f";{word}" in text
 
 
 async def write_words(doc: SyncedDoc, prefix: str, count: int, rng: random.Random) -> None:
