@@ -57,9 +57,12 @@ def watches_for(settings: Settings, doc: str) -> list[Watch]:
     """The webhook's watch of document `doc`, if webhooks are on and it matches."""
     if not settings.webhook_url:
         return []
-    watch = [Watch(pattern, Webhooks.kind, CHANGES_QUEUE, settings.webhook_quiet,
-                   settings.webhook_at_most, SENDER_KEY) for pattern in settings.webhook_docs]
-    return [w for w in watch if w.matches(doc)][:1]
+    for pattern in settings.webhook_docs:  # one watch, however many patterns match
+        watch = Watch(pattern, Webhooks.kind, CHANGES_QUEUE, settings.webhook_quiet,
+                      settings.webhook_at_most, SENDER_KEY)
+        if watch.matches(doc):
+            return [watch]
+    return []
 
 
 async def send_event(system: ActorSystem, event: dict[str, Any]) -> None:
