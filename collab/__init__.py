@@ -12,9 +12,9 @@ from collab.runtime.connections import Conn
 from collab.runtime.queues import consumes
 from collab.runtime.refs import ActorRef
 from collab.runtime.registry import Registry
-from collab.runtime.watches import watch
+from collab.runtime.watches import watch, watch_room
 from collab.runtime.workflows import workflow
 
 __version__ = "0.1.0"
 __all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "action", "consumes",
-           "watch", "workflow"]
+           "watch", "watch_room", "workflow"]

@@ -43,7 +43,8 @@ KINDS = {
         test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit
         test_readyz test_reconnect_storm test_revocations test_room_limits test_rooms_live
-        test_server_edits test_sockets test_webhooks test_workers test_yjs_endpoint""",
+        test_room_watches test_server_edits test_sockets test_webhooks test_workers
+        test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
         test_postgres_server""",
     "browser": "test_demo",

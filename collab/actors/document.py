@@ -50,14 +50,14 @@ from collab.errors import (
     close_code_for,
 )
 from collab.protocol import ywire
-from collab.protocol.codec import pack, unpack
+from collab.protocol.codec import pack
 from collab.protocol.native import Outgoing, YjsOut
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
 from collab.runtime.mailbox import ActorBase, TimerFired
+from collab.runtime.notify import Notifier
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
-from collab.runtime.refs import ActorRef
 from collab.runtime.replies import answer, fail
 from collab.runtime.travels import travels
 from collab.runtime.waker import TimersDue
@@ -70,8 +70,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPACT_TIMER = "compact"
-#: The durable timer that tells the document's watchers (runtime/watches.py).
-WATCH_TIMER = "watch"
 #: The most update bytes a change notification carries (a queue message holds 64 KiB).
 WATCH_UPDATE_BYTES = 48 * 1024
 #: Fires when awareness changes held back by the document's relay budget may go.
@@ -324,6 +322,8 @@ class Document(Actor):
         #: this drain's first change (where the next notification starts from).
         self.watches = system.registry.watches_for(key) + webhooks.watches_for(
             system.settings, key)
+        if self.watches:
+            self.notifier = Notifier(self, self.watches)
         self._drain_sv: bytes | None = None
         #: Loop time of the first edit since the last version (None: none since).
         self._edited_at: float | None = None
@@ -356,7 +356,8 @@ class Document(Actor):
         return not self.peers
 
     def _can_hibernate(self) -> bool:
-        return not self.peers and not self._in_flight and not self._compacting
+        return not self.peers and not self._in_flight and not self._compacting \
+            and not self._telling()
 
     async def _save(self, reason: str) -> None:
         for peer in self.peers:  # still here when the server stops or the lease was lost
@@ -364,6 +365,8 @@ class Document(Actor):
                        else "document moved to another process")
         if reason == "idle":  # hibernating after edits: keep them as a version
             await self._auto_version()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self._compaction is not None:
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
@@ -721,27 +724,21 @@ class Document(Actor):
         """The watch timer after this drain's changes: `quiet` after now, at most
         `at_most` after the first change not told yet; its write goes in the same
         commit as the changes, so a change is never committed without it."""
+        assert self.notifier is not None
         now = time.time()
-        pending = self.schedule.timers.get(WATCH_TIMER)
-        if pending is not None:
-            since, first = unpack(pending.args)
-        else:
-            since, first = self._drain_sv or ywire.EMPTY_STATE_VECTOR, now
+        pending = self.notifier.pending()
+        since, first = pending or (self._drain_sv or ywire.EMPTY_STATE_VECTOR, now)
         quiet = min(w.quiet for w in self.watches)
         at_most = min(w.at_most for w in self.watches)
-        return self.schedule.internal(WATCH_TIMER, min(now + quiet, first + at_most),
-                                      "notify_watchers", since, first)
+        return self.notifier.timer(min(now + quiet, first + at_most), since, first)
 
-    async def notify_watchers(self, since: bytes, first: float) -> None:
-        """The watch timer fired: one message per watcher with what changed since
-        `since`, each durable in the watcher's queue before the timer is deleted (a
-        failure retries them all: at least once)."""
+    async def watch_notes(self, since: bytes, first: float) -> tuple[list[Any], tuple, bool]:
+        """What the watchers hear (runtime/notify.py): one note with everything that
+        changed since state vector `since`, and where the next one starts."""
         update = self._diff(since)
         change = {"doc": self.key, "seq": self.seq, "epoch": self.epoch,
                   "update": update if len(update) <= WATCH_UPDATE_BYTES else None}
-        for watch in self.watches:
-            ref = ActorRef(self.system, watch.kind, watch.key or self.key)
-            await ref.queue(watch.queue).send(change)
+        return [change], (self.doc.get_state(), time.time()), False
 
     # -- versions -------------------------------------------------------------
 

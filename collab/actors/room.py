@@ -25,6 +25,8 @@ from collab.runtime.actions import ActionError, CallAction, InvalidArguments, Ra
 from collab.runtime.actor import Actor
 from collab.runtime.buckets import Meters
 from collab.runtime.mailbox import TimerFired
+from collab.runtime.notify import Notifier
+from collab.runtime.watches import ROOMS
 from collab.storage.base import PutRoomMessage, RoomMessage
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: In-memory timers that end one user's typing indicator: "typing:<user>".
 TYPING_TIMER = "typing:"
+#: Messages told to watchers per notification (runtime/notify.py).
+WATCH_BATCH = 100
 
 
 # -- messages -------------------------------------------------------------------
@@ -287,6 +291,10 @@ class Room(Actor):
         #: Writes left to each caller (RATE_PER_SECOND); `_caller_key` is the running call's.
         self.meters = Meters(self.RATE_PER_SECOND, self.RATE_BURST)
         self._caller_key: str | None = None
+        #: Who hears of this room's new messages (runtime/watches.py, webhooks).
+        watches = self.system.registry.watches_for(self.key, ROOMS) + webhooks.watches_for(
+            self.system.settings, self.key, ROOMS)
+        self.notifier = Notifier(self, watches) if watches else None
         await self._load_window()
 
     async def _load_window(self) -> None:
@@ -349,12 +357,6 @@ class Room(Actor):
         self.window.append(message)
         self._stop_typing(author)
         self._write(message, "message", message.wire())
-        if self.system.settings.webhook_url:
-            # Queued once the message is stored, before the sender hears back (a
-            # crash between the two loses the event: docs/webhooks.md).
-            await self._settle_writes()
-            await webhooks.send_event(self.system, {"event": "room.message", "name": self.key,
-                                                    "message": message.wire()})
         return {"seq": message.seq, "message": message.wire()}
 
     @action
@@ -604,7 +606,12 @@ class Room(Actor):
         The window already shows the change. If the commit fails, the row is kept
         and written again first thing; the event waits for it."""
         self.window.update(message)
-        commit = self.submit([PutRoomMessage(message.record(self.key))])
+        ops: list[Any] = [PutRoomMessage(message.record(self.key))]
+        if event == "message" and self.notifier is not None:
+            # In the same commit: a stored message is never left untold.
+            pending = self.notifier.pending()
+            ops.append(self.notifier.timer(time.time(), pending[0] if pending else message.seq))
+        commit = self.submit(ops)
 
         def committed(fut: Any) -> None:
             if fut.cancelled() or fut.exception() is not None:
@@ -614,6 +621,17 @@ class Room(Actor):
             self.broadcast(event, data)
 
         commit.add_done_callback(committed)
+
+    async def watch_notes(self, first_seq: int) -> tuple[list[Any], tuple, bool]:
+        """What the watchers hear (runtime/notify.py): a note per stored message from
+        `first_seq` on (deleted ones skipped), a batch at a time."""
+        await self._settle_writes()
+        after = first_seq - 1
+        found = self.window.page(None, after, WATCH_BATCH)
+        messages, more = found if found is not None else await self._page_from_store(
+            None, after, WATCH_BATCH)
+        notes = [{"room": self.key, "message": m.wire()} for m in messages if not m.deleted]
+        return notes, ((messages[-1].seq if messages else after) + 1,), more
 
     def _writes_recovered(self) -> None:
         """Rows whose commit failed are stored now: their events go out, in order."""

@@ -9,7 +9,8 @@ signed, so a receiver refuses replays by refusing old `at`s (docs/webhooks.md).
 The sender is one actor (`webhook:default`) whose durable queues hold the events:
 document changes arrive through a watch (runtime/watches.py, debounced by
 COLLAB_WEBHOOK_QUIET / COLLAB_WEBHOOK_AT_MOST, for the documents matching
-COLLAB_WEBHOOK_DOCS), other events through its `events` queue. A POST that fails
+COLLAB_WEBHOOK_DOCS), rooms' messages through a watch of every room, other events
+through its `events` queue. A POST that fails
 (a connection error, a timeout, an answer that is not 2xx) raises, so the queue
 retries it with exponential backoff and dead-letters it after the last attempt:
 inspect and re-drive with `GET`/`POST /api/actors/webhook/default/queues/<queue>`.
@@ -29,7 +30,7 @@ import aiohttp
 from collab.runtime.actor import Actor
 from collab.runtime.queues import consumes
 from collab.runtime.refs import ActorRef
-from collab.runtime.watches import QUEUE_PREFIX, Watch
+from collab.runtime.watches import DOCUMENTS, QUEUE_PREFIX, ROOMS, Watch
 
 if TYPE_CHECKING:
     from collab.config import Settings
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 SENDER_KEY = "default"
 EVENTS_QUEUE = "events"
 CHANGES_QUEUE = QUEUE_PREFIX + "document_changed"
+MESSAGES_QUEUE = QUEUE_PREFIX + "room_message"
 #: Seconds one POST may take before it counts as failed (and is retried).
 POST_TIMEOUT = 10.0
 SIGNATURE_HEADER = "X-Collab-Signature"
@@ -53,10 +55,14 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def watches_for(settings: Settings, doc: str) -> list[Watch]:
-    """The webhook's watch of document `doc`, if webhooks are on and it matches."""
+def watches_for(settings: Settings, name: str, of: str = DOCUMENTS) -> list[Watch]:
+    """The webhook's watch of document `name` (or of room `name`: every room's
+    messages), if webhooks are on and it matches."""
     if not settings.webhook_url:
         return []
+    if of == ROOMS:
+        return [Watch("*", Webhooks.kind, MESSAGES_QUEUE, 0.0, 0.0, SENDER_KEY, ROOMS)]
+    doc = name
     for pattern in settings.webhook_docs:  # one watch, however many patterns match
         watch = Watch(pattern, Webhooks.kind, CHANGES_QUEUE, settings.webhook_quiet,
                       settings.webhook_at_most, SENDER_KEY)
@@ -90,6 +96,11 @@ class Webhooks(Actor):
     async def document_changed(self, change: dict[str, Any]) -> None:
         await self._post({"event": "document.changed", "name": change["doc"],
                           "seq": change["seq"], "epoch": change.get("epoch")})
+
+    @consumes(MESSAGES_QUEUE)
+    async def room_message(self, note: dict[str, Any]) -> None:
+        await self._post({"event": "room.message", "name": note["room"],
+                          "message": note["message"]})
 
     @consumes(EVENTS_QUEUE)
     async def event(self, event: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from collab.runtime.actions import (
 )
 from collab.runtime.connections import Conn, Connect, Disconnect, Peer
 from collab.runtime.mailbox import ActorBase, TimerFired
+from collab.runtime.notify import Notifier, WatchersTold
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
 from collab.runtime.queues import (
@@ -117,6 +118,8 @@ class Actor(ActorBase):
         self.queues = Queues(self)
         #: Workflow runs (`@collab.workflow`): `await self.start_workflow("name", ...)`.
         self.workflows = Workflows(self)
+        #: Tells the actors watching this one (a Document, a Room) of its changes.
+        self.notifier: Notifier | None = None
         self._conns: dict[Peer, Conn] = {}
         self._documents: dict[str, Any] = {}  # DocumentRefs handed out by `document`
         #: Inside an action: the connection that called it (None for HTTP and actor calls).
@@ -233,13 +236,19 @@ class Actor(ActorBase):
         return not self._conns
 
     def _can_hibernate(self) -> bool:
-        return not self._conns and not self.workflows.busy()
+        return not self._conns and not self.workflows.busy() and not self._telling()
+
+    def _telling(self) -> bool:
+        """True while watchers are being told of this actor's changes."""
+        return self.notifier is not None and self.notifier.busy
 
     async def _save(self, reason: str) -> None:
         for conn in self._conns.values():  # the server stops, or the lease was lost
             conn.peer.close(CloseCode.SERVICE_RESTART, "server restarting"
                               if reason == "shutdown" else f"{self.kind} moved to another process")
         await self.workflows.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         try:
             await self.on_sleep()
         finally:
@@ -252,6 +261,9 @@ class Actor(ActorBase):
             return handler(self, message)
         if type(message) is TimerFired and message.name.startswith(TIMER_PREFIX):
             return self.schedule.fire_due(message.name[len(TIMER_PREFIX):])
+        if type(message) is WatchersTold and self.notifier is not None:
+            self.notifier.told(message)
+            return None
         log.warning("%s %r: unexpected message %r", self.kind, self.key, message)
         return None
 

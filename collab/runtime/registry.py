@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from collab.errors import CollabError
 from collab.runtime.actions import marked_methods, refuse_overrides, refuse_runtime_names
-from collab.runtime.watches import Watch, watches_of
+from collab.runtime.watches import DOCUMENTS, Watch, watches_of
 
 if TYPE_CHECKING:
     from collab.runtime.actor import Actor
@@ -43,10 +43,11 @@ class Registry:
         self._types[cls.kind] = cls
         return cls
 
-    def watches_for(self, doc: str) -> list[Watch]:
+    def watches_for(self, name: str, of: str = DOCUMENTS) -> list[Watch]:
         """The watches (runtime/watches.py) of every registered type that match
-        document `doc`."""
-        return [w for cls in self._types.values() for w in watches_of(cls) if w.matches(doc)]
+        document `name` (or room `name`, with `of=ROOMS`)."""
+        return [w for cls in self._types.values() for w in watches_of(cls)
+                if w.of == of and w.matches(name)]
 
     def resolve(self, kind: str) -> type[Actor]:
         cls = self._types.get(kind)

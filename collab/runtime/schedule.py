@@ -27,6 +27,7 @@ from croniter import croniter
 from collab.protocol.codec import pack, unpack
 from collab.protocol.text import is_text
 from collab.runtime.actions import ActionError
+from collab.runtime.notify import NOTIFY_METHOD
 from collab.runtime.queues import DRAIN_METHOD
 from collab.runtime.workflows import RESUME_METHOD
 from collab.storage.base import DeleteTimer, PutTimer, TimerRecord
@@ -188,6 +189,12 @@ class Schedule:
             return
         if record.method == RESUME_METHOD:
             actor.workflows.resume(unpack(record.args)[0])
+            return
+        if record.method == NOTIFY_METHOD:
+            if actor.notifier is not None:
+                await actor.notifier.fire(record)
+            else:  # nobody watches it any more
+                actor.submit([self.after_fire(record, False)])
             return
         self.firing = record
         failed = False

@@ -16,6 +16,10 @@ change (at most `at_most` after the first) and enqueues one message per watcher.
 `update` holds everything that changed since the last notification when it fits
 in a queue message (else None: read the document). The watching instance is
 `key`, or the document's name when `key` is None (one instance per document).
+
+`@collab.watch_room("support/*")` does the same for chat rooms: the method gets
+`{"room": "support/1", "message": {...}}` for each new message, in order, once it
+is committed (runtime/notify.py tells the watchers without holding up the room).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 QUEUE_PREFIX = "watch:"
 
 
+#: What a watch is of: documents' changes, or rooms' messages.
+DOCUMENTS = "doc"
+ROOMS = "room"
+
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     pattern: str
@@ -41,6 +50,7 @@ class Watch:
     quiet: float
     at_most: float
     key: str | None
+    of: str = DOCUMENTS
 
     def matches(self, doc: str) -> bool:
         return fnmatch.fnmatchcase(doc, self.pattern)
@@ -53,11 +63,19 @@ def watch(pattern: str, *, quiet: float = 2.0, at_most: float = 30.0,
     and at most `at_most` seconds after the first."""
     if not 0 < quiet <= at_most:
         raise ValueError("a watch needs 0 < quiet <= at_most")
+    return _marker((pattern, quiet, at_most, key, DOCUMENTS))
 
+
+def watch_room(pattern: str, *, key: str | None = None) -> Callable[[F], F]:
+    """Mark `method(self, note)` to hear of every new message in the chat rooms whose
+    names match `pattern`, one `{"room", "message"}` note per message, in order."""
+    return _marker((pattern, 0.0, 0.0, key, ROOMS))
+
+
+def _marker(watch: tuple[str, float, float, str | None, str]) -> Callable[[F], F]:
     def mark(method: F) -> F:
-        queue = QUEUE_PREFIX + method.__name__
-        method.__collab_consumes__ = queue  # type: ignore[attr-defined]
-        method.__collab_watch__ = (pattern, quiet, at_most, key)  # type: ignore[attr-defined]
+        method.__collab_consumes__ = QUEUE_PREFIX + method.__name__  # type: ignore[attr-defined]
+        method.__collab_watch__ = watch  # type: ignore[attr-defined]
         return method
 
     return mark
@@ -65,6 +83,6 @@ def watch(pattern: str, *, quiet: float = 2.0, at_most: float = 30.0,
 
 def watches_of(cls: Any) -> list[Watch]:
     """The watches actor type `cls` declares."""
-    return [Watch(pattern, cls.kind, QUEUE_PREFIX + name, quiet, at_most, key)
-            for name, _, (pattern, quiet, at_most, key)
+    return [Watch(pattern, cls.kind, QUEUE_PREFIX + name, quiet, at_most, key, of)
+            for name, _, (pattern, quiet, at_most, key, of)
             in marked_methods(cls, "__collab_watch__")]
