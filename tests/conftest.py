@@ -35,6 +35,7 @@ KINDS = {
         test_placement test_queues test_room test_runtime test_schedule test_store
         test_workflows""",
     "server": """test_actions test_actors_http test_admin_actors test_admin_permissions
+        test_agent_example
         test_auth_gateway test_awareness_live test_backpressure test_cli test_cli_actors
         test_cli_docs
         test_client_js test_cluster_clients test_deploy test_docs_api test_docs_examples

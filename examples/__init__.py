@@ -1,0 +1,1 @@
+"""Examples of applications built on collab (served with `collab serve --app ...`)."""
