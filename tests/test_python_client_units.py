@@ -4,6 +4,8 @@ errors, events, and the rule that it imports nothing of the server but the codec
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -138,3 +140,20 @@ def test_the_client_imports_nothing_of_the_server_but_the_codec():
     assert offenders == []
     codec = (CLIENT_DIR.parent / "protocol" / "codec.py").read_text()
     assert "import collab" not in codec and "from collab" not in codec
+
+
+def test_importing_the_client_loads_none_of_the_server():
+    """`collab/__init__.py` loads its names on first use: a bot's `import
+    collab.client` stays clear of the runtime (checked in a fresh interpreter)."""
+    probe = ("import sys, collab.client; "
+             "print(sorted(m for m in sys.modules if m.startswith('collab.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout
+    assert "collab.runtime" not in loaded and "collab.actors" not in loaded, loaded
+    assert "collab.client" in loaded
+    import collab  # and the server's names are still there when asked for
+
+    assert collab.Actor.__name__ == "Actor" and collab.watch_room.__name__ == "watch_room"
+    assert sorted(collab.__all__) == sorted(collab._HOMES)
+    with pytest.raises(AttributeError):
+        collab.NoSuchThing  # noqa: B018
