@@ -15,7 +15,9 @@ from pycrdt import Doc, Text
 
 from collab.protocol import ywire
 from examples.agent import models
-from examples.agent.agent import chunks_of, command_of
+from examples.agent.bot import serve
+from examples.agent.chat import command_of
+from examples.agent.writing import chunks_of
 from tests.serverproc import ServerProcess
 from tests.waits import until
 from tests.yclient import YClient
@@ -172,3 +174,30 @@ async def test_the_openai_provider_speaks_the_chat_completions_api(monkeypatch):
         await runner.cleanup()
     with pytest.raises(ValueError):
         models.load_model("nonsense")
+
+
+async def test_the_bot_answers_from_its_own_process_through_the_python_client(
+        tmp_path, session):
+    """examples/agent/bot.py: the same agent joining over /ws with collab.client
+    (here a task of the test's process; the server is a process of its own, with no
+    app: the bot needs nothing on the server)."""
+    srv = ServerProcess(tmp_path / "bot.db").start()
+    ready = asyncio.Event()
+    bot = asyncio.create_task(serve(srv.http_url.replace("http", "ws") + "/ws", "desk",
+                                    ready=ready))
+    try:
+        await seed(session, srv, "desk", NOTES)
+        await asyncio.wait_for(ready.wait(), 10)
+        watcher = await YClient.connect(session, srv.http_url, "desk")
+        seen_agent = asyncio.create_task(watcher.recv_until(agent_with_caret))
+        await say(session, srv, "desk", "b-1", "/todo")
+        todo = await answer("todo", NOTES, "To do")
+        await until(lambda: text_of_is(session, srv, "desk", NOTES + todo))
+        await asyncio.wait_for(seen_agent, 5)
+        await until(lambda: said_count(session, srv, "desk", 2))
+        assert await agent_says(session, srv, "desk") == [
+            "On it: /todo for ann.", "To do is in the document, ann."]
+    finally:
+        bot.cancel()
+        await asyncio.gather(bot, return_exceptions=True)
+        srv.stop()
