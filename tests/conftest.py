@@ -48,7 +48,7 @@ KINDS = {
         test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
         test_postgres_server""",
-    "browser": "test_demo",
+    "browser": "test_demo test_demo_agent",
 }
 KIND_OF = {module: kind for kind, modules in KINDS.items() for module in modules.split()}
 
