@@ -1,5 +1,7 @@
 """The actor the native-protocol bench calls (served with `--app bench_app:registry`)."""
 
+import time
+
 import collab
 
 
@@ -25,3 +27,23 @@ class BenchRoom(collab.Room):
 
 
 registry.register(BenchRoom)
+
+
+class Listener(collab.Actor):
+    """Hears every message of the bench rooms named watched/* (runtime/watches.py) and
+    notes when, in memory only: the watch bench reads the delays back."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.heard_at: dict[int, float] = {}
+
+    @collab.watch_room("watched/*")
+    def heard(self, note: dict) -> None:
+        self.heard_at.setdefault(note["message"]["seq"], time.time())
+
+    @collab.action
+    def heard_times(self) -> dict:
+        return {str(seq): at for seq, at in self.heard_at.items()}
+
+
+registry.register(Listener)

@@ -80,6 +80,30 @@ async def test_limits_and_unknown_queues(runtime):
         await ref.queue("jobs").send({"n": "one too many"})
 
 
+async def test_send_many_appends_in_order_in_one_commit_all_or_none(runtime):
+    ref = worker(runtime, "many")
+    jobs = ref.queue("jobs")
+    assert await jobs.send_many([]) == []
+    await ref.call("fail_next", 10_000)  # keep everything waiting
+    stats = runtime.system.committer.stats
+    batches = stats.batches
+    assert await jobs.send_many([{"n": n} for n in range(20)]) == list(range(1, 21))
+    assert stats.batches - batches <= 3  # one, give or take a retry timer's write
+    assert await jobs.send({"n": 20}) == 21  # one numbering for both ways of sending
+    pending = (await jobs.inspect())["pending"]  # the head may be out, being retried
+    room = Worker.queue_max_length - pending
+    with pytest.raises(QueueFull, match=f"room for {room} more"):
+        await jobs.send_many([{"n": n} for n in range(room + 1)])  # none of them is kept
+    assert (await jobs.inspect())["pending"] == pending
+    assert await jobs.send_many([{"n": n} for n in range(room)]) != []  # exactly full
+    with pytest.raises(QueueFull):
+        await jobs.send_many([{}])
+    with pytest.raises(UnknownQueue):
+        await ref.queue("nope").send_many([{}])
+    with pytest.raises(MessageTooLarge):
+        await jobs.send_many([{}, "x" * (MAX_MESSAGE_BYTES + 1)])
+
+
 async def test_pending_messages_survive_a_restart(runtime_factory, tmp_path):
     rt = runtime_factory(registry, "restart")
     await rt.start()

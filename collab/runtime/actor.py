@@ -39,6 +39,7 @@ from collab.runtime.queues import (
     QueueRedrive,
     Queues,
     QueueSend,
+    QueueSendMany,
     consumers_of,
     encode_message,
 )
@@ -388,6 +389,7 @@ REQUESTS: dict[type, Callable[[Actor, Any], Any]] = {
     PeerGone: lambda actor, message: actor._disconnect(Disconnect(message.peer)),
     TimersDue: lambda actor, _: actor.schedule.fire_due(None),
     QueueSend: lambda actor, message: actor.queues.handle_send(message),
+    QueueSendMany: lambda actor, message: actor.queues.handle_send_many(message),
     QueueInspect: lambda actor, message: actor.queues.handle_inspect(message),
     QueueRedrive: lambda actor, message: actor.queues.handle_redrive(message),
     WorkflowStart: lambda actor, message: actor.workflows.handle_start(message),

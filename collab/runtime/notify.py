@@ -95,8 +95,7 @@ class Notifier:
             for watch in self.watches:
                 queue = ActorRef(actor.system, watch.kind, watch.key or actor.key).queue(
                     watch.queue)
-                for note in notes:
-                    await queue.send(note)
+                await queue.send_many(notes)  # in order, one commit per watcher
         except Exception as exc:  # the watcher is unknown, full, away: retried
             error = repr(exc)
         if not actor.post(WatchersTold(record, after, more, error)):

@@ -99,6 +99,16 @@ class QueueSend:
     reply: asyncio.Future[int] = field(repr=False)
 
 
+@travels("queue.send_many")
+@dataclass(frozen=True, slots=True)
+class QueueSendMany:
+    """Append several messages in order, in one commit; reply with their seqs."""
+
+    queue: str
+    bodies: list[bytes]
+    reply: asyncio.Future[list[int]] = field(repr=False)
+
+
 @travels("queue.inspect")
 @dataclass(frozen=True, slots=True)
 class QueueInspect:
@@ -165,6 +175,13 @@ class Queues:
 
     def enqueue(self, queue: str, body: bytes) -> tuple[QueueRecord, PutQueueMessage]:
         """Append a message (validated by the caller); returns it and its write."""
+        records, puts = self.enqueue_many(queue, [body])
+        return records[0], puts[0]
+
+    def enqueue_many(self, queue: str, bodies: list[bytes]
+                     ) -> tuple[list[QueueRecord], list[PutQueueMessage]]:
+        """Append messages in order, all or none (validated by the caller); returns
+        them and their writes."""
         if queue not in self._actor._consumers and queue not in self._actor.inboxes:
             raise UnknownQueue(f"{self._actor.kind} has no queue {queue!r} (declare a "
                                "@collab.consumes handler, or list it in `inboxes`)")
@@ -172,12 +189,19 @@ class Queues:
         limit = self._actor.queue_max_length
         if len(waiting) >= limit:
             raise QueueFull(f"queue {queue!r} holds {limit} messages; try later")
-        seq = self._next_seq.get(queue, 1)
-        self._next_seq[queue] = seq + 1
+        if len(waiting) + len(bodies) > limit:
+            raise QueueFull(f"queue {queue!r} has room for {limit - len(waiting)} more "
+                            f"messages, not {len(bodies)}; try later")
         actor = self._actor
-        record = QueueRecord(actor.kind, actor.key, queue, seq, body, enqueued_at=time.time())
-        waiting.append(record)
-        return record, PutQueueMessage(record)
+        now = time.time()
+        records = []
+        for body in bodies:
+            seq = self._next_seq.get(queue, 1)
+            self._next_seq[queue] = seq + 1
+            record = QueueRecord(actor.kind, actor.key, queue, seq, body, enqueued_at=now)
+            waiting.append(record)
+            records.append(record)
+        return records, [PutQueueMessage(record) for record in records]
 
     def is_inbox(self, queue: str) -> bool:
         """True for a queue read by workflows (`ctx.receive`) rather than a consumer."""
@@ -270,6 +294,15 @@ class Queues:
             return
         commit = self._actor.submit(self.after_enqueue(message.queue, [put]))
         settle_after(message.reply, record.seq, commit)
+
+    async def handle_send_many(self, message: QueueSendMany) -> None:
+        try:
+            records, puts = self.enqueue_many(message.queue, list(message.bodies))
+        except ActionError as exc:
+            fail(message.reply, exc)
+            return
+        commit = self._actor.submit(self.after_enqueue(message.queue, list(puts)))
+        settle_after(message.reply, [record.seq for record in records], commit)
 
     async def handle_inspect(self, message: QueueInspect) -> None:
         answer_with(message.reply, lambda: self.inspect(message.queue))

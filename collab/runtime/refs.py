@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from collab.protocol.text import InvalidText, check_column
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT, ActionError, CallAction, ask
-from collab.runtime.queues import QueueInspect, QueueRedrive, QueueSend, encode_message
+from collab.runtime.queues import (
+    QueueInspect,
+    QueueRedrive,
+    QueueSend,
+    QueueSendMany,
+    encode_message,
+)
 from collab.runtime.travels import travel_of
 from collab.runtime.workflows import WorkflowStart, WorkflowStatus
 
@@ -83,6 +89,15 @@ class QueueRef:
         number once it is committed. Raises UnknownQueue, QueueFull, MessageTooLarge."""
         body = encode_message(message)
         return await self.actor.ask(lambda reply: QueueSend(self.name, body, reply),
+                                    f"a send to queue {self.name!r}")
+
+    async def send_many(self, messages: list[Any]) -> list[int]:
+        """Append `messages` in order, all in one commit (all or none: the queue must
+        have room for every one); returns their sequence numbers once committed."""
+        bodies = [encode_message(message) for message in messages]
+        if not bodies:
+            return []
+        return await self.actor.ask(lambda reply: QueueSendMany(self.name, bodies, reply),
                                     f"a send to queue {self.name!r}")
 
     async def inspect(self) -> dict[str, Any]:
