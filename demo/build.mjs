@@ -1,5 +1,5 @@
 // Build the demo into collab/static/ (committed, so `pip install` + `collab serve`
-// serves it without Node): one ES module bundle, the page and its stylesheet.
+// serves it without Node): one ES module bundle, the page, its stylesheet and icon.
 //
 //   node build.mjs                 # writes ../collab/static/
 //   node build.mjs --outdir DIR    # writes DIR (the test compares it with the committed copy)
@@ -42,6 +42,6 @@ await build({
   legalComments: 'none',
   logLevel: 'warning'
 })
-for (const name of ['index.html', 'demo.css']) {
+for (const name of ['index.html', 'demo.css', 'favicon.svg']) {
   await copyFile(join(here, 'src', name), join(outdir, name))
 }

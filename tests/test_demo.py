@@ -2,7 +2,10 @@
 from demo/ byte for byte, and two headless Chromium pages (Debian's chromium,
 driven by playwright-core from demo/node_modules) editing and chatting together,
 also on a server that checks tokens, where a page without a good one says how to
-get one. Screenshots land in tests/artifacts/ (git-ignored)."""
+get one; and what new users tripped over (issue 17): caret names, a pending chat
+message while offline, offline presence, invalid ?doc=, phone width, long words,
+the favicon and a calm saved badge. Screenshots land in tests/artifacts/
+(git-ignored; the test makes them anew each run)."""
 
 from __future__ import annotations
 
@@ -31,9 +34,12 @@ async def test_the_demo_page_and_its_assets_are_served(server, session):
     assert resp.status == 200 and resp.content_type == "text/html"
     page = await resp.text()
     assert '<script type="module" src="/static/demo.js">' in page
-    for asset, kind in [("demo.js", "javascript"), ("demo.css", "text/css")]:
+    for asset, kind in [("demo.js", "javascript"), ("demo.css", "text/css"),
+                        ("favicon.svg", "image/svg+xml")]:
         resp = await session.get(f"{server.http_url}/static/{asset}")
         assert resp.status == 200 and kind in resp.content_type, asset
+    resp = await session.get(server.http_url + "/favicon.ico")
+    assert resp.status == 200 and resp.content_type == "image/svg+xml"
     resp = await session.get(server.http_url + "/static/../pyproject.toml")
     assert resp.status in (403, 404)
 
@@ -73,7 +79,34 @@ def test_two_browsers_edit_and_chat_together(server):
     assert result["textAfterReload"] == "Hello from Ann. Bob was here."
     assert "Bob was here." in result["visibleAfterReload"]  # on screen, beside Ann's caret
     assert not result.get("pageErrors"), result["pageErrors"]
-    assert (ARTIFACTS / "demo-ann.png").stat().st_size > 0
+    assert not result.get("notFound"), result["notFound"]
+    for shot in ("demo-ann.png", "demo-phone.png", "demo-invalid-doc.png", "demo-pending.png"):
+        assert (ARTIFACTS / shot).stat().st_size > 0, shot
+
+    # Bob's caret name on Ann's page: shown without hovering, on line 1, not clipped.
+    label = result["caretLabel"]
+    assert label["opacity"] == "1" and label["line"] == 1, label
+    assert label["inside"] and label["hit"], label
+    # Typing 20 characters quickly: the badge stays "saved" (a slow ack may show
+    # "saving…" once, and "saved" again).
+    assert len(result["badgeTexts"]) <= 2, result["badgeTexts"]
+    assert result["wraps"] == {"editor": True, "chat": True}
+    assert result["phone"]["scrollWidth"] <= 390 and result["phone"]["stacked"], result["phone"]
+    for page in result["invalid"]:
+        assert "cannot be a document name" in page["text"] and "1-128 characters" in page["text"]
+        assert not page["editorVisible"] and page["sockets"] == 0, page
+    too_long, spaced = result["invalid"]
+    assert "129 characters long" in too_long["text"] and "a space" in spaced["text"]
+    assert [icon["status"] for icon in result["favicon"]] == [200, 200], result["favicon"]
+
+    # Cara, cut off: Bob sees her offline; her message waits, greyed, "sending…".
+    assert "offline: cara" in result["presenceCut"], result["presenceCut"]
+    pending = result["pending"]
+    assert pending["state"] == "pending" and "sending…" in pending["text"], pending
+    assert pending["colour"] != "rgb(29, 35, 48)", pending  # greyed, not the body's colour
+    assert "you are offline" in pending["presence"], pending
+    # Back: posted once, shown as sent.
+    assert "sending" not in result["sent"]["text"] and result["sent"]["copies"] == [1, 1]
 
 
 def test_with_auth_on_the_page_asks_for_a_token_and_works_with_one(server_factory):
