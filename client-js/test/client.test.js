@@ -182,7 +182,8 @@ describe('refused connections', () => {
 
 describe('the heartbeat', () => {
   const ctx = useServer()
-  const heartbeat = { interval: 100, timeout: 400 }
+  // A ping gets a whole second to come back, plenty on a loaded machine.
+  const heartbeat = { interval: 200, timeout: 1200 }
 
   test('an idle socket pings and stays up; one gone silent is dropped within the timeout and reconnected', async () => {
     const proxy = await new TcpProxy(ctx.server.port).start()
