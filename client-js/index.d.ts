@@ -31,12 +31,23 @@ export class CollabError extends Error {
   static fromResponse(error: { code?: unknown, message?: unknown } | undefined): CollabError
 }
 
+/**
+ * The frames the client sends: a Uint8Array over an ArrayBuffer (never a
+ * SharedArrayBuffer), which lib.dom's `WebSocket.send(BufferSource)` takes.
+ * Spelled through `slice` so that it is `Uint8Array<ArrayBuffer>` in
+ * TypeScript 5.7+ and plain `Uint8Array` in older versions, whose typed
+ * arrays are not generic.
+ */
+export type SentBytes = ReturnType<Uint8Array['slice']>
+
 /** What the client needs of a WebSocket: the browser's has it, and so has the `ws` package's. */
 export interface WebSocketLike {
   binaryType: string
   readonly readyState: number
-  send(data: Uint8Array): void
+  send(data: SentBytes): void
   close(code?: number, reason?: string): void
+  /** The `ws` package's: drops the connection without a closing handshake (used on a dead socket). */
+  terminate?(): void
   onopen: ((event: any) => void) | null
   onmessage: ((event: any) => void) | null
   onclose: ((event: any) => void) | null
@@ -63,6 +74,13 @@ export interface CollabClientOptions {
   connectTimeout?: number
   /** Reconnect backoff in milliseconds: full jitter, base 250, at most 10000. */
   reconnect?: { baseDelay?: number, maxDelay?: number }
+  /**
+   * Noticing a dead socket, in milliseconds: after `interval` (15000) with
+   * nothing received, a `ping` request is sent; when nothing at all has been
+   * received for `timeout` (30000), the socket is dropped (close code 1006,
+   * reason 'heartbeat timeout') and the client reconnects. `false`: never.
+   */
+  heartbeat?: { interval?: number, timeout?: number } | false
 }
 
 /** How a socket ended (the client's 'close' event). */
@@ -70,7 +88,8 @@ export interface CloseInfo {
   /**
    * The WebSocket close code: 4401 token refused or expired, 4403 revoked or
    * refused by the auth hook, 4429 rate limited, 1012 server restart, 1006 the
-   * connection broke, never came up or timed out; 1000 from client.close().
+   * connection broke, never came up, timed out or went silent past the
+   * heartbeat's timeout; 1000 from client.close().
    */
   code: number
   reason: string

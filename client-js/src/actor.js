@@ -11,7 +11,7 @@
  */
 import { Emitter } from './emitter.js'
 import { TRANSIENT_CODES } from './errors.js'
-import { checkName } from './names.js'
+import { checkActorType, checkName } from './names.js'
 import { closedError, Outbox } from './outbox.js'
 
 export class ActorHandle extends Emitter {
@@ -24,9 +24,7 @@ export class ActorHandle extends Emitter {
    */
   constructor (client, type, key, { params = {}, connect = true } = {}) {
     super()
-    if (typeof type !== 'string' || !/^[a-z][a-z0-9_]*$/.test(type)) {
-      throw new TypeError(`invalid actor type ${JSON.stringify(type)}: actor types are lowercase names`)
-    }
+    checkActorType(type)
     checkName(key, 'actor key')
     if (params === null || typeof params !== 'object' || Array.isArray(params)) {
       throw new TypeError('params must be a plain object')

@@ -31,6 +31,19 @@ const TOKEN_TRANSPORTS = new Set(['message', 'query'])
 /** Error codes answering a refused auth message; the server closes the socket after them. */
 const AUTH_REFUSALS = new Set(['unauthorized', 'forbidden'])
 const SOCKET_OPEN = 1
+/** The close code sent on a socket given up by the heartbeat (4000-4999: the application's own). */
+const CLOSE_HEARTBEAT = 4000
+/**
+ * Heartbeat defaults, in ms. Silence for `interval` sends a `ping` request;
+ * silence for `timeout` (the ping unanswered for `timeout - interval`) gives
+ * the socket up as dead and reconnects. The server pings at the WebSocket
+ * level every 20 s (COLLAB_PING_INTERVAL), but browsers answer those without
+ * telling the page, so the client has to ask itself: 15 s keeps an idle
+ * socket quiet (one small frame each way), 30 s leaves a ping 15 s to come
+ * back from a slow server or network before the socket is given up.
+ */
+const HEARTBEAT_INTERVAL = 15_000
+const HEARTBEAT_TIMEOUT = 30_000
 
 export class CollabClient extends Emitter {
   /**
@@ -43,6 +56,8 @@ export class CollabClient extends Emitter {
    * @param {Record<string, string>} [options.params] more query parameters for the socket URL
    * @param {number} [options.connectTimeout] ms a socket may take to open (and be accepted) before it is abandoned
    * @param {{baseDelay?: number, maxDelay?: number}} [options.reconnect] backoff bounds in ms
+   * @param {{interval?: number, timeout?: number} | false} [options.heartbeat] ms of silence
+   *   before a ping is sent, and before the socket is given up as dead; false: no heartbeat
    */
   constructor (url, {
     token,
@@ -50,7 +65,8 @@ export class CollabClient extends Emitter {
     WebSocket = globalThis.WebSocket,
     params = {},
     connectTimeout = 10_000,
-    reconnect: { baseDelay = 250, maxDelay = 10_000 } = {}
+    reconnect: { baseDelay = 250, maxDelay = 10_000 } = {},
+    heartbeat = {}
   } = {}) {
     super()
     if (typeof WebSocket !== 'function') {
@@ -71,6 +87,7 @@ export class CollabClient extends Emitter {
     this._token = new TokenSource(token)
     this._connectTimeout = connectTimeout
     this._backoff = { baseDelay, maxDelay }
+    this._heartbeat = heartbeatOptions(heartbeat)
 
     /** @type {'connecting' | 'connected' | 'disconnected'} */
     this.status = 'disconnected'
@@ -82,6 +99,10 @@ export class CollabClient extends Emitter {
     this._failedAttempts = 0
     this._reconnectTimer = null
     this._connectTimer = null
+    this._heartbeatTimer = null
+    /** When the current socket last received a frame (Date.now()), and last sent a ping. */
+    this._lastHeard = 0
+    this._lastPing = 0
 
     this._nextId = 1
     /** Requests sent on the current socket and not answered yet, by id (in send order). */
@@ -136,6 +157,7 @@ export class CollabClient extends Emitter {
     this._closed = true
     clearTimeout(this._reconnectTimer)
     clearTimeout(this._connectTimer)
+    this._stopHeartbeat()
     for (const target of [...this._docs.values(), ...this._actors.values()]) target._onClientClosed()
     this._docs.clear()
     this._actors.clear()
@@ -227,8 +249,7 @@ export class CollabClient extends Emitter {
     // 'connecting' forever.
     this._connectTimer = setTimeout(() => {
       if (this._socket === socket && this.status === 'connecting') {
-        closeQuietly(socket)
-        this._onSocketClosed({ code: 1006, reason: 'connect timeout' })
+        this._abandonSocket({ code: 1006, reason: 'connect timeout' })
       }
     }, this._connectTimeout)
     const authToken = this._tokenTransport === 'message' ? token : null
@@ -236,14 +257,22 @@ export class CollabClient extends Emitter {
       if (this._socket === socket) this._onSocketOpen(authToken)
     }
     socket.onmessage = (event) => {
-      if (this._socket === socket) this._onFrame(event.data)
+      if (this._socket === socket) {
+        this._lastHeard = Date.now()
+        this._onFrame(event.data)
+      }
     }
     socket.onclose = (event) => {
       if (this._socket === socket) this._onSocketClosed(event)
     }
-    // A close event always follows an error; handling 'error' also keeps the
-    // ws package from throwing it as an unhandled EventEmitter error.
-    socket.onerror = () => {}
+    // An error ends the attempt at once. Some implementations fire no close
+    // event after it (Node's built-in WebSocket on a refused connection), and
+    // waiting for one would stall the backoff loop until connectTimeout. When
+    // a close does follow, the check above ignores it: one failure, counted once.
+    // (Handling 'error' also keeps the ws package from throwing it.)
+    socket.onerror = () => {
+      if (this._socket === socket) this._abandonSocket({ code: 1006, reason: 'connection error' })
+    }
   }
 
   _socketUrl (token) {
@@ -261,6 +290,7 @@ export class CollabClient extends Emitter {
    */
   _onSocketOpen (authToken) {
     this._socketOpened = true
+    this._lastHeard = Date.now()
     if (authToken === null) {
       this._onAdmitted()
     } else {
@@ -274,6 +304,63 @@ export class CollabClient extends Emitter {
   _onAdmitted () {
     clearTimeout(this._connectTimer)
     this._setStatus('connected')
+    this._scheduleHeartbeat()
+  }
+
+  // -- the heartbeat ---------------------------------------------------------------
+
+  /**
+   * Arm the heartbeat timer for the next thing due on the connected socket:
+   * a ping once nothing was heard for `interval`; the end of the socket once
+   * that ping has waited `timeout - interval` with still nothing heard. Any
+   * frame received counts as heard (the ping's answer, any other answer, an
+   * event); the timer reads `_lastHeard` when it fires, so receiving costs no
+   * timer work. The socket is only given up after a ping went unanswered, so
+   * a timer that fires late (a browser throttling a background tab) pings
+   * instead of dropping a healthy socket.
+   */
+  _scheduleHeartbeat () {
+    this._stopHeartbeat()
+    if (this._heartbeat === null || this._socket === null) return
+    const { interval, timeout } = this._heartbeat
+    const due = this._pingUnanswered()
+      ? this._lastPing + timeout - interval
+      : this._lastHeard + interval
+    this._heartbeatTimer = setTimeout(() => this._onHeartbeat(), Math.max(0, due - Date.now()))
+  }
+
+  _onHeartbeat () {
+    this._heartbeatTimer = null
+    const socket = this._socket
+    if (socket === null || this.status !== 'connected') return
+    const now = Date.now()
+    const { interval, timeout } = this._heartbeat
+    if (this._pingUnanswered()) {
+      if (now - this._lastPing >= timeout - interval) {
+        // Nothing came back: the network or the server is gone without a FIN
+        // (a sleeping laptop, a dropped NAT entry, a hung process). The socket
+        // cannot close cleanly, so drop it (ws: terminate) and reconnect.
+        this._abandonSocket({ code: 1006, reason: 'heartbeat timeout' }, () => {
+          if (typeof socket.terminate === 'function') socket.terminate()
+          else closeQuietly(socket, CLOSE_HEARTBEAT, 'heartbeat timeout')
+        })
+        return
+      }
+    } else if (now - this._lastHeard >= interval) {
+      this._lastPing = now
+      this._request({ op: 'ping' }).catch(() => {}) // its answer is the point, not its result
+    }
+    this._scheduleHeartbeat()
+  }
+
+  /** A ping went out and nothing at all was heard since. */
+  _pingUnanswered () {
+    return this._lastPing > this._lastHeard
+  }
+
+  _stopHeartbeat () {
+    clearTimeout(this._heartbeatTimer)
+    this._heartbeatTimer = null
   }
 
   /**
@@ -294,14 +381,26 @@ export class CollabClient extends Emitter {
     // The server closes a socket whose token it refused; after any other
     // answer (a server without auth messages) give up on this socket ourselves.
     if (!AUTH_REFUSALS.has(error.code) && this._socket !== null) {
-      const socket = this._socket
-      closeQuietly(socket, 1000, 'auth message refused')
-      this._onSocketClosed({ code: 1000, reason: 'auth message refused' })
+      this._abandonSocket({ code: 1000, reason: 'auth message refused' },
+        (socket) => closeQuietly(socket, 1000, 'auth message refused'))
     }
+  }
+
+  /**
+   * Give up on the current socket: handle it as closed with `event`, then
+   * `close` it. In that order, so that whatever closing it fires finds it
+   * detached already (Node's built-in WebSocket fires 'error' from inside
+   * close() on a socket still connecting) and it is counted once.
+   */
+  _abandonSocket (event, close = (socket) => closeQuietly(socket)) {
+    const socket = this._socket
+    this._onSocketClosed(event)
+    close(socket)
   }
 
   _onSocketClosed (event) {
     clearTimeout(this._connectTimer)
+    this._stopHeartbeat()
     const opened = this._socketOpened
     this._socket = null
     this._socketOpened = false
@@ -426,6 +525,20 @@ export class CollabClient extends Emitter {
     if (this._isOpen()) handle._onConnected()
     return handle
   }
+}
+
+/**
+ * The heartbeat's settings: `false` turns it off (null); otherwise both
+ * delays in ms, `timeout` above `interval` so a ping can be answered.
+ */
+function heartbeatOptions (heartbeat) {
+  if (heartbeat === false || heartbeat === null) return null
+  const timeout = heartbeat.timeout ?? Math.max(HEARTBEAT_TIMEOUT, 2 * (heartbeat.interval ?? HEARTBEAT_INTERVAL))
+  const interval = heartbeat.interval ?? Math.min(HEARTBEAT_INTERVAL, timeout / 2)
+  if (!(interval > 0 && timeout > interval)) {
+    throw new TypeError(`heartbeat needs 0 < interval < timeout (got ${interval} and ${timeout} ms)`)
+  }
+  return { interval, timeout }
 }
 
 /** One key per actor: types are lowercase names and keys cannot contain ':'. */

@@ -62,6 +62,14 @@ describe('actors', () => {
     assert.equal(await named.call('count'), 0)
   })
 
+  test('actor types may contain hyphens, as on the server', async () => {
+    const book = ctx.clients.make(ctx.server.wsUrl).actor('order-book', 'k', { params: { name: 'ann' } })
+    const seen = record(book, ['changed'])
+    assert.deepEqual(await book.call('add', 4), { count: 4, by: 'ann' })
+    await waitFor(() => seen.length === 1, 'the change event')
+    assert.equal(seen[0][1].count, 4)
+  })
+
   test('connect: false calls without a connection (no events, no identity)', async () => {
     const client = ctx.clients.make(ctx.server.wsUrl)
     const anonymous = client.actor('tally', 'plain', { connect: false })

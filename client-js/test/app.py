@@ -53,4 +53,10 @@ class Tally(collab.Actor):
         return self.state["jobs"]
 
 
-registry = collab.Registry(Tally)
+class OrderBook(Tally):
+    """A Tally under a hyphenated type name, which the server allows (KIND_PATTERN)."""
+
+    kind = "order-book"
+
+
+registry = collab.Registry(Tally, OrderBook)

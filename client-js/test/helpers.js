@@ -70,6 +70,15 @@ export class Clients {
   }
 }
 
+/** A TCP port on 127.0.0.1 that refuses connections: one that was just listened on and closed. */
+export async function refusedPort () {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
 /** Wait until `client` (or a provider) reports `status`. */
 export function untilStatus (target, status) {
   return waitFor(() => target.status === status, `status ${status}`)
@@ -119,6 +128,11 @@ export class TcpProxy {
 
   dropReplies () {
     this.replies = false
+  }
+
+  /** Undo dropReplies(): the server's bytes go through again. */
+  passReplies () {
+    this.replies = true
   }
 
   _link (client) {

@@ -8,7 +8,7 @@ import { CollabClient, CollabError } from '../index.js'
 import { backoffDelay } from '../src/backoff.js'
 import { decodeMessage, encodeMessage } from '../src/codec.js'
 import { Emitter } from '../src/emitter.js'
-import { checkName } from '../src/names.js'
+import { checkActorType, checkName } from '../src/names.js'
 import { TokenSource } from '../src/token.js'
 
 test('backoff: full jitter between 0 and an exponential ceiling capped at maxDelay', () => {
@@ -60,6 +60,13 @@ test('names: the server rule is checked before anything is sent', () => {
   for (const good of ['notes', 'team/notes', 'a.b_c~d-e', 'x'.repeat(128)]) checkName(good, 'name')
   for (const bad of ['', 'x'.repeat(129), 'a b', '/a', 'a/', 'a//b', 'a/../b', '.', 'é', 7]) {
     assert.throws(() => checkName(bad, 'document name'), TypeError, String(bad))
+  }
+})
+
+test('names: actor types follow the server\'s rule, hyphens included', () => {
+  for (const good of ['room', 'tally', 'order-book', 'a_b-c9', 'x', 'x'.repeat(64)]) checkActorType(good)
+  for (const bad of ['', 'Room', '9lives', '-x', '_x', 'a b', 'a:b', 'a.b', 'x'.repeat(65), null]) {
+    assert.throws(() => checkActorType(bad), TypeError, String(bad))
   }
 })
 
@@ -119,4 +126,7 @@ test('a client needs a WebSocket class and a valid URL', () => {
   }
   assert.throws(() => new CollabClient('not a url', { WebSocket: class {} }), TypeError)
   assert.throws(() => new CollabClient('http://127.0.0.1:1/ws', { WebSocket: class {} }), /ws:\/\/ or wss:\/\//)
+  for (const heartbeat of [{ interval: 0 }, { interval: 500, timeout: 500 }, { timeout: -1 }]) {
+    assert.throws(() => new CollabClient('ws://127.0.0.1:1/ws', { WebSocket: class {}, heartbeat }), /heartbeat/)
+  }
 })
