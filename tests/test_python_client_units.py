@@ -40,7 +40,10 @@ def test_names_follow_the_servers_rule():
     with pytest.raises(TypeError):
         check_name(7, "actor key")
     assert check_actor_type("room") == "room"
-    for bad in ("Room", "1room", "", "ro-om"):
+    # The server's rule (collab.runtime.actor.KIND_PATTERN): dashes too, up to 64.
+    assert check_actor_type("order-book") == "order-book"
+    assert check_actor_type("a" * 64) == "a" * 64
+    for bad in ("Room", "1room", "", "-room", "ro om", "a" * 65):
         with pytest.raises(ValueError):
             check_actor_type(bad)
 

@@ -119,6 +119,10 @@ export class DocProvider extends Emitter {
     // the next subscribe tells us who is still here.
     const others = [...this.awareness.getStates().keys()].filter((id) => id !== this.awareness.clientID)
     removeAwarenessStates(this.awareness, others, this)
+    // Forget their clocks too: the server's snapshot after the reconnect carries
+    // the clocks we saw last, which y-protocols ignores as not newer, so they would
+    // stay invisible until their next renewal (15 s).
+    for (const id of others) this.awareness.meta.delete(id)
     this._setSynced(false)
   }
 

@@ -185,17 +185,25 @@ describe('documents across server failures', () => {
       const ann = annClient.doc('cut', docA)
       const bob = ctx.clients.make(ctx.server.wsUrl).doc('cut', docB)
       ann.awareness.setLocalStateField('user', { name: 'ann' })
+      bob.awareness.setLocalStateField('user', { name: 'bob' })
       await waitFor(() => bob.awareness.getStates().get(docA.clientID)?.user?.name === 'ann', 'ann seen')
+      await waitFor(() => ann.awareness.getStates().get(docB.clientID)?.user?.name === 'bob', 'bob seen')
 
       proxy.cut()
       await untilStatus(annClient, 'disconnected')
       await waitFor(() => !bob.awareness.getStates().has(docA.clientID), 'ann removed by the server')
+      assert.ok(!ann.awareness.getStates().has(docB.clientID), 'bob dropped while cut off')
       docA.getText('body').insert(0, 'typed while cut off')
       docB.getText('body').insert(0, 'meanwhile: ')
       await proxy.restore()
 
       await waitFor(() => bob.awareness.getStates().get(docA.clientID)?.user?.name === 'ann', 'ann seen again')
       await waitFor(() => text(docA) === text(docB) && text(docA).length === 30, 'convergence')
+      // Ann sees bob again from the server's snapshot, not only at his next renewal
+      // (15 s): she forgot his clock with his state when her socket dropped.
+      const bobSeen = Date.now()
+      await waitFor(() => ann.awareness.getStates().get(docB.clientID)?.user?.name === 'bob', 'bob seen again')
+      assert.ok(Date.now() - bobSeen < 5000, `bob came back after ${Date.now() - bobSeen} ms`)
       await waitFor(() => ann.unsyncedChanges === 0, 'ann saved')
       assert.equal(await serverText(ctx.server, 'cut'), text(docA))
     } finally {

@@ -143,6 +143,11 @@ class SyncedDoc(Emitter):
         # next subscribe tells us who is still here.
         others = [client for client in self.awareness.states if client != self.awareness.client_id]
         self.awareness.remove_awareness_states(others, self)
+        # Forget their clocks too: the server's snapshot after the reconnect carries
+        # the clocks we saw last, which pycrdt ignores as not newer, so they would
+        # stay invisible until their next renewal (15 s).
+        for client in others:
+            self.awareness.meta.pop(client, None)
         self._set_synced(False)
 
     def _on_client_closed(self) -> None:

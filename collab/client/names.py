@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
-_ACTOR_TYPE = re.compile(r"[a-z][a-z0-9_]*")
+#: The server's actor type rule (collab/runtime/actor.py KIND_PATTERN).
+_ACTOR_TYPE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 #: Characters in a document name or actor key (the server's limit).
 MAX_NAME_LENGTH = 128
 
@@ -27,5 +28,6 @@ def check_name(name: object, what: str) -> str:
 def check_actor_type(kind: object) -> str:
     """`kind` if it is an actor type (a lowercase name); raises ValueError otherwise."""
     if not isinstance(kind, str) or not _ACTOR_TYPE.fullmatch(kind):
-        raise ValueError(f"invalid actor type {kind!r}: actor types are lowercase names")
+        raise ValueError(f"invalid actor type {kind!r}: actor types are 1-64 characters of "
+                         "a-z 0-9 _ -, starting with a letter")
     return kind
