@@ -23,13 +23,18 @@ SUPPORTED_DATABASE_URLS = ("sqlite:///", "postgres://", "postgresql://")
 
 #: Seconds without connections before a document is compacted and unloaded.
 DEFAULT_IDLE_TIMEOUT = 30.0
+#: Seconds a document whose clients are all connected but quiet (presence renewals
+#: only) keeps its CRDT in memory; then it keeps only their sockets and presence and
+#: loads the CRDT again on the next edit or sync (a few ms). 0 keeps it loaded.
+DEFAULT_CONNECTED_IDLE_TIMEOUT = 60.0
 #: Largest WebSocket message or HTTP update accepted (bytes). 8 MiB fits a pasted
 #: chapter with images inlined as base64, while one bad client can pin at most
 #: this much memory per read.
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-#: Seconds between server pings. y-websocket clients drop a connection that is
-#: silent for 30 s, so we ping well inside that; a peer that does not answer
-#: within half the interval is dropped.
+#: Seconds between server pings: a peer that does not answer within half the
+#: interval is dropped. (y-websocket clients reconnect after 30 s without a
+#: message, and a ping is not one: what keeps them is the awareness renewal every
+#: 15 s, echoed back to its sender too.)
 DEFAULT_PING_INTERVAL = 20.0
 #: Compact a document's log once it holds this many rows or bytes since the last snapshot.
 DEFAULT_COMPACT_ROWS = 500
@@ -166,6 +171,7 @@ class Settings:
     port: int = DEFAULT_PORT
     database_url: str = DEFAULT_DATABASE_URL
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    connected_idle_timeout: float = DEFAULT_CONNECTED_IDLE_TIMEOUT
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ping_interval: float = DEFAULT_PING_INTERVAL
     compact_rows: int = DEFAULT_COMPACT_ROWS
@@ -242,6 +248,8 @@ class Settings:
             "port": _int(env, "PORT", DEFAULT_PORT),
             "database_url": env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             "idle_timeout": _float(env, "COLLAB_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
+            "connected_idle_timeout": _float(env, "COLLAB_CONNECTED_IDLE_TIMEOUT",
+                                             DEFAULT_CONNECTED_IDLE_TIMEOUT),
             "max_message_bytes": _int(env, "COLLAB_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
             "ping_interval": _float(env, "COLLAB_PING_INTERVAL", DEFAULT_PING_INTERVAL),
             "compact_rows": _int(env, "COLLAB_COMPACT_ROWS", DEFAULT_COMPACT_ROWS),
@@ -338,7 +346,8 @@ class Settings:
                      "max_header_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
+        for name in ("connected_idle_timeout",
+                     "max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
                      "max_preauth_bytes",
                      "forwarded_hops", "max_subscriptions", "max_document_bytes",
                      "max_awareness_per_second", "max_loads_per_second",

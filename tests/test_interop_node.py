@@ -40,11 +40,11 @@ def _node_installed():
     require_node()
 
 
-def run_node(script: str, *args: str) -> dict:
+def run_node(script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT_MS) -> dict:
     """Run tests/js/<script> and return its JSON line; fail with its output if it failed."""
-    cmd = [NODE, str(JS_DIR / script), *args, "--timeout-ms", str(SCRIPT_TIMEOUT_MS)]
+    cmd = [NODE, str(JS_DIR / script), *args, "--timeout-ms", str(timeout_ms)]
     proc = subprocess.run(
-        cmd, cwd=JS_DIR, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+        cmd, cwd=JS_DIR, capture_output=True, text=True, timeout=timeout_ms / 1000 + 10
     )
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}

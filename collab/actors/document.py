@@ -47,6 +47,7 @@ from collab.errors import (
     InvalidPayload,
     RemoteProtocolError,
     ShuttingDown,
+    StoreUnavailable,
     close_code_for,
 )
 from collab.protocol import ywire
@@ -55,7 +56,7 @@ from collab.protocol.native import Outgoing, YjsOut
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
 from collab.runtime.mailbox import ActorBase, TimerFired
-from collab.runtime.notify import Notifier
+from collab.runtime.notify import Notifier, WatchersTold
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
 from collab.runtime.replies import answer, fail
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPACT_TIMER = "compact"
+#: Looks whether a document whose clients are all quiet can unload its CRDT.
+QUIET_TIMER = "quiet"
 #: The most update bytes a change notification carries (a queue message holds 64 KiB).
 WATCH_UPDATE_BYTES = 48 * 1024
 #: Fires when awareness changes held back by the document's relay budget may go.
@@ -271,6 +274,17 @@ _CLOSE_REASONS = {ShuttingDown: "server restarting",
                   OwnedElsewhere: "document open in another process"}
 
 
+@dataclass(frozen=True, slots=True)
+class Unloaded:
+    """What a document keeps of its CRDT while it is unloaded with its clients still
+    connected ("hibernating connections"): enough to greet a client that joins, and
+    to answer and hear a client that holds exactly this state, without loading."""
+
+    state_vector: bytes
+    #: The update a client holding `state_vector` lacks: only the delete set.
+    up_to_date: bytes
+
+
 class NotSubscribed(RemoteProtocolError):
     code = "not_subscribed"
 
@@ -294,10 +308,14 @@ class Document(Actor):
 
     def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         super().__init__(key, system, predecessor)
-        self.doc = Doc()
+        #: The CRDT; None while it is unloaded and only `unloaded` is kept (clients
+        #: connected but quiet for `connected_idle_timeout`: see `_unload`).
+        self.doc: Doc | None = Doc()
         #: How writers encoded the objects they embedded: every update sent out is
         #: re-encoded by pycrdt, which reorders their keys; `restore` puts them back.
         self.writers = WriterBytes()
+        self.unloaded: Unloaded | None = None
+        self._touched = 0.0  # loop time of the last message that needed the CRDT
         self.peers: set[Peer] = set()
         self.awareness = AwarenessTable()
         self.seq = 0  # last log sequence number handed out
@@ -378,7 +396,7 @@ class Document(Actor):
             # (5,000 documents hit the 20 s shutdown timeout; bench/shutdown_bench.py).
             return
         # Not `log_rows`: commits whose Committed message we will never read count too.
-        if self.seq > self.snapshot_seq:
+        if self.seq > self.snapshot_seq and self.doc is not None:
             await self._compact(self.seq, self.doc.get_update(), self.doc.get_state())
 
     def _is_request(self, message: Any) -> bool:
@@ -406,6 +424,14 @@ class Document(Actor):
     # -- messages -------------------------------------------------------------
 
     def handle(self, message: Any) -> Any:
+        if not self._quiet(message):
+            self._touched = time.monotonic()
+            if self.doc is None:
+                return self._reload_then(message)
+            if self.peers and not self.has_timer(QUIET_TIMER):
+                timeout = self.system.settings.connected_idle_timeout
+                if timeout:
+                    self.set_timer(QUIET_TIMER, timeout)
         kind = type(message)
         if kind is Inbound:
             self._inbound(message.peer, message.message)
@@ -443,6 +469,8 @@ class Document(Actor):
             self._start_compaction()
         elif kind is TimerFired and message.name == AWARENESS_TIMER:
             self._release_awareness()
+        elif kind is TimerFired and message.name == QUIET_TIMER:
+            self._maybe_unload()
         elif kind is PeerGone:
             self._leave(message.peer)
             return super().handle(message)  # it may have been connected as an actor client
@@ -456,7 +484,7 @@ class Document(Actor):
         self.peers.add(peer)
         self.maybe_arm_idle()  # cancels hibernation: someone is here
         # As y-websocket's server does: our state vector first, then who is here.
-        peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self.doc.get_state())))
+        peer.send_yjs(YjsOut(self.key, ywire.SyncStep1(self._state_vector())))
         states = self.awareness.encode_all()
         if states is not None:  # part of the sync it asked for: not slow consumption
             peer.send_sync(YjsOut(self.key, ywire.AwarenessMessage(states)))
@@ -544,6 +572,9 @@ class Document(Actor):
         self._leave(peer)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        if self.unloaded is not None:  # it holds what we hold (`_quiet`)
+            peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self.unloaded.up_to_date)))
+            return
         self._check_copy(state_vector)
         peer.send_sync(YjsOut(self.key, ywire.SyncStep2(self._diff(state_vector))))
 
@@ -568,8 +599,8 @@ class Document(Actor):
     def _apply(self, sender: Peer | None, update: bytes) -> int | None:
         """Apply one update; queue its broadcast and log row. Returns its seq,
         or None for an empty update (nothing to store or send)."""
-        if update == EMPTY_UPDATE:
-            return None
+        if update == EMPTY_UPDATE or self.unloaded is not None:
+            return None  # nothing new (`_quiet` let only what we hold through unloaded)
         self._check_quota(update)
         if self.watches and not self._outbox.writes:
             self._drain_sv = self.doc.get_state()
@@ -617,7 +648,10 @@ class Document(Actor):
         if relay.offer((entry.client_id for entry in accepted), len(payload), now):
             out = YjsOut(self.key, ywire.AwarenessMessage(payload))
             for other in self.peers:
-                if other is not peer:
+                # Back to a y-websocket sender too, as y-websocket's own server does: it
+                # counts only messages as signs of life (not pings) and reconnects after
+                # 30 s without one, so alone in a document it hears its own renewals.
+                if other is not peer or other.echo_ack:
                     other.send_yjs(out)
         elif not self.has_timer(AWARENESS_TIMER):  # over the document's awareness budget
             self.set_timer(AWARENESS_TIMER, relay.due(len(payload), now))
@@ -741,6 +775,7 @@ class Document(Actor):
     async def watch_notes(self, since: bytes, first: float) -> tuple[list[Any], tuple, bool]:
         """What the watchers hear (runtime/notify.py): one note with everything that
         changed since state vector `since`, and where the next one starts."""
+        await self._ensure_loaded()
         update = self._diff(since)
         change = {"doc": self.key, "seq": self.seq, "epoch": self.epoch,
                   "update": update if len(update) <= WATCH_UPDATE_BYTES else None}
@@ -764,6 +799,7 @@ class Document(Actor):
         if not self.system.settings.auto_version_seconds or self._edited_at is None:
             return
         try:
+            await self._ensure_loaded()
             await self._keep_version(AUTO, None, None, self._diff(ywire.EMPTY_STATE_VECTOR))
         except Exception as exc:
             log.warning("doc %r: no automatic version: %s", self.key, exc)
@@ -902,6 +938,81 @@ class Document(Actor):
             self._kept_rows = self._kept_bytes = 0
             self._maybe_schedule_compaction()
 
+    # -- unloading the CRDT while clients stay connected ---------------------
+
+    def _quiet(self, message: Any) -> bool:
+        """True for what a document handles without its CRDT, and which does not count
+        as activity: presence, joins and leaves, and sync messages of clients that
+        hold exactly what it holds (a y-websocket client renews its awareness every
+        15 s and reconnects after 30 s without hearing anything)."""
+        kind = type(message)
+        if kind is Inbound:
+            inner = message.message
+            inner_kind = type(inner)
+            if inner_kind is ywire.AwarenessMessage or inner_kind is ywire.QueryAwareness:
+                return True
+            unloaded = self.unloaded
+            if inner_kind is ywire.SyncStep1:
+                return unloaded is not None and inner.state_vector == unloaded.state_vector
+            return inner.update == EMPTY_UPDATE or (
+                unloaded is not None and inner.update == unloaded.up_to_date)
+        if kind is TimerFired:
+            return message.name != COMPACT_TIMER
+        return kind in _QUIET_KINDS
+
+    def _maybe_unload(self) -> None:
+        """The quiet timer fired: unload the CRDT if nothing needed it for the
+        connected idle timeout and nothing is in flight; else look again later."""
+        timeout = self.system.settings.connected_idle_timeout
+        if self.doc is None or not timeout or not self.peers:
+            return
+        quiet_for = time.monotonic() - self._touched
+        busy = (self._in_flight or self._compacting or self._kept_rows or self.writes.busy
+                or self._outbox.writes or self.has_timer(COMPACT_TIMER) or self._auto_pending
+                or self._telling())
+        if quiet_for < timeout or busy:
+            self.set_timer(QUIET_TIMER, max(timeout - quiet_for, timeout / 4))
+            return
+        state_vector = self.doc.get_state()
+        self.unloaded = Unloaded(state_vector, self._diff(state_vector))
+        self.doc, self.writers = None, WriterBytes()
+        self.system.documents_unloaded += 1
+
+    async def _reload_then(self, message: Any) -> None:
+        """Load the CRDT again, then handle `message`; if the store cannot be read,
+        refuse `message` as a failed load would (its sender retries) and stay
+        unloaded."""
+        try:
+            await self._ensure_loaded()
+        except Exception as exc:
+            log.warning("doc %r: could not load it again: %r", self.key, exc)
+            if isinstance(message, Inbound):  # its update is still in its copy: it resends
+                self._drop(message.peer, close_code_for(StoreUnavailable("")),
+                           "document could not be loaded")
+            else:
+                self._reject(message, exc)
+            return
+        result = self.handle(message)
+        if result is not None:
+            await result
+
+    async def _ensure_loaded(self) -> None:
+        """Load the CRDT again from the store if it is unloaded. The store holds
+        exactly what it held: it unloads only with nothing in flight."""
+        if self.doc is not None:
+            return
+        stored = await self.system.store.load_document(self.key)
+        if self.doc is not None:  # loaded meanwhile (by another path in this turn)
+            return
+        self.doc = doc_from_storage(stored)
+        self.writers = writers_from_storage(stored)
+        self.unloaded = None
+        self._touched = time.monotonic()
+        self.system.documents_reloaded += 1
+
+    def _state_vector(self) -> bytes:
+        return self.doc.get_state() if self.doc is not None else self.unloaded.state_vector
+
     # -- compaction -----------------------------------------------------------
 
     def _maybe_schedule_compaction(self) -> None:
@@ -986,3 +1097,8 @@ def _settle_replies(message: Committed) -> None:
             future.set_exception(message.error)
         else:
             future.set_result(seq)
+
+
+#: Messages a document handles without its CRDT (see `Document._quiet`).
+_QUIET_KINDS = frozenset({Join, Leave, PeerAwareness, SetPresence, PeerGone, Committed,
+                          Compacted, TimersDue, WatchersTold})

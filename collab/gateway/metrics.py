@@ -116,6 +116,13 @@ class ServerCollector:
             "collab_documents_deleted", "Document incarnations ended since start: deleted "
             "(DELETE /api/docs/<doc>) or replaced (PUT).", value=system.documents_deleted)
         yield CounterMetricFamily(
+            "collab_documents_unloaded", "Document CRDTs unloaded while their clients stayed "
+            "connected but quiet (COLLAB_CONNECTED_IDLE_TIMEOUT) since start.",
+            value=system.documents_unloaded)
+        yield CounterMetricFamily(
+            "collab_documents_reloaded", "Unloaded document CRDTs loaded again for an edit "
+            "or a sync since start.", value=system.documents_reloaded)
+        yield CounterMetricFamily(
             "collab_document_versions", "Document versions stored since start: named, "
             "automatic, and the states restores replaced.", value=system.versions_made)
         yield CounterMetricFamily(

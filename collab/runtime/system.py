@@ -38,6 +38,9 @@ class ActorSystem:
         #: Document logs folded into snapshots since start.
         self.compactions = 0
         self.documents_deleted = 0  # incarnations ended (deleted or replaced)
+        #: CRDTs unloaded while clients stayed connected, and loaded again since.
+        self.documents_unloaded = 0
+        self.documents_reloaded = 0
         self.versions_made = 0  # document versions stored: named, automatic, before restores
         self.restores = 0  # versions restored
         #: Awareness entries documents ignored since start, by reason: "foreign" (a
