@@ -12,9 +12,10 @@ from collab.runtime.connections import Conn
 from collab.runtime.queues import consumes
 from collab.runtime.refs import ActorRef
 from collab.runtime.registry import Registry
+from collab.runtime.stateless import StatelessMessage
 from collab.runtime.watches import watch
 from collab.runtime.workflows import workflow
 
 __version__ = "0.1.0"
-__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "action", "consumes",
-           "watch", "workflow"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "StatelessMessage",
+           "action", "consumes", "watch", "workflow"]
