@@ -215,7 +215,7 @@ class Session:
         try:
             frame = hp.parse(data)
         except RemoteProtocolError as exc:
-            self.refuse(exc, len(data))
+            await self.refuse(exc, len(data))
             return
         message = frame if not isinstance(frame, hp.Frame) else frame.message
         self.traffic.count_received(HOCUSPOCUS_KINDS.get(type(message), INVALID), len(data))
@@ -229,8 +229,8 @@ class Session:
             await self._authenticate(frame.key, frame.document, message)
             return
         if kind is hp.Authenticated or kind is hp.PermissionDenied or kind is hp.SyncStatus:
-            self.refuse(UnsupportedMessage(f"{kind.__name__} is sent by servers, not "
-                                            "clients"), 0)
+            await self.refuse(UnsupportedMessage(f"{kind.__name__} is sent by servers, not "
+                                                  "clients"), 0)
             return
         channel = self.channels.get(frame.key)
         if channel is None:
@@ -248,11 +248,12 @@ class Session:
         else:  # sync step 1, query awareness: answered by the document as on /yjs
             channel.route.post(Inbound(channel, message))
 
-    def refuse(self, exc: RemoteProtocolError, size: int) -> None:
+    async def refuse(self, exc: RemoteProtocolError, size: int) -> None:
+        """Close the socket for bad input (`size` bytes of it, uncounted so far)."""
         if size:
             self.traffic.count_received(INVALID, size)
         log.info("hocuspocus: closing %s: %s", self.conn.id, exc.message)
-        self.conn.close(close_code_for(exc), exc.message)
+        await self.conn.aclose(close_code_for(exc), exc.message)
 
     def _update(self, channel: Channel, update: bytes) -> None:
         """A change (an update, or the step 2 of a sync): applied, and answered with a
@@ -479,7 +480,7 @@ async def hocuspocus_socket(request: web.Request) -> web.StreamResponse:
                         break
                     await session.receive(msg.data)
                 elif msg.type is WSMsgType.TEXT:
-                    session.refuse(UnsupportedMessage(
+                    await session.refuse(UnsupportedMessage(
                         "text frames are not part of the Hocuspocus protocol"), len(msg.data))
                 if conn.closed:
                     break

@@ -46,7 +46,7 @@ class StatelessMessage:
     doc: str
     #: The client's text, as it sent it (often JSON: parse it yourself).
     payload: str
-    #: Who sent it: the token's user (in development mode, the development user).
+    #: Who sent it: the token's user (in development mode, with no auth, "").
     user: str
     #: Whether the sender may change the document (False: a read-only token).
     can_write: bool
