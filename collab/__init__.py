@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collab.runtime.queues import consumes
     from collab.runtime.refs import ActorRef
     from collab.runtime.registry import Registry
+    from collab.runtime.stateless import StatelessMessage
     from collab.runtime.watches import watch, watch_room
     from collab.runtime.workflows import workflow
 
@@ -31,12 +32,13 @@ _HOMES = {
     "ActionError": "collab.runtime.actions", "action": "collab.runtime.actions",
     "Actor": "collab.runtime.actor", "ActorRef": "collab.runtime.refs",
     "Conn": "collab.runtime.connections", "Registry": "collab.runtime.registry",
-    "Room": "collab.actors.room", "consumes": "collab.runtime.queues",
+    "Room": "collab.actors.room", "StatelessMessage": "collab.runtime.stateless",
+    "consumes": "collab.runtime.queues",
     "watch": "collab.runtime.watches", "watch_room": "collab.runtime.watches",
     "workflow": "collab.runtime.workflows",
 }
-__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "action", "consumes",
-           "watch", "watch_room", "workflow"]
+__all__ = ["ActionError", "Actor", "ActorRef", "Conn", "Registry", "Room", "StatelessMessage",
+           "action", "consumes", "watch", "watch_room", "workflow"]
 
 
 def __getattr__(name: str) -> Any:

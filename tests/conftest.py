@@ -28,7 +28,8 @@ from tests.serverproc import ServerProcess
 #: browser  the demo in headless Chromium
 KINDS = {
     "unit": """test_auth test_awareness test_commit test_errors test_fanout test_fuzz_decoders
-        test_inspection test_msgpack_json test_python_client_units test_registry test_restore
+        test_hocuspocus_codec test_inspection test_msgpack_json test_python_client_units
+        test_registry test_restore
         test_text test_versions_book test_writes test_wsframe test_ydoc test_yupdate
         test_yvalues test_ywire""",
     "runtime": """test_actors test_document_actor test_fuzz_actors test_leases
@@ -41,7 +42,8 @@ KINDS = {
         test_client_js test_client_js_package test_cluster_clients test_deploy test_docs_api
         test_docs_examples
         test_docs_manage test_docs_versions test_document_lifecycle test_drain
-        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation test_http_body
+        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation test_hocuspocus
+        test_http_body
         test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit

@@ -1,4 +1,4 @@
-"""Property tests for the pure decoders: the y-websocket codec, the awareness and
+"""Property tests for the pure decoders: the y-websocket and Hocuspocus codecs, the awareness and
 state-vector payloads, the native envelope's JSON side and the pycrdt helpers, on
 arbitrary bytes and on mutations of valid messages. Each decoder either returns a
 well-formed value or raises its documented error; nothing else, and nothing changes
@@ -16,7 +16,7 @@ from pycrdt import Doc, Text
 from collab.actors import ydoc
 from collab.actors.awareness import AwarenessTable
 from collab.errors import RemoteProtocolError
-from collab.protocol import native, ywire
+from collab.protocol import hocuspocus, native, ywire
 from collab.protocol.ywire import AwarenessEntry
 
 #: Examples per property: enough to hit every branch of these small decoders,
@@ -413,3 +413,64 @@ def test_compaction_of_a_self_referencing_row_keeps_the_text():
     rebuilt = Doc()
     rebuilt.apply_update(compacted)
     assert str(rebuilt.get("body", type=Text)) == str(live.get("body", type=Text))
+
+
+# -- hocuspocus.parse ----------------------------------------------------------------
+
+#: Routing keys as providers send them: a name, maybe a session id behind a NUL.
+hocuspocus_keys = st.one_of(
+    st.text(max_size=12),
+    st.builds(lambda name, session: f"{name}{hocuspocus.SESSION_SEPARATOR}{session}",
+              st.text(min_size=1, max_size=8), st.text(max_size=8)))
+short_text = st.text(max_size=12)
+hocuspocus_bodies = st.one_of(
+    ywire_messages,
+    st.builds(hocuspocus.Auth, short_text, st.none() | short_text),
+    st.builds(hocuspocus.Authenticated, st.sampled_from(hocuspocus.SCOPES)),
+    st.builds(hocuspocus.PermissionDenied, short_text),
+    st.builds(hocuspocus.Stateless, short_text),
+    st.builds(hocuspocus.Close, short_text),
+    st.builds(hocuspocus.SyncStatus, st.booleans()),
+)
+hocuspocus_frames = st.one_of(
+    st.builds(hocuspocus.Frame, hocuspocus_keys, hocuspocus_bodies),
+    st.just(hocuspocus.Ping()), st.just(hocuspocus.Pong()))
+
+
+def check_hocuspocus(parsed: hocuspocus.Frame | hocuspocus.Ping | hocuspocus.Pong) -> None:
+    """A parsed frame re-encodes to bytes that parse to the same frame (not always
+    byte-equal: overlong varUints, a client's Close without a reason)."""
+    assert isinstance(parsed, hocuspocus.Frame | hocuspocus.Ping | hocuspocus.Pong)
+    assert hocuspocus.parse(hocuspocus.serialize(parsed)) == parsed
+
+
+@FUZZ
+@given(st.binary(max_size=64))
+@example(b"\x09")
+@example(b"\x0a")
+@example(b"\x01a\x07")
+def test_hocuspocus_arbitrary_bytes(frame):
+    try:
+        parsed = hocuspocus.parse(frame)
+    except RemoteProtocolError:
+        return
+    check_hocuspocus(parsed)
+
+
+@FUZZ
+@given(hocuspocus_frames)
+def test_hocuspocus_round_trip(frame):
+    data = hocuspocus.serialize(frame)
+    assert hocuspocus.parse(data) == frame
+    assert hocuspocus.serialize(hocuspocus.parse(data)) == data
+
+
+@FUZZ
+@given(hocuspocus_frames, st.data())
+def test_hocuspocus_mutated_frames(frame, data):
+    mutated_frame = mutate(data.draw, hocuspocus.serialize(frame))
+    try:
+        parsed = hocuspocus.parse(mutated_frame)
+    except RemoteProtocolError:
+        return
+    check_hocuspocus(parsed)

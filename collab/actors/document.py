@@ -236,6 +236,18 @@ class SetPresence:
     reply: asyncio.Future[None]
 
 
+@travels("doc.stateless")
+@dataclass(frozen=True, slots=True)
+class BroadcastStateless:
+    """Send `payload`, an application's stateless message (runtime/stateless.py), to
+    every client of the document: a `doc.stateless` event, which the Hocuspocus
+    endpoint writes as its Stateless message and `/yjs`, which has no such message,
+    drops. `reply` is answered once it went out."""
+
+    payload: str
+    reply: asyncio.Future[None]
+
+
 @dataclass(frozen=True, slots=True)
 class AutoVersion:
     """Time for an automatic version: the document was edited for a while."""
@@ -402,7 +414,7 @@ class Document(Actor):
     def _is_request(self, message: Any) -> bool:
         return isinstance(message, Join | Leave | Inbound | ApplyUpdate | Read | Subscribe
                           | PeerUpdate | PeerAwareness | Export | DeleteDoc | ReplaceDoc
-                          | MakeVersion | RestoreVersion | SetPresence) \
+                          | MakeVersion | RestoreVersion | SetPresence | BroadcastStateless) \
             or super()._is_request(message)
 
     def _reject(self, message: Any, error: BaseException) -> None:
@@ -412,7 +424,7 @@ class Document(Actor):
                 type(error), "document could not be loaded"))
         elif isinstance(message, ApplyUpdate | Read | Subscribe | PeerUpdate | PeerAwareness
                         | Export | DeleteDoc | ReplaceDoc | MakeVersion | RestoreVersion
-                        | SetPresence):
+                        | SetPresence | BroadcastStateless):
             fail(message.reply, error)
         else:
             super()._reject(message, error)
@@ -465,6 +477,8 @@ class Document(Actor):
             return self._auto_version()
         elif kind is SetPresence:
             self._set_presence(message)
+        elif kind is BroadcastStateless:
+            self._broadcast_stateless(message)
         elif kind is TimerFired and message.name == COMPACT_TIMER:
             self._start_compaction()
         elif kind is TimerFired and message.name == AWARENESS_TIMER:
@@ -537,6 +551,12 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             fail(message.reply, exc)
             return
+        answer(message.reply, None)
+
+    def _broadcast_stateless(self, message: BroadcastStateless) -> None:
+        out = stateless_event(self.key, message.payload)
+        for peer in self.peers:
+            peer.send_out(out)
         answer(message.reply, None)
 
     def _leave(self, peer: Peer) -> None:
@@ -736,7 +756,7 @@ class Document(Actor):
             if peer.echo_ack:  # a y-websocket client: it would send the old content back
                 peer.close(CloseCode.DOCUMENT_DELETED, "document deleted")
             else:
-                peer.send_out(Outgoing({"event": "doc.deleted", "doc": self.key,
+                peer.send_out(Outgoing({"event": DELETED_EVENT, "doc": self.key,
                                         "epoch": epoch}))
         self.peers.clear()
         self.awareness = AwarenessTable()
@@ -1074,6 +1094,19 @@ class Document(Actor):
             log.error("doc %r: compaction failed: %s", self.key, message.error)
         self._maybe_schedule_compaction()
         self.maybe_arm_idle()
+
+
+#: The event a document's clients get for an application's stateless message.
+STATELESS_EVENT = "doc.stateless"
+
+
+def stateless_event(doc: str, payload: str) -> Outgoing:
+    """The `doc.stateless` event carrying `payload` for document `doc`."""
+    return Outgoing({"event": STATELESS_EVENT, "doc": doc, "payload": payload})
+
+
+#: The event a document's non-echoing clients get when it is deleted or replaced.
+DELETED_EVENT = "doc.deleted"
 
 
 async def _in_turns(steps: Generator[None, None, T]) -> T:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc
 
-from collab.actors.document import ApplyUpdate, Document, Export, SetPresence
+from collab.actors.document import ApplyUpdate, BroadcastStateless, Document, Export, SetPresence
 from collab.actors.ydoc import EMPTY_UPDATE
 from collab.runtime.actions import DEFAULT_CALL_TIMEOUT
 from collab.runtime.refs import ActorRef
@@ -82,3 +82,10 @@ class DocumentRef:
         await self._ref.ask(
             lambda reply: SetPresence(self.client_id, self._presence_clock, text, reply),
             "a presence")
+
+    async def broadcast_stateless(self, payload: str) -> None:
+        """Send `payload` to every client of the document as a stateless message (a
+        Hocuspocus provider's `onStateless`; a `doc.stateless` event on `/ws`); nothing
+        is stored. Returns once the document has sent it."""
+        await self._ref.ask(lambda reply: BroadcastStateless(payload, reply),
+                            "a stateless broadcast")

@@ -40,6 +40,7 @@ from collab.gateway.app_keys import (
     TRAFFIC,
 )
 from collab.gateway.drain import close_connections
+from collab.gateway.hocuspocus_endpoint import hocuspocus_socket, upgrade_or
 from collab.gateway.http_auth import http_auth
 from collab.gateway.http_errors import json_errors
 from collab.gateway.metrics import METRICS, Metrics, metrics
@@ -156,12 +157,13 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app.cleanup_ctx.append(runtime_context)
     app.cleanup_ctx.append(user_rules_context)
     app.on_shutdown.append(close_connections)
-    demo.add_routes(app)
+    demo.add_routes(app, upgrade_or)  # a WebSocket upgrade at `/` speaks Hocuspocus
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/yjs/{name:.+}", yjs_socket)
     app.router.add_get("/ws", native_socket)
+    app.router.add_get("/hocuspocus", hocuspocus_socket)
     app.router.add_post("/api/admin/revoke", admin_api.revoke)
     app.router.add_post("/api/admin/permissions", admin_api.set_permissions)
     app.router.add_get("/api/admin/permissions/{user}", admin_api.get_permissions)

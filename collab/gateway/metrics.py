@@ -176,7 +176,9 @@ class ServerCollector:
     def _connections(self, app: web.Application) -> Iterator[Metric]:
         open_by_endpoint = Counter(conn.traffic.endpoint for conn in app[CONNECTIONS])
         gauge = GaugeMetricFamily("collab_connections", "Open WebSocket connections, by "
-                                  "endpoint (yjs: /yjs/<doc>, ws: /ws).", labels=["endpoint"])
+                                  "endpoint (yjs: /yjs/<doc>, ws: /ws, hocuspocus: / and "
+                                  "/hocuspocus).",
+                                  labels=["endpoint"])
         for endpoint in app[TRAFFIC].endpoints():
             gauge.add_metric([endpoint.endpoint], open_by_endpoint[endpoint.endpoint])
         yield gauge

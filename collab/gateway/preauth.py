@@ -1,8 +1,9 @@
 """What a connection may make the server hold before it authenticates, one by one and
 all together.
 
-Upgraded without credentials, a `/ws` socket gets a reader that takes one message
-of at most MAX_PREAUTH_MESSAGE_BYTES: a longer one is refused (1009) at its frame
+Upgraded without credentials, a `/ws` (or Hocuspocus) socket gets a reader that
+takes one message of at most MAX_PREAUTH_MESSAGE_BYTES (the Hocuspocus endpoint
+lets them in one by one until a document authenticates): a longer one is refused (1009) at its frame
 header, before any of its payload is buffered. Bytes after that first message
 wait unread (the socket is not read meanwhile) until the auth message is
 accepted; then the socket gets a reader with the server's full message limit
@@ -154,6 +155,13 @@ class HeldReader:
         self._transport.pause_reading()
         self._pending.hold(self._member, len(data))
 
+    def next_message(self) -> list[bytes]:
+        """Let one more message through, as the first one: returns what was held, to
+        be fed again (it starts at that message's first byte); reading resumes."""
+        held = self.release()
+        self._end = FirstMessage()
+        return held
+
     def release(self) -> list[bytes]:
         """What was held, in order; reading resumes (what is fed next goes in after it)."""
         held, self._held = self._held, []
@@ -206,6 +214,20 @@ class Unauthenticated:
             eof, _ = reader.feed_data(data)
             if eof:  # aiohttp's protocol does the same when its reader gives up
                 protocol.close()
+                return
+
+    def read_one_more(self) -> None:
+        """Let the next message in at the first message's limit, the socket still
+        unauthenticated (the Hocuspocus endpoint: each document authenticates apart,
+        and one refused leaves the socket waiting for another). Bytes held again are
+        counted again against the budget: an overestimate, never an underestimate."""
+        if self._held is None:
+            return
+        held_reader = self._held
+        for data in held_reader.next_message():
+            eof, _ = held_reader.feed_data(data)
+            if eof:  # aiohttp's protocol does the same when its reader gives up
+                self._request.protocol.close()
                 return
 
     def close(self) -> None:

@@ -11,11 +11,12 @@ carry a document, room, user or key name, whatever a client sends.
 from __future__ import annotations
 
 from collab.errors import CloseCode
-from collab.protocol import ywire
+from collab.protocol import hocuspocus, ywire
 
 #: Endpoint labels, one per WebSocket route.
 YJS = "yjs"
 NATIVE = "ws"
+HOCUSPOCUS = "hocuspocus"
 
 #: The y-websocket message kinds, in and out of `/yjs` (and the Yjs events of `/ws`).
 YJS_KINDS: dict[type, str] = {
@@ -25,6 +26,18 @@ YJS_KINDS: dict[type, str] = {
     ywire.AwarenessMessage: "awareness",
     ywire.QueryAwareness: "query_awareness",
 }
+#: The Hocuspocus messages (`/` and `/hocuspocus`), in and out: the Yjs ones and its own.
+HOCUSPOCUS_KINDS: dict[type, str] = {
+    **YJS_KINDS,
+    hocuspocus.Auth: "auth",
+    hocuspocus.Authenticated: "auth",
+    hocuspocus.PermissionDenied: "auth",
+    hocuspocus.Stateless: "stateless",
+    hocuspocus.Close: "close",
+    hocuspocus.SyncStatus: "sync_status",
+    hocuspocus.Ping: "ping",
+    hocuspocus.Pong: "pong",
+}
 #: A frame refused before it reached an actor: bad bytes, a text frame on `/yjs`, an
 #: unknown op on `/ws`.
 INVALID = "invalid"
@@ -32,7 +45,7 @@ INVALID = "invalid"
 RESPONSE = "response"
 ERROR = "error"
 #: The events `/ws` sends (protocol/native.py).
-NATIVE_EVENTS = ("doc.update", "doc.awareness", "actor.event")
+NATIVE_EVENTS = ("doc.update", "doc.awareness", "doc.stateless", "actor.event")
 #: Anything a newer part of the server sends that this table does not name yet.
 OTHER = "other"
 #: Close codes counted by number (ours, and the standard ones clients send);
@@ -89,6 +102,8 @@ class Traffic:
         yjs_kinds = tuple(YJS_KINDS.values())
         self.yjs = EndpointTraffic(YJS, yjs_kinds, yjs_kinds)
         self.native = EndpointTraffic(NATIVE, native_ops, (*NATIVE_EVENTS, RESPONSE, ERROR))
+        hocuspocus_kinds = tuple(dict.fromkeys(HOCUSPOCUS_KINDS.values()))
+        self.hocuspocus = EndpointTraffic(HOCUSPOCUS, hocuspocus_kinds, hocuspocus_kinds)
 
     def endpoints(self) -> tuple[EndpointTraffic, ...]:
-        return self.yjs, self.native
+        return self.yjs, self.native, self.hocuspocus

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from collab.errors import RemoteProtocolError
-from collab.protocol import ywire
+from collab.protocol import hocuspocus, ywire
 from collab.protocol.codec import pack, unpack_client
 from collab.protocol.text import InvalidText, check_strings, json_may_hold_surrogates
 from collab.protocol.wsframe import binary_frame, text_frame
@@ -130,16 +130,27 @@ def actor_event(kind: str, key: str, name: str, data: Any) -> Outgoing:
 
 
 class YjsOut:
-    """One y-websocket message for one document, framed for both kinds of socket:
-    raw (the `/yjs` endpoint) and wrapped in a native event (`/ws`)."""
+    """One y-websocket message for one document, framed for every kind of socket:
+    raw (the `/yjs` endpoint), wrapped in a native event (`/ws`) and behind a
+    routing key (the Hocuspocus endpoint)."""
 
-    __slots__ = ("_native", "_raw", "doc", "message")
+    __slots__ = ("_keyed", "_native", "_raw", "doc", "message")
 
     def __init__(self, doc: str, message: ywire.Message) -> None:
         self.doc = doc
         self.message = message
         self._raw: bytes | None = None
         self._native: Outgoing | None = None
+        self._keyed: tuple[str, bytes] | None = None  # the last Hocuspocus frame built
+
+    def keyed_frame(self, key: str) -> bytes:
+        """The Hocuspocus frame for routing key `key`; a broadcast builds it once for
+        the sockets sharing a key (every provider without a session id)."""
+        keyed = self._keyed
+        if keyed is None or keyed[0] != key:
+            frame = binary_frame(hocuspocus.prefix(key) + ywire.serialize(self.message))
+            self._keyed = keyed = (key, frame)
+        return keyed[1]
 
     def raw_frame(self) -> bytes:
         if self._raw is None:

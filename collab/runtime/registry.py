@@ -1,21 +1,25 @@
 """The registry: which actor types a server runs, by the `kind` name clients use.
 
 An application hands one to `collab serve --app module:attribute`; the server
-adds its built-in types (the Yjs `doc`) next to the application's.
+adds its built-in types (the Yjs `doc`) next to the application's. It also holds
+the application's stateless hooks (runtime/stateless.py).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from collab.errors import CollabError
 from collab.runtime.actions import marked_methods, refuse_overrides, refuse_runtime_names
+from collab.runtime.stateless import StatelessFunction, StatelessHook
 from collab.runtime.watches import DOCUMENTS, Watch, watches_of
 
 if TYPE_CHECKING:
     from collab.runtime.actor import Actor
+
+F = TypeVar("F", bound=StatelessFunction)
 
 
 class UnknownActorType(CollabError):
@@ -28,6 +32,7 @@ class Registry:
 
     def __init__(self, *actor_types: type[Actor]) -> None:
         self._types: dict[str, type[Actor]] = {}
+        self._stateless: list[StatelessHook] = []
         for cls in actor_types:
             self.register(cls)
 
@@ -49,6 +54,25 @@ class Registry:
         return [w for cls in self._types.values() for w in watches_of(cls)
                 if w.of == of and w.matches(name)]
 
+    def stateless(self, pattern: str = "*") -> Callable[[F], F]:
+        """Decorator: `fn(message)` (a function or coroutine function) hears the
+        stateless messages clients send about the documents whose names match
+        `pattern` (fnmatch), and may answer them (runtime/stateless.py)."""
+        if not isinstance(pattern, str):
+            raise TypeError("@registry.stateless takes a document name pattern: "
+                            "@registry.stateless('notes/*'), or () for every document")
+
+        def mark(fn: F) -> F:
+            if not callable(fn):
+                raise TypeError(f"a stateless hook must be callable, not {fn!r}")
+            self._stateless.append(StatelessHook(pattern, fn))
+            return fn
+        return mark
+
+    def stateless_hooks_for(self, doc: str) -> list[StatelessFunction]:
+        """The stateless hooks for document `doc`, in the order they were registered."""
+        return [hook.fn for hook in self._stateless if hook.matches(doc)]
+
     def resolve(self, kind: str) -> type[Actor]:
         cls = self._types.get(kind)
         if cls is None:
@@ -57,7 +81,10 @@ class Registry:
         return cls
 
     def merged(self, other: Registry) -> Registry:
-        return Registry(*self, *other)
+        """Both registries' actor types and stateless hooks (this one's first)."""
+        merged = Registry(*self, *other)
+        merged._stateless = [*self._stateless, *other._stateless]
+        return merged
 
     def __iter__(self) -> Iterator[type[Actor]]:
         return iter(self._types.values())
