@@ -7,6 +7,7 @@ from __future__ import annotations
 from collab.cluster import client as redis_client
 from collab.cluster.membership import Cluster
 from collab.config import Settings
+from collab.runtime.budget import MemoryBudget
 from collab.runtime.registry import Registry
 from collab.runtime.system import ActorSystem
 from collab.storage import open_store
@@ -42,9 +43,14 @@ class Runtime:
                                                self.settings.redis_prefix)
             self.cluster = await Cluster.join(self.system, redis, namespace)
         self.system.timer_waker.start()
+        if self.settings.memory_budget:
+            self.system.budget = MemoryBudget(self.system, self.settings.memory_budget)
+            self.system.budget.start()
         return self.system
 
     async def stop(self) -> None:
+        if self.system.budget is not None:
+            await self.system.budget.stop()
         await self.system.stop_all("shutdown")
         if self.cluster is not None:
             await self.cluster.leave()

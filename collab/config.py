@@ -231,6 +231,9 @@ class Settings:
     max_loads_per_second: float = DEFAULT_MAX_LOADS_PER_SECOND
     max_loads_per_second_per_ip: float = DEFAULT_MAX_LOADS_PER_SECOND_PER_IP
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    #: Bytes of memory for the whole process (0: no budget): past it the least recently
+    #: used idle actors hibernate first (runtime/budget.py).
+    memory_budget: int = 0
     max_awareness_bytes: int = DEFAULT_MAX_AWARENESS_BYTES
     max_awareness_per_second: float = DEFAULT_MAX_AWARENESS_PER_SECOND
     auto_version_seconds: float = DEFAULT_AUTO_VERSION_SECONDS
@@ -312,6 +315,7 @@ class Settings:
                                       DEFAULT_MAX_VERSION_BYTES),
             "max_document_bytes": _int(env, "COLLAB_MAX_DOCUMENT_BYTES",
                                        DEFAULT_MAX_DOCUMENT_BYTES),
+            "memory_budget": _int(env, "COLLAB_MEMORY_BUDGET", 0),
             "max_awareness_bytes": _int(env, "COLLAB_MAX_AWARENESS_BYTES",
                                         DEFAULT_MAX_AWARENESS_BYTES),
             "max_awareness_per_second": _float(env, "COLLAB_MAX_AWARENESS_PER_SECOND",
@@ -346,7 +350,7 @@ class Settings:
                      "max_header_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("connected_idle_timeout",
+        for name in ("connected_idle_timeout", "memory_budget",
                      "max_messages_per_second", "max_bytes_per_second", "max_connections_per_ip",
                      "max_preauth_bytes",
                      "forwarded_hops", "max_subscriptions", "max_document_bytes",

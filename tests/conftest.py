@@ -45,7 +45,8 @@ KINDS = {
         test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation test_hocuspocus
         test_http_body
         test_inband_auth
-        test_interop_node test_interop_pycrdt test_limits test_logs test_metrics test_native
+        test_interop_node test_interop_pycrdt test_limits test_logs test_memory_budget
+        test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit
         test_readme_yjs_clients test_readyz test_reconnect_storm test_revocations
         test_room_limits test_rooms_live test_room_watches test_server_edits test_sockets

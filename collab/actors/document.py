@@ -55,7 +55,7 @@ from collab.protocol.codec import pack
 from collab.protocol.native import Outgoing, YjsOut
 from collab.protocol.yvalues import WriterBytes
 from collab.runtime.actor import Actor
-from collab.runtime.mailbox import ActorBase, TimerFired
+from collab.runtime.mailbox import BUDGET, ActorBase, TimerFired
 from collab.runtime.notify import Notifier, WatchersTold
 from collab.runtime.ownership import OwnedElsewhere
 from collab.runtime.peer import Peer, PeerGone
@@ -73,6 +73,13 @@ T = TypeVar("T")
 COMPACT_TIMER = "compact"
 #: Looks whether a document whose clients are all quiet can unload its CRDT.
 QUIET_TIMER = "quiet"
+#: What a document is estimated to hold (runtime/budget.py): the actor, its tables
+#: and an empty CRDT (13-14 KiB of resident memory per small document, measured with
+#: 5,000), plus its content as pycrdt objects, a few times its stored size;
+#: unloaded, the actor alone.
+LOADED_DOC_BYTES = 14 * 1024
+CRDT_BYTES_PER_STORED_BYTE = 4
+UNLOADED_DOC_BYTES = 6 * 1024
 #: The most update bytes a change notification carries (a queue message holds 64 KiB).
 WATCH_UPDATE_BYTES = 48 * 1024
 #: Fires when awareness changes held back by the document's relay budget may go.
@@ -287,6 +294,11 @@ _CLOSE_REASONS = {ShuttingDown: "server restarting",
 
 
 @dataclass(frozen=True, slots=True)
+class Unload:
+    """The memory budget asks a document whose clients are quiet to unload its CRDT."""
+
+
+@dataclass(frozen=True, slots=True)
 class Unloaded:
     """What a document keeps of its CRDT while it is unloaded with its clients still
     connected ("hibernating connections"): enough to greet a client that joins, and
@@ -328,6 +340,7 @@ class Document(Actor):
         self.writers = WriterBytes()
         self.unloaded: Unloaded | None = None
         self._touched = 0.0  # loop time of the last message that needed the CRDT
+        self._unloading = False  # an Unload is in the mailbox
         self.peers: set[Peer] = set()
         self.awareness = AwarenessTable()
         self.seq = 0  # last log sequence number handed out
@@ -393,7 +406,7 @@ class Document(Actor):
         for peer in self.peers:  # still here when the server stops or the lease was lost
             peer.close(CloseCode.SERVICE_RESTART, "server restarting" if reason == "shutdown"
                        else "document moved to another process")
-        if reason == "idle":  # hibernating after edits: keep them as a version
+        if reason in ("idle", BUDGET):  # hibernating after edits: keep them as a version
             await self._auto_version()
         if self.notifier is not None:
             self.notifier.stop()
@@ -401,11 +414,12 @@ class Document(Actor):
             await asyncio.wait([self._compaction])  # its Compacted message is moot now
             self._compacting = False
         await self.writes.flush()
-        if reason == "shutdown":
-            # Thousands stop at once and the platform kills us soon (Heroku: 30 s):
-            # everything is durable in the log already, and the next load compacts
-            # what is over the thresholds. Folding each log now cost 4 ms a document
-            # (5,000 documents hit the 20 s shutdown timeout; bench/shutdown_bench.py).
+        if reason in ("shutdown", BUDGET):
+            # Thousands stop at once (and at shutdown the platform kills us soon,
+            # Heroku at 30 s): everything is durable in the log already, and the next
+            # load compacts what is over the thresholds. Folding each log now cost
+            # 4 ms a document (5,000 documents hit the 20 s shutdown timeout;
+            # bench/shutdown_bench.py).
             return
         # Not `log_rows`: commits whose Committed message we will never read count too.
         if self.seq > self.snapshot_seq and self.doc is not None:
@@ -485,6 +499,8 @@ class Document(Actor):
             self._release_awareness()
         elif kind is TimerFired and message.name == QUIET_TIMER:
             self._maybe_unload()
+        elif kind is Unload:
+            self._maybe_unload(now=True)
         elif kind is PeerGone:
             self._leave(message.peer)
             return super().handle(message)  # it may have been connected as an actor client
@@ -980,23 +996,43 @@ class Document(Actor):
             return message.name != COMPACT_TIMER
         return kind in _QUIET_KINDS
 
-    def _maybe_unload(self) -> None:
-        """The quiet timer fired: unload the CRDT if nothing needed it for the
-        connected idle timeout and nothing is in flight; else look again later."""
+    def _maybe_unload(self, now: bool = False) -> None:
+        """The quiet timer fired (or, `now`, the memory budget asks): unload the CRDT
+        if nothing needed it for the connected idle timeout and nothing is in
+        flight; else look again later."""
+        self._unloading = False
         timeout = self.system.settings.connected_idle_timeout
-        if self.doc is None or not timeout or not self.peers:
+        if self.doc is None or not self.peers or not (timeout or now):
             return
         quiet_for = time.monotonic() - self._touched
-        busy = (self._in_flight or self._compacting or self._kept_rows or self.writes.busy
-                or self._outbox.writes or self.has_timer(COMPACT_TIMER) or self._auto_pending
-                or self._telling())
-        if quiet_for < timeout or busy:
-            self.set_timer(QUIET_TIMER, max(timeout - quiet_for, timeout / 4))
+        if self._unload_blocked() or (quiet_for < timeout and not now):
+            if timeout:
+                self.set_timer(QUIET_TIMER, max(timeout - quiet_for, timeout / 4))
             return
         state_vector = self.doc.get_state()
         self.unloaded = Unloaded(state_vector, self._diff(state_vector))
         self.doc, self.writers = None, WriterBytes()
         self.system.documents_unloaded += 1
+
+    def _unload_blocked(self) -> bool:
+        """True while something needs the CRDT as it is: a commit, a compaction."""
+        return bool(self._in_flight or self._compacting or self._kept_rows or self.writes.busy
+                    or self._outbox.writes or self.has_timer(COMPACT_TIMER)
+                    or self._auto_pending or self._telling())
+
+    def memory_estimate(self) -> int:
+        if self.doc is None:
+            return UNLOADED_DOC_BYTES
+        return LOADED_DOC_BYTES + CRDT_BYTES_PER_STORED_BYTE * self.stored_bytes
+
+    def shed_memory(self) -> int:
+        if not self.peers:
+            return super().shed_memory()  # hibernate, as after the idle timeout
+        if self.doc is None or self._unloading or self._unload_blocked():
+            return 0
+        self._unloading = True
+        self.post(Unload())
+        return self.memory_estimate() - UNLOADED_DOC_BYTES
 
     async def _reload_then(self, message: Any) -> None:
         """Load the CRDT again, then handle `message`; if the store cannot be read,
@@ -1134,4 +1170,4 @@ def _settle_replies(message: Committed) -> None:
 
 #: Messages a document handles without its CRDT (see `Document._quiet`).
 _QUIET_KINDS = frozenset({Join, Leave, PeerAwareness, SetPresence, PeerGone, Committed,
-                          Compacted, TimersDue, WatchersTold})
+                          Compacted, TimersDue, WatchersTold, Unload})

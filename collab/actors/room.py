@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 TYPING_TIMER = "typing:"
 #: Messages told to watchers per notification (runtime/notify.py).
 WATCH_BATCH = 100
+#: What one message of the recent window is estimated to hold (runtime/budget.py):
+#: a chat line and its fields as Python objects.
+MESSAGE_BYTES = 1024
 
 
 # -- messages -------------------------------------------------------------------
@@ -296,6 +299,10 @@ class Room(Actor):
             self.system.settings, self.key, ROOMS)
         self.notifier = Notifier(self, watches) if watches else None
         await self._load_window()
+
+    def memory_estimate(self) -> int:
+        window = getattr(self, "window", None)  # set once it woke
+        return super().memory_estimate() + MESSAGE_BYTES * (len(window) if window else 0)
 
     async def _load_window(self) -> None:
         rows = await self.system.store.load_room_messages(self.key,

@@ -87,16 +87,30 @@ class ServerCollector:
             return
         kinds = [cls.kind for cls in app[REGISTRY]]
         loaded: Counter[str] = Counter()
+        estimated: Counter[str] = Counter()
         waiting: Counter[str] = Counter()
         dead: Counter[str] = Counter()
         for actor in system.loaded():
             loaded[actor.kind] += 1
+            estimated[actor.kind] += actor.memory_estimate()
             if isinstance(actor, Actor):
                 waiting[actor.kind] += actor.queues.depth()
                 dead[actor.kind] += actor.queues.dead_count()
         yield _by_kind(GaugeMetricFamily(
             "collab_actors_loaded", "Actor instances in memory (live or saving), by actor kind.",
             labels=["kind"]), kinds, loaded)
+        yield _by_kind(GaugeMetricFamily(
+            "collab_actor_memory_bytes", "What loaded actor instances hold in memory, "
+            "estimated (runtime/budget.py), by actor kind.", labels=["kind"]), kinds, estimated)
+        budget = system.budget
+        yield GaugeMetricFamily(
+            "collab_memory_budget_bytes", "COLLAB_MEMORY_BUDGET (0: none); the process's "
+            "resident memory is process_resident_memory_bytes.",
+            value=budget.budget if budget is not None else 0)
+        yield CounterMetricFamily(
+            "collab_memory_budget_shed", "Actors asked to hibernate, and documents to unload "
+            "their CRDT, to stay within COLLAB_MEMORY_BUDGET since start.",
+            value=budget.shed if budget is not None else 0)
         yield _by_kind(GaugeMetricFamily(
             "collab_queue_depth", "Messages waiting in the durable queues of loaded actors, "
             "by actor kind.", labels=["kind"]), kinds, waiting)

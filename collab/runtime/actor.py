@@ -27,7 +27,7 @@ from collab.runtime.actions import (
     bind,
 )
 from collab.runtime.connections import Conn, Connect, Disconnect, Peer
-from collab.runtime.mailbox import ActorBase, TimerFired
+from collab.runtime.mailbox import ACTOR_BYTES, ActorBase, TimerFired
 from collab.runtime.notify import Notifier, WatchersTold
 from collab.runtime.ownership import OwnerRequest
 from collab.runtime.peer import PeerGone
@@ -238,6 +238,10 @@ class Actor(ActorBase):
 
     def _can_hibernate(self) -> bool:
         return not self._conns and not self.workflows.busy() and not self._telling()
+
+    def memory_estimate(self) -> int:
+        # Its state, as Python objects, takes a few times its packed size.
+        return ACTOR_BYTES + 3 * len(self._saved or b"")
 
     def _telling(self) -> bool:
         """True while watchers are being told of this actor's changes."""

@@ -42,12 +42,18 @@ class WritesRecovered:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """Save and unload. `reason` is "idle" (hibernation) or "shutdown"."""
+    """Save and unload. `reason` is "idle" (hibernation), "budget" (hibernation to
+    stay within COLLAB_MEMORY_BUDGET: skipped if something holds the actor open by
+    the time it is read) or "shutdown"."""
 
     reason: str
 
 
 IDLE_TIMER = "idle"
+#: Stop's reason when the memory budget asks an actor to hibernate (runtime/budget.py).
+BUDGET = "budget"
+#: What an instance is estimated to hold in memory beyond its data (runtime/budget.py).
+ACTOR_BYTES = 6 * 1024
 
 
 class ActorBase:
@@ -64,7 +70,8 @@ class ActorBase:
         self._mailbox: deque[Any] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._last_active = 0.0  # loop time of the last message handled
+        self._last_active = asyncio.get_running_loop().time()  # of the last message handled
+        self._shedding = False  # a budget Stop is in the mailbox
         #: The lease token this process owns the actor with, when several processes
         #: share the store; every write then carries it (storage.base.Fence).
         self.fence_token: int | None = None
@@ -77,6 +84,26 @@ class ActorBase:
         return f"<{type(self).__name__} {self.key!r} {self.lifecycle.value}>"
 
     # -- subclass hooks -------------------------------------------------------
+
+    @property
+    def last_active(self) -> float:
+        """Loop time of the last message handled (or of its creation)."""
+        return self._last_active
+
+    def memory_estimate(self) -> int:
+        """Bytes this instance is estimated to hold (runtime/budget.py)."""
+        return ACTOR_BYTES
+
+    def shed_memory(self) -> int:
+        """Asked by the memory budget: hibernate if nothing holds this instance open,
+        as after its idle timeout. Returns the bytes that should free (estimated), 0
+        if it cannot now."""
+        if self._shedding or self.lifecycle is not ActorState.LIVE \
+                or not self._can_hibernate() or self.writes.busy:
+            return 0
+        self._shedding = True
+        self.post(Stop(BUDGET))
+        return self.memory_estimate()
 
     async def _load(self) -> None:
         """Read state from the store. Messages posted meanwhile wait."""
@@ -168,6 +195,10 @@ class ActorBase:
                 message = mailbox.popleft()
                 try:
                     if type(message) is Stop:
+                        if message.reason == BUDGET:
+                            self._shedding = False
+                            if not self._can_hibernate() or self.writes.busy or mailbox:
+                                continue  # needed again meanwhile: it stays
                         if await self._stop(message):
                             return
                         continue

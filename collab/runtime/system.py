@@ -47,6 +47,8 @@ class ActorSystem:
         #: client id another connection holds), "crowded" (past a document's bounds).
         self.awareness_ignored = {"foreign": 0, "crowded": 0}
         self.closing = False
+        #: COLLAB_MEMORY_BUDGET's keeper (runtime/budget.py), when there is a budget.
+        self.budget: Any = None
         self.timer_waker = TimerWaker(self)
         #: Where actors live: here, unless several processes share the store and
         #: collab/cluster plugged in its own (runtime/ownership.py).
