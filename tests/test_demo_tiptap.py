@@ -2,7 +2,7 @@
 CollaborationCaret over @hocuspocus/provider on the server's root, in two headless
 Chromium pages (demo/test/tiptap.mjs): shared text, named carets, the saved badge
 from the provider's unsyncedChanges, a reload, an edit made offline, the links to
-the CodeMirror page, an invalid ?doc=, tokens; and the server's copy of the
+the CodeMirror page, phone width, an invalid ?doc=, tokens; and the server's copy of the
 `tiptap` fragment. Screenshots land in tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def test_two_browsers_edit_in_tiptap_together(server):
     assert result["links"]["toCodeMirror"] == "/?doc=tiptap&user=ann"
     assert result["links"]["toTiptap"] == "/tiptap?doc=tiptap&user=ann"
     assert "tiptap" in result["links"]["note"] and "codemirror" in result["links"]["note"]
+    assert result["phoneScrollWidth"] <= 390, result["phoneScrollWidth"]
     invalid = result["invalid"]
     assert "cannot be a document name" in invalid["text"] and "a space" in invalid["text"]
     assert invalid["link"] == "/tiptap?doc=welcome", invalid
@@ -92,7 +93,7 @@ def test_two_browsers_edit_in_tiptap_together(server):
     assert server_fragment(server, "tiptap") == (
         f"<paragraph>{TEXT} typing twenty chars Cara offline.</paragraph>")
     for shot in ("tiptap-ann.png", "tiptap-bob.png", "tiptap-invalid-doc.png",
-                 "tiptap-offline.png"):
+                 "tiptap-offline.png", "tiptap-phone.png"):
         assert (ARTIFACTS / shot).stat().st_size > 0, shot
 
 

@@ -4,7 +4,7 @@
 // (CollaborationCaret), both avatars, and the badge reaching "saved" (the provider's
 // unsyncedChanges back at 0); a reload keeps the content. Then: the links between the
 // two pages, an invalid ?doc=, and a page cut off from the server (through proxy.mjs)
-// whose edit waits unsaved and is saved once it is back. Screenshots go to --shots.
+// whose edit waits unsaved and is saved once it is back; phone width. Screenshots go to --shots.
 //
 // Against a server that checks tokens, pass tokens for users ann and bob: ann opens
 // the page with #token=, bob with ?token= (and a ?user= the token's sub must
@@ -37,6 +37,7 @@ const timeout = Number(args['timeout-ms'])
 const auth = args['token-ann'] !== undefined
 const result = { ok: false }
 const EDITOR = '#editor .tiptap'
+const DESKTOP = { width: 1000, height: 600 }
 
 /** Append `item` to the list `result[key]`. */
 function note (key, item) {
@@ -44,8 +45,8 @@ function note (key, item) {
 }
 
 /** A new page at `path` (/tiptap unless given) with ?doc= and `query`, `hash`; notes errors, 404s, sockets. */
-async function load (browser, who, { query = '', hash = '', base = args.url, doc = args.doc, path = '/tiptap' } = {}) {
-  const page = await browser.newPage({ viewport: { width: 1000, height: 600 } })
+async function load (browser, who, { query = '', hash = '', base = args.url, doc = args.doc, path = '/tiptap', viewport = DESKTOP } = {}) {
+  const page = await browser.newPage({ viewport })
   page.setDefaultTimeout(timeout)
   page.on('pageerror', (error) => note('pageErrors', `${who}: ${error.message}`))
   page.on('response', (response) => { if (response.status() === 404) note('notFound', `${who}: ${response.url()}`) })
@@ -135,7 +136,10 @@ async function badgeChanges (page) {
   return page.evaluate(() => window.badgeTexts)
 }
 
-/** The links between the pages keep the query; an invalid ?doc= explains itself and opens no socket. */
+/**
+ * The links between the pages keep the query; the page fits a phone; an invalid
+ * ?doc= explains itself and opens no socket.
+ */
 async function pagesAndNames (browser, ann) {
   const cm = await load(browser, 'cm', { path: '/', query: '&user=ann' })
   result.links = {
@@ -144,6 +148,15 @@ async function pagesAndNames (browser, ann) {
     note: await ann.locator('.note').innerText()
   }
   await cm.close()
+
+  // A phone: nothing wider than the screen.
+  const phone = await load(browser, 'phil', { query: '&user=phil', viewport: { width: 390, height: 844 } })
+  await waitSaved(phone)
+  await phone.locator(EDITOR, { hasText: 'Bob was here.' }).waitFor()
+  result.phoneScrollWidth = await phone.evaluate(() => document.documentElement.scrollWidth)
+  await phone.screenshot({ path: join(args.shots, 'tiptap-phone.png') })
+  await phone.close()
+
   const page = await load(browser, 'invalid', { doc: 'my notes!' })
   await page.locator('#invalid-doc').waitFor()
   await page.waitForTimeout(300) // long enough for a socket it should not open
