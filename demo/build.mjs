@@ -1,5 +1,6 @@
 // Build the demo into collab/static/ (committed, so `pip install` + `collab serve`
-// serves it without Node): one ES module bundle, the page, its stylesheet and icon.
+// serves it without Node): two pages, each one ES module bundle (the CodeMirror
+// page at / and the Tiptap page at /tiptap), their stylesheet and icon.
 //
 //   node build.mjs                 # writes ../collab/static/
 //   node build.mjs --outdir DIR    # writes DIR (the test compares it with the committed copy)
@@ -30,18 +31,23 @@ const oneCopy = {
   }
 }
 
+// Each page is a bundle of its own (no shared chunks): source file -> bundle name.
+const PAGES = { 'main.js': 'demo.js', 'tiptap.js': 'tiptap.js' }
+
 await mkdir(outdir, { recursive: true })
-await build({
-  plugins: [oneCopy],
-  entryPoints: [join(here, 'src', 'main.js')],
-  outfile: join(outdir, 'demo.js'),
-  bundle: true,
-  format: 'esm',
-  target: 'es2020',
-  minify: true,
-  legalComments: 'none',
-  logLevel: 'warning'
-})
-for (const name of ['index.html', 'demo.css', 'favicon.svg']) {
+for (const [source, bundle] of Object.entries(PAGES)) {
+  await build({
+    plugins: [oneCopy],
+    entryPoints: [join(here, 'src', source)],
+    outfile: join(outdir, bundle),
+    bundle: true,
+    format: 'esm',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning'
+  })
+}
+for (const name of ['index.html', 'tiptap.html', 'demo.css', 'favicon.svg']) {
   await copyFile(join(here, 'src', name), join(outdir, name))
 }

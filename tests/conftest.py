@@ -53,7 +53,7 @@ KINDS = {
         test_webhooks test_workers test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
         test_postgres_server""",
-    "browser": "test_demo test_demo_agent",
+    "browser": "test_demo test_demo_agent test_demo_tiptap",
 }
 KIND_OF = {module: kind for kind, modules in KINDS.items() for module in modules.split()}
 

@@ -69,3 +69,30 @@ export async function checkAccess (doc, token) {
   }
   return { status: response.status, reason }
 }
+
+/**
+ * Fill the page's #access section (index.html, tiptap.html) with why the server
+ * refused, and how to get a token, and show it.
+ *
+ * @param {{status: 401 | 403, reason: string}} refusal as checkAccess answers
+ * @param {object} how
+ * @param {boolean} how.fatal whether the page gave up (then its body's
+ *   `data-access` is `refused` and the CSS hides the editor) or goes on with
+ *   less (`limited`)
+ * @param {string} how.page the page's path and how.doc its document, for the
+ *   address to open with a token
+ * @param {string} how.user the page's user, for a 403's title
+ */
+export function showRefusal ({ status, reason }, { fatal, page, doc, user }) {
+  const token = tokenFromLocation(location)
+  let title
+  if (status === 401 && token === null) title = 'This server needs a token to let you in.'
+  else if (status === 401) title = 'The server refused your token.'
+  else title = `Your token does not give ${user} access to everything here.`
+  document.querySelector('#access-title').textContent = title
+  // Without a token the server's reason ("missing token: …") would only name the header of our check.
+  document.querySelector('#access-reason').textContent = reason && token !== null ? `The server said: ${reason}` : ''
+  document.querySelector('#access-link').textContent = `${location.origin}${page}?doc=${doc}#token=<the token>`
+  document.querySelector('#access').hidden = false
+  document.body.dataset.access = fatal ? 'refused' : 'limited'
+}

@@ -14,15 +14,9 @@ import { CollabClient } from '@collab/client'
 import { uuidv4 } from 'lib0/random'
 import { yCollab } from 'y-codemirror.next'
 import * as Y from 'yjs'
-import { AUTH_CLOSE_CODES, checkAccess } from './access.js'
+import { AUTH_CLOSE_CODES, checkAccess, showRefusal } from './access.js'
+import { badgeRenderer, linkPages, showAvatars } from './header.js'
 import { colour, docName, token, userName } from './place.js'
-
-/**
- * How long changes may wait for the server's acknowledgement before the badge
- * says "saving…": a local server acknowledges a keystroke in a few ms, so
- * without the wait the badge would flicker saved / saving on every keystroke.
- */
-const SAVING_SHOWN_AFTER_MS = 300
 
 function el (tag, className, text) {
   const node = document.createElement(tag)
@@ -71,18 +65,8 @@ function onRequestError (error) {
   }
 }
 
-function showAccess ({ status, reason }, { fatal }) {
-  let title
-  if (status === 401 && token === null) title = 'This server needs a token to let you in.'
-  else if (status === 401) title = 'The server refused your token.'
-  else title = `Your token does not give ${userName} access to everything here.`
-  document.querySelector('#access-title').textContent = title
-  // Without a token the server's reason ("missing token: …") would only name the header of our check.
-  document.querySelector('#access-reason').textContent = reason && token !== null ? `The server said: ${reason}` : ''
-  document.querySelector('#access-link').textContent =
-    `${location.origin}/?doc=${docName}#token=<the token>`
-  document.querySelector('#access').hidden = false
-  document.body.dataset.access = fatal ? 'refused' : 'limited'
+function showAccess (refusal, { fatal }) {
+  showRefusal(refusal, { fatal, page: '/', doc: docName, user: userName })
   renderBadge()
 }
 
@@ -116,26 +100,13 @@ const view = new EditorView({
   parent: document.querySelector('#editor')
 })
 document.querySelector('#doc-name').textContent = docName
+linkPages()
 
-function renderAvatars () {
-  const box = document.querySelector('#avatars')
-  box.replaceChildren()
-  for (const [clientId, state] of provider.awareness.getStates()) {
-    const user = state.user
-    if (!user || typeof user.name !== 'string') continue
-    const avatar = el('span', 'avatar', user.name.slice(0, 2).toUpperCase())
-    avatar.style.background = typeof user.color === 'string' ? user.color : '#888'
-    avatar.title = clientId === ydoc.clientID ? `${user.name} (you)` : user.name
-    avatar.dataset.name = user.name
-    box.append(avatar)
-  }
-}
-provider.awareness.on('change', renderAvatars)
-renderAvatars()
+showAvatars(document.querySelector('#avatars'), provider.awareness, ydoc.clientID)
 
 // -- the badge: connected? saved? ----------------------------------------------------
 
-/** What the badge says now, before the wait for "saving…". */
+/** What the badge says now (header.js waits a while before it shows "saving…"). */
 function badgeState () {
   if (refused !== null) return 'refused'
   if (client.status !== 'connected') return client.status === 'connecting' ? 'connecting' : 'offline'
@@ -143,36 +114,8 @@ function badgeState () {
   return provider.unsyncedChanges > 0 ? 'saving' : 'saved'
 }
 
-let savingTimer = null
-
-/**
- * Show badgeState(), except that "saved" turns into "saving…" only once
- * changes have waited SAVING_SHOWN_AFTER_MS for the server. `data-unsaved`
- * always counts the changes not yet acknowledged (for tests and the curious).
- */
-function renderBadge () {
-  const badge = document.querySelector('#badge')
-  const state = badgeState()
-  badge.dataset.unsaved = String(provider.unsyncedChanges)
-  if (state === 'saving' && badge.dataset.state === 'saved') {
-    savingTimer ??= setTimeout(() => {
-      savingTimer = null
-      showBadge(badge, badgeState())
-    }, SAVING_SHOWN_AFTER_MS)
-    return
-  }
-  clearTimeout(savingTimer)
-  savingTimer = null
-  showBadge(badge, state)
-}
-
-function showBadge (badge, state) {
-  if (badge.dataset.state === state) return
-  badge.dataset.state = state
-  badge.textContent = {
-    refused: 'no access', connecting: 'connecting…', offline: 'offline', saving: 'saving…', saved: 'saved'
-  }[state]
-}
+const renderBadge = badgeRenderer(document.querySelector('#badge'),
+  () => ({ state: badgeState(), unsaved: provider.unsyncedChanges }))
 client.on('status', renderBadge)
 provider.on('synced', renderBadge)
 provider.on('saved', renderBadge)
