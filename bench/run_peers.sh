@@ -25,6 +25,8 @@
 #   TAG           tag stored with every result   (default collab-REV-YYYYMMDD)
 #   ONLY          space-separated subset of: collab node-ywebsocket aiohttp-relay pycrdt-uvicorn
 #
+# With every peer (the default ONLY) and a commit (not worktree), it then rewrites README.md's
+# speed paragraph from this run (bench/readme_figures.py): the commit, the date and the figures.
 # Results are appended to $BENCH_DIR/results/*.jsonl; `python3 report.py --tag $TAG` in
 # $BENCH_DIR prints the tables again. Server logs: $BENCH_DIR/logs/<server>.log.
 set -uo pipefail
@@ -138,3 +140,8 @@ done
 echo "### done $(date -u +%H:%M:%S); errors in server logs:" >&2
 grep -n -i -E "error|traceback|exception" logs/*.log | grep -v -E "ws_errors" | tail -20 >&2 || true
 python3 report.py --tag "$TAG"
+# A run of every peer is what README.md's speed paragraph quotes: rewrite it from this one.
+if [ "$ONLY" = "collab node-ywebsocket aiohttp-relay pycrdt-uvicorn" ] && [ "$REV" != worktree ]; then
+  "$PYTHON" "$REPO/bench/readme_figures.py" --results "$BENCH_DIR/results" --tag "$TAG" \
+    --rev "$REV" --readme "$REPO/README.md" >&2
+fi

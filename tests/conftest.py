@@ -29,7 +29,7 @@ from tests.serverproc import ServerProcess
 KINDS = {
     "unit": """test_auth test_awareness test_commit test_errors test_fanout test_fuzz_decoders
         test_hocuspocus_codec test_inspection test_msgpack_json test_python_client_units
-        test_registry test_restore
+        test_readme_figures test_registry test_restore
         test_text test_versions_book test_writes test_wsframe test_ydoc test_yupdate
         test_yvalues test_ywire""",
     "runtime": """test_actors test_document_actor test_fuzz_actors test_leases
