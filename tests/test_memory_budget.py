@@ -1,6 +1,6 @@
 """COLLAB_MEMORY_BUDGET against a real server process: 5,000 documents opened in turn
-under a budget of 100 MiB keep the process near it (within 15%; without a budget
-they take a third more),
+under a budget of 100 MiB keep the process near it (well below the same run
+without a budget, and within 25% of it),
 the least recently used hibernating first; every document stays readable with what
 was acknowledged; the estimate and the budget are in /metrics. A document whose
 clients are connected unloads its CRDT for the budget instead, and keeps them."""
@@ -26,10 +26,9 @@ def update_for(n: int) -> bytes:
     return doc.get_update()
 
 
-async def test_5000_documents_opened_in_turn_stay_near_a_100_mib_budget(
-        server_factory, session):
-    srv = server_factory("budget", env={"COLLAB_MEMORY_BUDGET": str(BUDGET),
-                                        "COLLAB_IDLE_TIMEOUT": "3600"})
+async def open_in_turn(session, srv) -> float:
+    """Write one update to each of DOCS documents, eight writers at a time; the
+    server's peak RSS (MiB) meanwhile, sampled every 250 documents."""
     names = iter(range(DOCS))
     peak = 0.0
 
@@ -43,10 +42,20 @@ async def test_5000_documents_opened_in_turn_stay_near_a_100_mib_budget(
                 peak = max(peak, srv.rss_mib())
 
     await asyncio.gather(*(writer() for _ in range(8)))
-    peak = max(peak, srv.rss_mib())
-    # Without a budget the same run peaks near 132 MiB; with it, about 111 (the rest
-    # is what serving the requests took, not actors: bench/budget_bench.py).
-    assert peak * 1024 * 1024 <= BUDGET * 1.15, f"{peak:.1f} MiB"
+    return max(peak, srv.rss_mib())
+
+
+async def test_5000_documents_opened_in_turn_stay_near_a_100_mib_budget(
+        server_factory, session):
+    env = {"COLLAB_IDLE_TIMEOUT": "3600"}
+    unbounded = await open_in_turn(session, server_factory("unbounded", env=env))
+    srv = server_factory("budget", env={**env, "COLLAB_MEMORY_BUDGET": str(BUDGET)})
+    peak = await open_in_turn(session, srv)
+    # Here: 132 MiB without a budget, about 111 with it. What stays above the budget is
+    # what serving the requests took, not actors (bench/budget_bench.py), and varies
+    # with the machine: the test asks for the budget's effect and a bound on the rest.
+    assert peak <= unbounded - 10, f"{peak:.1f} MiB with the budget, {unbounded:.1f} without"
+    assert peak * 1024 * 1024 <= BUDGET * 1.25, f"{peak:.1f} MiB"
     _, values = await scrape(session, srv.http_url)
     assert value(values, "collab_memory_budget_bytes") == BUDGET
     assert value(values, "collab_memory_budget_shed_total") > 0
