@@ -56,19 +56,20 @@ def test_the_committed_bundle_is_current(tmp_path):
     assert not stale, f"collab/static/ is stale ({stale}): run `npm run build --prefix demo`"
 
 
-def run_browser_test(server, *args: str) -> dict:
-    """Run demo/test/browser.mjs against `server`; its JSON result, once it passed."""
+def run_browser_test(server, *args: str, script: str = "browser.mjs",
+                     doc: str = "browser") -> dict:
+    """Run demo/test/<script> against `server` on `doc`; its JSON result, once it passed."""
     node = node_with(DEMO, "esbuild")
     require("chromium", Path(CHROMIUM).exists(), "apt-get install chromium")
     node_with(DEMO, "playwright-core")
     proc = subprocess.run(
-        [node, str(DEMO / "test" / "browser.mjs"), "--url", server.http_url, "--doc", "browser",
+        [node, str(DEMO / "test" / script), "--url", server.http_url, "--doc", doc,
          "--shots", str(ARTIFACTS), "--timeout-ms", str(int(TIMEOUT * 1000)), *args],
         capture_output=True, text=True, timeout=TIMEOUT * 8, cwd=DEMO)
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}
     assert proc.returncode == 0 and result.get("ok"), (
-        f"browser test failed\nstdout: {proc.stdout[-4000:]}\nstderr: {proc.stderr[-3000:]}"
+        f"{script} failed\nstdout: {proc.stdout[-4000:]}\nstderr: {proc.stderr[-3000:]}"
         f"\nserver log: {server.log()[-3000:]}")
     return result
 

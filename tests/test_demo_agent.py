@@ -6,15 +6,10 @@ the summary lands in the editor. Screenshots in tests/artifacts/demo-agent-*.png
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-from pathlib import Path
 
 from examples.agent import models
 from examples.agent.writing import answer_block
-from tests.requires import node_with, require
-from tests.serverproc import TIMEOUT
-from tests.test_demo import ARTIFACTS, CHROMIUM, DEMO
+from tests.test_demo import run_browser_test
 
 NOTES = "We met on Monday. The launch moves to March."
 
@@ -23,17 +18,7 @@ def test_the_agent_types_a_summary_the_page_sees_with_its_caret(server_factory):
     # Slow enough typing that its caret is on screen for a while.
     server = server_factory("agent", env={"COLLAB_AGENT_TYPING_DELAY": "0.2"},
                             args=("--app", "examples.agent:registry"))
-    node = node_with(DEMO, "playwright-core")
-    require("chromium", Path(CHROMIUM).exists(), "apt-get install chromium")
-    proc = subprocess.run(
-        [node, str(DEMO / "test" / "agent.mjs"), "--url", server.http_url, "--doc", "agent-demo",
-         "--shots", str(ARTIFACTS), "--timeout-ms", str(int(TIMEOUT * 1000)), "--notes", NOTES],
-        capture_output=True, text=True, timeout=TIMEOUT * 4, cwd=DEMO)
-    lines = proc.stdout.strip().splitlines()
-    result = json.loads(lines[-1]) if lines else {}
-    assert proc.returncode == 0 and result.get("ok"), (
-        f"stdout: {proc.stdout[-4000:]}\nstderr: {proc.stderr[-3000:]}"
-        f"\nserver log: {server.log()[-3000:]}")
+    result = run_browser_test(server, "--notes", NOTES, script="agent.mjs", doc="agent-demo")
     summary = asyncio.run(models.local("summarize", NOTES))
     assert result["text"] == NOTES + answer_block("summarize", "ann", summary)
     assert result["caretSeen"] and "Summary (asked by ann):" in result["visible"]

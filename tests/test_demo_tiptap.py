@@ -8,33 +8,21 @@ the CodeMirror page, phone width, an invalid ?doc=, tokens; and the server's cop
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 from collab.auth import issue_token
-from tests.requires import node_with, require
+from tests.requires import node_with
 from tests.serverproc import TIMEOUT
-from tests.test_demo import ARTIFACTS, CHROMIUM, DEMO, SECRET, STATIC, TOKEN_COMMAND
+from tests.test_demo import ARTIFACTS, DEMO, SECRET, STATIC, TOKEN_COMMAND, run_browser_test
 
 TEXT = "Hello from Ann. Bob was here."
 
 
 def run_tiptap_test(server, doc: str, *args: str) -> dict:
     """Run demo/test/tiptap.mjs against `server` on `doc`; its JSON result, once it passed."""
-    node = node_with(DEMO, "@tiptap/core")
-    require("chromium", Path(CHROMIUM).exists(), "apt-get install chromium")
-    node_with(DEMO, "playwright-core")
-    proc = subprocess.run(
-        [node, str(DEMO / "test" / "tiptap.mjs"), "--url", server.http_url, "--doc", doc,
-         "--shots", str(ARTIFACTS), "--timeout-ms", str(int(TIMEOUT * 1000)), *args],
-        capture_output=True, text=True, timeout=TIMEOUT * 8, cwd=DEMO)
-    lines = proc.stdout.strip().splitlines()
-    result = json.loads(lines[-1]) if lines else {}
-    assert proc.returncode == 0 and result.get("ok"), (
-        f"tiptap test failed\nstdout: {proc.stdout[-4000:]}\nstderr: {proc.stderr[-3000:]}"
-        f"\nserver log: {server.log()[-3000:]}")
+    node_with(DEMO, "@tiptap/core")
+    result = run_browser_test(server, *args, script="tiptap.mjs", doc=doc)
     assert not result.get("pageErrors"), result["pageErrors"]
     assert not result.get("notFound"), result["notFound"]
     return result

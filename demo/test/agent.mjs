@@ -10,7 +10,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { chromium } from 'playwright-core'
+import { runInBrowser } from './lib.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -24,11 +24,7 @@ const { values: args } = parseArgs({
 const timeout = Number(args['timeout-ms'])
 const result = { ok: false }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage']
-})
-try {
+await runInBrowser(result, async (browser) => {
   await mkdir(args.shots, { recursive: true })
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } })
   page.setDefaultTimeout(timeout)
@@ -52,11 +48,4 @@ try {
   result.text = await page.evaluate(() => window.collabDemo.ydoc.getText('codemirror').toString())
   result.visible = await page.locator('.cm-content').innerText()
   await page.screenshot({ path: join(args.shots, 'demo-agent-done.png') })
-  result.ok = true
-} catch (error) {
-  result.error = String(error?.stack ?? error)
-} finally {
-  await browser.close()
-}
-console.log(JSON.stringify(result))
-process.exit(result.ok ? 0 : 1)
+})

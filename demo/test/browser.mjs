@@ -24,7 +24,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { chromium } from 'playwright-core'
+import { runInBrowser } from './lib.mjs'
 import { startProxy } from './proxy.mjs'
 
 const { values: args } = parseArgs({
@@ -266,11 +266,7 @@ async function offlineChat (browser, bob) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage']
-})
-try {
+await runInBrowser(result, async (browser) => {
   await mkdir(args.shots, { recursive: true })
   const refused = []
   if (auth) {
@@ -332,11 +328,4 @@ try {
   } else {
     await newUserChecks(browser, ann, bob)
   }
-  result.ok = true
-} catch (error) {
-  result.error = String(error?.stack ?? error)
-} finally {
-  await browser.close()
-}
-console.log(JSON.stringify(result))
-process.exit(result.ok ? 0 : 1)
+})

@@ -19,7 +19,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { chromium } from 'playwright-core'
+import { runInBrowser } from './lib.mjs'
 import { startProxy } from './proxy.mjs'
 
 const { values: args } = parseArgs({
@@ -194,11 +194,7 @@ async function offlineEdit (browser, bob) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage']
-})
-try {
+await runInBrowser(result, async (browser) => {
   await mkdir(args.shots, { recursive: true })
   const refused = []
   if (auth) {
@@ -244,11 +240,4 @@ try {
     await pagesAndNames(browser, ann)
     await offlineEdit(browser, bob)
   }
-  result.ok = true
-} catch (error) {
-  result.error = String(error?.stack ?? error)
-} finally {
-  await browser.close()
-}
-console.log(JSON.stringify(result))
-process.exit(result.ok ? 0 : 1)
+})
