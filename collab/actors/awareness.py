@@ -71,6 +71,8 @@ class _Holding:
 
 
 class AwarenessTable:
+    __slots__ = ("_bytes", "_entries", "_held", "_owners", "_removed", "relay")
+
     def __init__(self) -> None:
         self._entries: dict[int, AwarenessEntry] = {}
         self._owners: dict[int, Hashable] = {}  # live client id -> its connection

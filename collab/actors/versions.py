@@ -41,6 +41,8 @@ class VersionBook:
     """The versions of one document: read from the store on first use, kept in step
     with the writes this actor submits (it is their only writer)."""
 
+    __slots__ = ("_known", "doc")
+
     def __init__(self, doc: str) -> None:
         self.doc = doc
         self._known: list[VersionInfo] | None = None

@@ -146,6 +146,8 @@ def retry_delay(attempts: int, base: float = RETRY_BASE) -> float:
 class Queues:
     """The queues of one actor (`actor.queues`): pending messages and dead letters."""
 
+    __slots__ = ("_actor", "_next_seq", "_waiters", "current", "dead", "pending")
+
     def __init__(self, actor: Actor) -> None:
         self._actor = actor
         self.pending: dict[str, deque[QueueRecord]] = {}

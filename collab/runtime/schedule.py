@@ -61,6 +61,8 @@ def next_cron_time(expr: str, tz: str, after: float) -> float:
 class Schedule:
     """The timers of one actor, as `actor.schedule`."""
 
+    __slots__ = ("_actor", "firing", "timers")
+
     def __init__(self, actor: Actor) -> None:
         self._actor = actor
         self.timers: dict[str, TimerRecord] = {}

@@ -190,6 +190,8 @@ class WorkflowContext:
 class Workflows:
     """The workflow runs of one actor (`actor.workflows`)."""
 
+    __slots__ = ("_tasks", "actor", "runs")
+
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.runs: dict[str, Run] = {}

@@ -40,6 +40,9 @@ class WriteChain:
     committed (the actor may now announce what it held back).
     """
 
+    __slots__ = ("_closed", "_committer", "_failures", "_fence", "_in_flight", "_kept", "_queued",
+                 "_recovered", "_retry", "_send_soon", "_stale", "_waiters")
+
     def __init__(self, committer: GroupCommitter, fence: Callable[[], list[WriteOp]],
                  recovered: Callable[[], None],
                  stale: Callable[[], None] | None = None) -> None:
