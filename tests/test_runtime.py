@@ -87,5 +87,5 @@ async def test_stop_all_saves_everyone(system):
 async def test_post_to_stopped_actor_is_refused(system):
     actor = system.get(Recorder, "k")
     actor.post(Stop("shutdown"))
-    await actor.stopped.wait()
+    await actor.wait_stopped()
     assert actor.post("late") is False

@@ -6,8 +6,8 @@
   same JSON as `collab actors show`), 404 `actor_not_found` if nothing is.
 
 It reads the store, not the actors: nothing is loaded or woken, and a loaded
-actor shows its last committed state. The http_auth middleware admits only admin
-tokens here.
+actor shows its last committed state. The API token check (gateway/http_auth.py)
+admits only admin tokens here.
 """
 
 from __future__ import annotations

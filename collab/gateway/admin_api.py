@@ -12,7 +12,8 @@
 
 Every change is committed to the store before the answer (so it survives
 restarts), then published to the other processes over Redis
-(gateway/user_rules.py). The http_auth middleware admits only admin tokens here.
+(gateway/user_rules.py). The API token check (gateway/http_auth.py) admits only
+admin tokens here.
 Inspecting actors (`GET /api/admin/actors`) is gateway/admin_actors.py.
 """
 

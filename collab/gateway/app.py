@@ -41,12 +41,10 @@ from collab.gateway.app_keys import (
 )
 from collab.gateway.drain import close_connections
 from collab.gateway.hocuspocus_endpoint import hocuspocus_socket, upgrade_or
-from collab.gateway.http_auth import http_auth
-from collab.gateway.http_errors import json_errors
 from collab.gateway.metrics import METRICS, Metrics, metrics
+from collab.gateway.middleware import gateway
 from collab.gateway.preauth import PendingAuth
 from collab.gateway.ratelimit import loads_per_address
-from collab.gateway.sockets import connection_state
 from collab.gateway.traffic import Traffic
 from collab.gateway.ws_endpoint import OPS, native_socket
 from collab.gateway.yjs_endpoint import yjs_socket
@@ -143,7 +141,7 @@ async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
-    app = web.Application(middlewares=[connection_state, json_errors, http_auth],
+    app = web.Application(middlewares=[gateway],
                           client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[GATEKEEPER] = Gatekeeper(settings)

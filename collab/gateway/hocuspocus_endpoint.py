@@ -50,7 +50,7 @@ from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import HOCUSPOCUS_KINDS, INVALID, YJS_KINDS
-from collab.gateway.upgrade import websocket
+from collab.gateway.upgrade import Upgrade
 from collab.gateway.user_rules import CLOSED
 from collab.protocol import hocuspocus as hp
 from collab.protocol import ywire
@@ -468,7 +468,7 @@ class Session:
 
 
 async def hocuspocus_socket(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, HocuspocusSocket, "hocuspocus",
+    async with Upgrade(request, HocuspocusSocket, "hocuspocus",
                          request.app[TRAFFIC].hocuspocus, in_band_auth=True
                          ) as (conn, unauthenticated):
         limit = RateLimit(request.app[SETTINGS])

@@ -20,23 +20,21 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler):
-    """Every error becomes JSON with its code and the status its class carries
-    (collab/errors.py); a bug is logged with its traceback and answered 500."""
-    try:
-        return await handler(request)
-    except CollabError as exc:
+def json_error(request: web.Request, exc: Exception) -> web.Response | None:
+    """The JSON answer to `exc`, raised while handling `request`, with the status its
+    class carries (collab/errors.py); a bug is logged with its traceback and answered
+    500. None for an aiohttp HTTPException that aiohttp answers itself (below 400, or
+    with no body)."""
+    if isinstance(exc, CollabError):
         if exc.status == 500 and not exc.logged:
-            log.exception("error handling %s %s", request.method, request.path)
+            log.error("error handling %s %s", request.method, request.path, exc_info=exc)
         response = error_response(exc.status, exc.code, exc.message)
         if exc.status in BODY_LEFT_UNREAD:
             response.force_close()  # what is left of the body must not be read as a request
         return response
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or exc.empty_body:
-            raise
+            return None
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        log.exception("error handling %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal server error")
+    log.error("error handling %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal", "internal server error")

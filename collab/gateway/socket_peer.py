@@ -66,7 +66,9 @@ class SocketPeer:
         self.asked_allowance = 0
         #: Bytes written since asked-for frames began to wait unread (counted only then).
         self._written = 0
-        self._asked: deque[tuple[int, int]] = deque()  # (end in _written, size), unread
+        #: (end in _written, size) of asked-for frames unread; a deque only while there
+        #: are some (an idle socket keeps none: a deque is 600 bytes).
+        self._asked: deque[tuple[int, int]] | tuple[()] = ()
         self._asked_bytes = 0  # their sum
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
@@ -130,6 +132,8 @@ class SocketPeer:
         it was asked for and the allowance has room for it."""
         self._written = self._written + size if self._asked else unsent
         if asked and self._unread_asked(unsent) + size <= self.asked_allowance:
+            if not self._asked:
+                self._asked = deque()
             self._asked.append((self._written, size))
             self._asked_bytes += size
 
@@ -138,7 +142,9 @@ class SocketPeer:
         sent = self._written - unsent
         asked = self._asked
         while asked and asked[0][0] <= sent:
-            self._asked_bytes -= asked.popleft()[1]
+            self._asked_bytes -= asked.popleft()[1]  # type: ignore[union-attr]
+        if not asked:
+            self._asked = ()
         return self._asked_bytes
 
     def _drop_if_slow(self, transport: asyncio.Transport) -> None:

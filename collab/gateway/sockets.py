@@ -298,24 +298,17 @@ def canned_response(status: HTTPStatus, code: str, message: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
-@web.middleware
-async def connection_state(request: web.Request, handler):
-    """Tells the connection's Guard (when a Listener accepted it) that a request is in
-    progress, and closes the connection after a response to a request that did not
-    authenticate when auth is on."""
+def request_started(request: web.Request) -> None:
+    """Tell the connection's Guard (when a Listener accepted it) that a request is in
+    progress until the current task ends."""
     transport = request.transport
     guard = transport.get_protocol() if transport is not None else None
     if isinstance(guard, Guard):
         guard.request_started(asyncio.current_task())
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # answered by aiohttp
-        _close_unless_authenticated(request, exc)
-        raise
-    _close_unless_authenticated(request, response)
-    return response
 
 
-def _close_unless_authenticated(request: web.Request, response: web.StreamResponse) -> None:
+def close_unless_authenticated(request: web.Request, response: web.StreamResponse) -> None:
+    """With auth on, the connection closes after answering a request that did not
+    authenticate: an unproven client sends one bounded head per connection."""
     if request.app[GATEKEEPER].enabled and request.get(PRINCIPAL) is None:
         response.force_close()

@@ -30,7 +30,7 @@ from collab.gateway.names import parse_key
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
-from collab.gateway.upgrade import websocket
+from collab.gateway.upgrade import Upgrade
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
 from collab.runtime.actions import CallAction, RateLimited, bound, check_depth
@@ -440,7 +440,7 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, NativeSocketPeer, "/ws", request.app[TRAFFIC].native,
+    async with Upgrade(request, NativeSocketPeer, "/ws", request.app[TRAFFIC].native,
                          in_band_auth=True) as (conn, unauthenticated):
         limit = RateLimit(request.app[SETTINGS])
         if unauthenticated is not None and \

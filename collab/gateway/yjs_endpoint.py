@@ -22,7 +22,7 @@ from collab.gateway.names import parse_doc_name
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import INVALID, YJS_KINDS
-from collab.gateway.upgrade import websocket
+from collab.gateway.upgrade import Upgrade
 from collab.protocol import ywire
 from collab.runtime.refs import Route
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 async def yjs_socket(request: web.Request) -> web.StreamResponse:
     name = parse_doc_name(request.match_info["name"])
     traffic = request.app[TRAFFIC].yjs
-    async with websocket(request, SocketPeer, f"doc {name!r}", traffic,
+    async with Upgrade(request, SocketPeer, f"doc {name!r}", traffic,
                          lambda principal: require(principal, "docs", name, write=False)
                          ) as (conn, _):
         # An administrator may lower a live socket's permissions (admin_api.py).

@@ -127,4 +127,4 @@ class ActorSystem:
         actors = list(self._live.values()) + list(self._stopping.values())
         for actor in actors:
             actor.post(Stop(reason))
-        await asyncio.gather(*(actor.stopped.wait() for actor in actors))
+        await asyncio.gather(*(actor.wait_stopped() for actor in actors))
