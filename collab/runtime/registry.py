@@ -33,6 +33,8 @@ class Registry:
     def __init__(self, *actor_types: type[Actor]) -> None:
         self._types: dict[str, type[Actor]] = {}
         self._stateless: list[StatelessHook] = []
+        #: Every registered type's watches, found once (every actor load asks).
+        self._watches: list[Watch] | None = None
         for cls in actor_types:
             self.register(cls)
 
@@ -46,13 +48,15 @@ class Registry:
             raise ValueError(f"two actor types named {cls.kind!r}: "
                              f"{existing.__qualname__} and {cls.__qualname__}")
         self._types[cls.kind] = cls
+        self._watches = None
         return cls
 
     def watches_for(self, name: str, of: str = DOCUMENTS) -> list[Watch]:
         """The watches (runtime/watches.py) of every registered type that match
         document `name` (or room `name`, with `of=ROOMS`)."""
-        return [w for cls in self._types.values() for w in watches_of(cls)
-                if w.of == of and w.matches(name)]
+        if self._watches is None:
+            self._watches = [w for cls in self._types.values() for w in watches_of(cls)]
+        return [w for w in self._watches if w.of == of and w.matches(name)]
 
     def stateless(self, pattern: str = "*") -> Callable[[F], F]:
         """Decorator: `fn(message)` (a function or coroutine function) hears the
