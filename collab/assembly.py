@@ -42,10 +42,10 @@ class Runtime:
             namespace = redis_client.namespace(self.settings.redis_url,
                                                self.settings.redis_prefix)
             self.cluster = await Cluster.join(self.system, redis, namespace)
-        self.system.timer_waker.start()
-        if self.settings.memory_budget:
+        if self.settings.memory_budget:  # before any actor loads: it counts them all
             self.system.budget = MemoryBudget(self.system, self.settings.memory_budget)
             self.system.budget.start()
+        self.system.timer_waker.start()
         return self.system
 
     async def stop(self) -> None:

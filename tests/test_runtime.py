@@ -89,3 +89,35 @@ async def test_post_to_stopped_actor_is_refused(system):
     actor.post(Stop("shutdown"))
     await actor.wait_stopped()
     assert actor.post("late") is False
+
+
+class Growing(Recorder):
+    """An actor whose estimate grows with every message it handles."""
+
+    kind = "growing"
+
+    def memory_estimate(self) -> int:
+        return 1000 + 10 * sum(1 for _, key in self.events if key == self.key)
+
+
+async def test_the_budget_keeps_its_total_as_actors_load_handle_and_stop(runtime_factory):
+    Recorder.events = []
+    system = await runtime_factory(None, "budget", idle_timeout=3600,
+                                   memory_budget=1 << 40).start()
+    budget = system.budget
+
+    def total() -> int:
+        return sum(actor.memory_estimate() for actor in system.loaded())
+
+    for key in "abc":
+        system.post(Growing, key, "x")
+    await until(lambda: len(Recorder.events) == 6)  # a load and an "x" each
+    assert budget.estimated == total() == 3 * (1000 + 20)
+    system.post(Growing, "a", "y")
+    await until(lambda: len(Recorder.events) == 7)
+    assert budget.estimated == total() == 3 * 1020 + 10
+    system.get(Growing, "b").post(Stop("idle"))
+    await until(lambda: system.loaded_count == 2)
+    assert budget.estimated == total() == 1030 + 1020
+    await system.stop_all()
+    assert budget.estimated == 0

@@ -7,12 +7,16 @@ What an actor holds is estimated, not measured (Python cannot say what one objec
 graph costs cheaply): `ActorBase.memory_estimate()`, a fixed cost per instance plus
 what it keeps in proportion to its stored size. The budget leaves the process's
 own footprint at start (the interpreter, the libraries, the server) out of what
-actors may use. What actors free is reused by the next ones but not always given
-back to the system (Python's and pycrdt's allocators keep it), so after shedding
-the budget asks glibc to return free heap pages (malloc_trim). Memory the process
-uses for other things (buffers, caches, fragments of what it freed) is not the
-actors' and is not counted: `bench/budget_bench.py` shows how close the process
-stays. The estimate is exported in /metrics, beside the budget.
+actors may use. The total is kept as it changes (each actor's estimate is taken
+again after every message it handles, and dropped when it stops), so a look costs
+the same with a hundred actors or a million; only going over sorts them.
+
+What actors free is reused by the next ones but not always given back to the
+system (Python's and pycrdt's allocators keep it), so after shedding the budget
+asks glibc to return free heap pages (malloc_trim). Memory the process uses for
+other things (buffers, caches, fragments of what it freed) is not the actors' and
+is not counted: `bench/budget_bench.py` shows how close the process stays. The
+estimate is exported in /metrics, beside the budget.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collab.runtime.mailbox import ActorBase
     from collab.runtime.system import ActorSystem
 
 log = logging.getLogger(__name__)
@@ -89,19 +95,26 @@ class MemoryBudget:
             except Exception:  # never let the budget's bookkeeping stop the server
                 log.exception("memory budget check failed")
 
+    def account(self, actor: ActorBase) -> None:
+        """Take `actor`'s estimate again (it loaded, or handled a message)."""
+        estimate = actor.memory_estimate()
+        self.estimated += estimate - actor.accounted_bytes
+        actor.accounted_bytes = estimate
+
+    def forget(self, actor: ActorBase) -> None:
+        """`actor` stopped: what it held is no longer counted."""
+        self.estimated -= actor.accounted_bytes
+        actor.accounted_bytes = 0
+
     def check(self) -> int:
-        """Estimate what actors hold; past the allowance, ask the least recently used
-        to make room until the estimate is LOW_WATER of the allowance. Returns how
-        many were asked."""
-        actors = list(self.system.loaded())
-        self.estimated = estimated = sum(actor.memory_estimate() for actor in actors)
-        if self.system.closing or not estimated:
-            return 0
-        if estimated <= self.allowance:
+        """Past the allowance, ask the least recently used actors to make room until
+        the estimate is LOW_WATER of the allowance. Returns how many were asked."""
+        estimated = self.estimated
+        if self.system.closing or estimated <= self.allowance:
             return 0
         target = self.allowance * LOW_WATER
         asked = 0
-        for actor in sorted(actors, key=lambda actor: actor.last_active):
+        for actor in sorted(self.system.loaded(), key=lambda actor: actor.last_active):
             if estimated <= target:
                 break
             freed = actor.shed_memory()
@@ -113,8 +126,13 @@ class MemoryBudget:
         return asked
 
     def trim(self) -> None:
-        """Give freed heap pages back to the system after actors were shed (without
-        it, what they freed is reused but still counted as the process's)."""
-        if self._shed_since_trim and self._trim is not None:
+        """Free what the actors shed held and give the heap's free pages back to the
+        system (without it, what they freed is reused but still counted as the
+        process's). An actor's objects refer to each other (its task, its timers and
+        queues, its write chain), so only the cycle collector frees them, and at the
+        server's threshold (gateway/serve.py) it may not come round for a while."""
+        if self._shed_since_trim:
             self._shed_since_trim = 0
-            self._trim(0)
+            gc.collect()
+            if self._trim is not None:
+                self._trim(0)

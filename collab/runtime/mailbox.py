@@ -71,6 +71,8 @@ class ActorBase:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_active = asyncio.get_running_loop().time()  # of the last message handled
         self._shedding = False  # a budget Stop is in the mailbox
+        #: This instance's estimate as the memory budget last counted it (budget.py).
+        self.accounted_bytes = 0
         #: The lease token this process owns the actor with, when several processes
         #: share the store; every write then carries it (storage.base.Fence).
         self.fence_token: int | None = None
@@ -193,6 +195,9 @@ class ActorBase:
         self.maybe_arm_idle()
         loop = asyncio.get_running_loop()
         mailbox = self._mailbox
+        budget = self.system.budget
+        if budget is not None:
+            budget.account(self)
         while True:
             while mailbox:
                 message = mailbox.popleft()
@@ -226,6 +231,8 @@ class ActorBase:
                     result = self.handle(message)
                     if result is not None:
                         await result
+                    if budget is not None:
+                        budget.account(self)
                 except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException:  # a library's BaseException must not kill the actor

@@ -102,6 +102,8 @@ class ActorSystem:
         ident = (type(actor), actor.key)
         if self._stopping.get(ident) is actor:
             del self._stopping[ident]
+        if self.budget is not None:
+            self.budget.forget(actor)
 
     @property
     def loaded_count(self) -> int:
