@@ -340,9 +340,10 @@ class Document(Actor):
 
     def __init__(self, key: str, system: ActorSystem, predecessor: ActorBase | None = None) -> None:
         super().__init__(key, system, predecessor)
-        #: The CRDT; None while it is unloaded and only `unloaded` is kept (clients
-        #: connected but quiet for `connected_idle_timeout`: see `_unload`).
-        self.doc: Doc | None = Doc()
+        #: The CRDT; None until `_load` reads it, and while it is unloaded and only
+        #: `unloaded` is kept (clients connected but quiet for
+        #: `connected_idle_timeout`: see `_unload`).
+        self.doc: Doc | None = None
         #: How writers encoded the objects they embedded: every update sent out is
         #: re-encoded by pycrdt, which reorders their keys; `restore` puts them back.
         self.writers = WriterBytes()

@@ -44,6 +44,11 @@ def sync_allowance(max_document_bytes: int) -> int:
     return (max_document_bytes or DEFAULT_MAX_DOCUMENT_BYTES) + AWARENESS_MAX_BYTES
 
 
+def _keeps_any(principal: Principal) -> bool:
+    """Any lowered permissions are enough to keep this socket (one function for all)."""
+    return True
+
+
 class SocketPeer:
     #: y-websocket has no acknowledgements: a sender's update comes back after commit.
     echo_ack = True
@@ -79,7 +84,7 @@ class SocketPeer:
         self.admitted_at = 0.0
         #: Whether this socket may go on with lower permissions (an administrator's
         #: limits), given what it holds; the endpoint sets it. False: closed with 4403.
-        self.may_keep: Callable[[Principal], bool] = lambda principal: True
+        self.may_keep: Callable[[Principal], bool] = _keeps_any
         self._expiry: asyncio.TimerHandle | None = None
         #: The close code this server sent, if it closed the socket (aiohttp's
         #: `ws.close_code` is then the peer's answer to it).
@@ -130,6 +135,9 @@ class SocketPeer:
         """Count the frame just written, of `size`, while asked-for frames are unread
         (`_written` only needs to be exact from the first of them on); exempt it if
         it was asked for and the allowance has room for it."""
+        if not unsent:  # everything went out at once: nothing asked-for waits unread
+            self._asked, self._asked_bytes = (), 0
+            return
         self._written = self._written + size if self._asked else unsent
         if asked and self._unread_asked(unsent) + size <= self.asked_allowance:
             if not self._asked:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Generic, TypeVar
 
 from aiohttp import web
@@ -170,7 +171,7 @@ async def _upgrade(request: web.Request,
     await ws.prepare(request)
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
     if authorize is not None:  # what it needed to get in, it needs to stay
-        conn.may_keep = lambda principal: _passes(authorize, principal)
+        conn.may_keep = partial(_passes, authorize)
     unauthenticated = None
     if admission is not None:
         conn.admit(admission.principal, since)
