@@ -42,6 +42,7 @@ from collab.actors.ydoc import (
 )
 from collab.errors import (
     CloseCode,
+    CollabError,
     DocumentNotFound,
     DocumentTooLarge,
     InvalidPayload,
@@ -1042,11 +1043,14 @@ class Document(Actor):
             await self._ensure_loaded()
         except Exception as exc:
             log.warning("doc %r: could not load it again: %r", self.key, exc)
+            # It loaded from the store before: the store cannot be read now, a passing
+            # condition (not an internal error), so every sender knows to retry.
+            error = exc if isinstance(exc, CollabError) else StoreUnavailable(
+                f"document {self.key!r} could not be loaded again: {exc}")
             if isinstance(message, Inbound):  # its update is still in its copy: it resends
-                self._drop(message.peer, close_code_for(StoreUnavailable("")),
-                           "document could not be loaded")
+                self._drop(message.peer, close_code_for(error), "document could not be loaded")
             else:
-                self._reject(message, exc)
+                self._reject(message, error)
             return
         result = self.handle(message)
         if result is not None:
