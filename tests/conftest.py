@@ -42,7 +42,8 @@ KINDS = {
         test_client_js test_client_js_package test_cluster_clients test_deploy test_docs_api
         test_docs_examples
         test_docs_manage test_docs_versions test_document_lifecycle test_drain
-        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation test_hocuspocus
+        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation
+        test_hibernation_clients test_hocuspocus
         test_http_body
         test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_memory_budget
