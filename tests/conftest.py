@@ -47,6 +47,7 @@ KINDS = {
         test_http_body
         test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_memory_budget
+        test_memory_budget_clients
         test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit
         test_readme_yjs_clients test_readyz test_reconnect_storm test_revocations
