@@ -42,17 +42,19 @@ KINDS = {
         test_client_js test_client_js_package test_cluster_clients test_deploy test_docs_api
         test_docs_examples
         test_docs_manage test_docs_versions test_document_lifecycle test_drain
-        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation test_hocuspocus
+        test_fuzz_endpoint test_fuzz_http test_fuzz_writes test_hibernation
+        test_hibernation_clients test_hocuspocus
         test_http_body
         test_inband_auth
         test_interop_node test_interop_pycrdt test_limits test_logs test_memory_budget
+        test_memory_budget_clients
         test_metrics test_native
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit
         test_readme_yjs_clients test_readyz test_reconnect_storm test_revocations
         test_room_limits test_rooms_live test_room_watches test_server_edits test_sockets
         test_webhooks test_workers test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_holes test_fault_postgres
-        test_postgres_server""",
+        test_fault_reload test_postgres_server""",
     "browser": "test_demo test_demo_agent test_demo_tiptap",
 }
 KIND_OF = {module: kind for kind, modules in KINDS.items() for module in modules.split()}

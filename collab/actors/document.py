@@ -42,6 +42,7 @@ from collab.actors.ydoc import (
 )
 from collab.errors import (
     CloseCode,
+    CollabError,
     DocumentNotFound,
     DocumentTooLarge,
     InvalidPayload,
@@ -533,15 +534,20 @@ class Document(Actor):
         if peer.closed:
             fail(message.reply, ShuttingDown("connection closed"))
             return
-        try:
-            self._check_copy(message.state_vector)
-            diff = self._diff(message.state_vector)
-        except RemoteProtocolError as exc:
-            fail(message.reply, exc)
-            return
+        unloaded = self.unloaded
+        if unloaded is not None:  # it holds what we hold (`_quiet`)
+            state_vector, diff = unloaded.state_vector, unloaded.up_to_date
+        else:
+            try:
+                self._check_copy(message.state_vector)
+                diff = self._diff(message.state_vector)
+            except RemoteProtocolError as exc:
+                fail(message.reply, exc)
+                return
+            state_vector = self.doc.get_state()
         self.peers.add(peer)
         self.maybe_arm_idle()
-        answer(message.reply, {"sv": self.doc.get_state(), "update": diff,
+        answer(message.reply, {"sv": state_vector, "update": diff,
                                "awareness": self.awareness.encode_all()})
 
     def _peer_update(self, message: PeerUpdate) -> None:
@@ -1001,6 +1007,13 @@ class Document(Actor):
                 return unloaded is not None and inner.state_vector == unloaded.state_vector
             return inner.update == EMPTY_UPDATE or (
                 unloaded is not None and inner.update == unloaded.up_to_date)
+        # The same two for `/ws` and Hocuspocus clients: a subscribe, and an update
+        # (a Hocuspocus provider's step 2 answering ours comes as one).
+        if kind is Subscribe:
+            return self.unloaded is not None and message.state_vector == self.unloaded.state_vector
+        if kind is PeerUpdate:
+            return message.update == EMPTY_UPDATE or (
+                self.unloaded is not None and message.update == self.unloaded.up_to_date)
         if kind is TimerFired:
             return message.name != COMPACT_TIMER
         return kind in _QUIET_KINDS
@@ -1051,11 +1064,14 @@ class Document(Actor):
             await self._ensure_loaded()
         except Exception as exc:
             log.warning("doc %r: could not load it again: %r", self.key, exc)
+            # It loaded from the store before: the store cannot be read now, a passing
+            # condition (not an internal error), so every sender knows to retry.
+            error = exc if isinstance(exc, CollabError) else StoreUnavailable(
+                f"document {self.key!r} could not be loaded again: {exc}")
             if isinstance(message, Inbound):  # its update is still in its copy: it resends
-                self._drop(message.peer, close_code_for(StoreUnavailable("")),
-                           "document could not be loaded")
+                self._drop(message.peer, close_code_for(error), "document could not be loaded")
             else:
-                self._reject(message, exc)
+                self._reject(message, error)
             return
         result = self.handle(message)
         if result is not None:
