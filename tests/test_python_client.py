@@ -177,6 +177,49 @@ async def test_saved_waits_for_the_commit(server_factory, session):
 
 
 @bounded
+async def test_saved_waits_for_a_failed_commit_to_be_written_again(server_factory, session):
+    """A commit fails (the write lock is held past the server's 5 s busy timeout);
+    the client resubscribes while the rows wait to be written again. The server holds
+    the change in memory, but saying so in the subscribe answer would make the client
+    count it saved: the answer waits for those rows, and kill -9 then loses nothing."""
+    srv = server_factory("saved-again")
+    lock_taken, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
+        db.execute("BEGIN EXCLUSIVE")
+        lock_taken.set()
+        release.wait(TIMEOUT * 2)
+        db.execute("ROLLBACK")
+        db.close()
+
+    async with client_for(srv) as writer:
+        doc = await writer.doc("py/saved-again")
+        errors: list[Exception] = []
+        doc.on("error", errors.append)
+        holder = asyncio.create_task(asyncio.to_thread(hold_the_write_lock))
+        try:
+            await until(lock_taken.is_set)
+            body(doc).insert(0, "durable")
+            saving = asyncio.ensure_future(doc.saved())
+            await until(lambda: bool(errors))  # the commit failed (after 5 s)
+            assert {getattr(error, "code", None) for error in errors} == {"store_unavailable"}
+            # It resubscribes within a second (FAST_RECONNECT); its answer must wait.
+            done, _ = await asyncio.wait([saving], timeout=2.0)
+            assert not done, "saved() resolved while the change was not committed"
+            assert doc.unsynced_changes >= 1
+        finally:
+            release.set()
+            await holder
+        await asyncio.wait_for(saving, TIMEOUT)
+        assert doc.unsynced_changes == 0
+
+    srv.kill()  # SIGKILL: only what was committed survives
+    restarted = server_factory("saved-again")
+    assert await server_text(session, restarted.http_url, "py/saved-again") == "durable"
+
+
+@bounded
 async def test_a_python_client_and_a_node_y_websocket_client_converge(server, session):
     node = require_node()
     proc = await asyncio.create_subprocess_exec(

@@ -140,6 +140,15 @@ class Subscribe:
     reply: asyncio.Future[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SubscribeDurable:
+    """`subscribe`, held until everything the document held when it came was committed
+    (`error`: the commit's, if that failed)."""
+
+    subscribe: Subscribe
+    error: BaseException | None
+
+
 @travels("doc.update")
 @dataclass(frozen=True, slots=True)
 class PeerUpdate:
@@ -481,6 +490,11 @@ class Document(Actor):
             self._peer_awareness(message)
         elif kind is Subscribe:
             self._subscribe(message)
+        elif kind is SubscribeDurable:
+            if message.error is not None:
+                fail(message.subscribe.reply, _store_error(message.error))
+            else:
+                self._subscribe(message.subscribe, durable=True)
         elif kind is Committed:
             self._committed(message)
         elif kind is ApplyUpdate:
@@ -529,10 +543,23 @@ class Document(Actor):
         if states is not None:  # part of the sync it asked for: not slow consumption
             peer.send_sync(YjsOut(self.key, ywire.AwarenessMessage(states)))
 
-    def _subscribe(self, message: Subscribe) -> None:
+    def _subscribe(self, message: Subscribe, durable: bool = False) -> None:
         peer = message.peer
         if peer.closed:
             fail(message.reply, ShuttingDown("connection closed"))
+            return
+        pending = None if durable else self._durable()
+        if pending is not None:
+            # The answer tells the client what we hold, and it counts its own changes
+            # found there as saved: held is not enough, they must be committed (a
+            # commit may have failed, its rows waiting to be written again). Held
+            # once, not again: what arrives meanwhile is others' and acked to them.
+            def ready(done: asyncio.Future[None]) -> None:
+                error = done.exception() if not done.cancelled() else ShuttingDown("stopping")
+                if not self.post(SubscribeDurable(message, error)):
+                    fail(message.reply, ShuttingDown("the document is stopping"))
+
+            pending.add_done_callback(ready)
             return
         unloaded = self.unloaded
         if unloaded is not None:  # it holds what we hold (`_quiet`)
@@ -559,10 +586,39 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             fail(message.reply, exc)  # nothing applied: the peer and the doc carry on
             return
-        if seq is None:
-            answer(message.reply, None)
+        if seq is None:  # held already, but perhaps not committed yet
+            self._answer_once_durable(message.reply, None)
         else:
             self._outbox.replies.append((message.reply, seq))
+
+    def _durable(self) -> asyncio.Future[Any] | None:
+        """None if everything this document holds is committed; else a future that
+        resolves once it is, or fails with the error of the commit that carried it."""
+        if self._outbox.writes:  # this drain's rows, submitted after it
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._outbox.replies.append((future, 0))
+            return future
+        if self.writes.busy:  # in flight, or kept after a failed commit
+            return self.writes.barrier()
+        return None
+
+    def _answer_once_durable(self, reply: asyncio.Future[Any], value: Any) -> None:
+        """Answer `value` once everything held now is committed: an update that adds
+        nothing new is acknowledged as saved, and what it carried may be held here
+        only, in rows a failed commit keeps to write again."""
+        pending = self._durable()
+        if pending is None:
+            answer(reply, value)
+            return
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            error = done.exception() if not done.cancelled() else ShuttingDown("stopping")
+            if error is None:
+                answer(reply, value)
+            else:
+                fail(reply, _store_error(error))
+
+        pending.add_done_callback(settle)
 
     def _peer_awareness(self, message: PeerAwareness) -> None:
         if message.peer not in self.peers:
@@ -733,8 +789,8 @@ class Document(Actor):
         except RemoteProtocolError as exc:
             fail(message.reply, exc)
             return
-        if seq is None:
-            answer(message.reply, self.seq)
+        if seq is None:  # held already, but perhaps not committed yet
+            self._answer_once_durable(message.reply, self.seq)
         else:
             self._outbox.replies.append((message.reply, seq))
 
@@ -897,8 +953,8 @@ class Document(Actor):
             fail(reply, exc)
             return
         self.system.restores += 1
-        if seq is None:  # it already was as the version says
-            answer(reply, {"seq": self.seq, "saved_as": before.id})
+        if seq is None:  # it already was as the version says (once that is committed)
+            self._answer_once_durable(reply, {"seq": self.seq, "saved_as": before.id})
             return
         committed = asyncio.get_running_loop().create_future()
         self._outbox.replies.append((committed, seq))
@@ -1180,6 +1236,13 @@ async def _in_turns(steps: Generator[None, None, T]) -> T:
         except StopIteration as done:
             return done.value
         await asyncio.sleep(STEP_PAUSE)
+
+
+def _store_error(error: BaseException) -> CollabError:
+    """A failed commit as callers are told it: the store's CollabError as it is,
+    anything else as StoreUnavailable (a passing condition: they retry)."""
+    return error if isinstance(error, CollabError) else StoreUnavailable(
+        f"could not commit: {error}")
 
 
 def _settle_replies(message: Committed) -> None:
