@@ -218,6 +218,8 @@ class AwarenessRelay:
     budget a change goes out at once; past it, the changed client ids are held and
     their newest entries go out together when the budget allows."""
 
+    __slots__ = ("bucket", "held")
+
     def __init__(self, rate: float = RELAY_BYTES_PER_SECOND,
                  burst: float = RELAY_BURST_BYTES, now: float | None = None) -> None:
         self.bucket = TokenBucket(rate, burst, now)
