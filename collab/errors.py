@@ -186,6 +186,16 @@ class StoreUnavailable(CollabError):
     close_code = CloseCode.TRY_AGAIN_LATER
 
 
+def store_error(error: BaseException, what: str) -> CollabError:
+    """`error`, raised while reading from or writing to the store, as the requests
+    waiting on it are told it: a CollabError as it is (the store's StoreUnavailable,
+    OwnedElsewhere, ...), anything else as StoreUnavailable saying `what` failed: a
+    passing condition (a lost connection, a lock, an I/O error), so they retry."""
+    if isinstance(error, CollabError):
+        return error
+    return StoreUnavailable(f"{what}: {error}")
+
+
 def close_code_for(exc: BaseException) -> int:
     """The WebSocket close code sent for `exc`: its own, or 1011 for a bug."""
     if isinstance(exc, CollabError):

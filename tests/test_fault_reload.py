@@ -139,16 +139,17 @@ def sqlite_locked(srv: ServerProcess) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def reads_terminated(url: str, tag: str):
-    """While inside: a lock on doc_snapshots makes the server's loads of a document
-    wait, and each backend of the server (`tag`) found waiting is terminated, so
-    every load fails. Yields how many were terminated so far (a list of one)."""
+async def reads_terminated(url: str, tag: str, tables: str = "doc_snapshots"):
+    """While inside: a lock on `tables` (doc_snapshots: the server's loads of a
+    document) makes the server's reads of them wait, and each backend of the server
+    (`tag`) found waiting is terminated, so every such read fails. Yields how many
+    were terminated so far (a list of one)."""
     admin = await asyncpg.connect(url)
     killed = [0]
     done = asyncio.Event()
     holding = admin.transaction()
     await holding.start()
-    await admin.execute("LOCK TABLE doc_snapshots IN ACCESS EXCLUSIVE MODE")
+    await admin.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
     killer = await asyncpg.connect(url)
 
     async def terminate() -> None:

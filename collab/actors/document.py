@@ -42,14 +42,13 @@ from collab.actors.ydoc import (
 )
 from collab.errors import (
     CloseCode,
-    CollabError,
     DocumentNotFound,
     DocumentTooLarge,
     InvalidPayload,
     RemoteProtocolError,
     ShuttingDown,
-    StoreUnavailable,
     close_code_for,
+    store_error,
 )
 from collab.protocol import ywire
 from collab.protocol.codec import pack
@@ -492,7 +491,7 @@ class Document(Actor):
             self._subscribe(message)
         elif kind is SubscribeDurable:
             if message.error is not None:
-                fail(message.subscribe.reply, _store_error(message.error))
+                fail(message.subscribe.reply, store_error(message.error, "could not commit"))
             else:
                 self._subscribe(message.subscribe, durable=True)
         elif kind is Committed:
@@ -616,7 +615,7 @@ class Document(Actor):
             if error is None:
                 answer(reply, value)
             else:
-                fail(reply, _store_error(error))
+                fail(reply, store_error(error, "could not commit"))
 
         pending.add_done_callback(settle)
 
@@ -1122,8 +1121,7 @@ class Document(Actor):
             log.warning("doc %r: could not load it again: %r", self.key, exc)
             # It loaded from the store before: the store cannot be read now, a passing
             # condition (not an internal error), so every sender knows to retry.
-            error = exc if isinstance(exc, CollabError) else StoreUnavailable(
-                f"document {self.key!r} could not be loaded again: {exc}")
+            error = store_error(exc, f"document {self.key!r} could not be loaded again")
             if isinstance(message, Inbound):  # its update is still in its copy: it resends
                 self._drop(message.peer, close_code_for(error), "document could not be loaded")
             else:
@@ -1236,13 +1234,6 @@ async def _in_turns(steps: Generator[None, None, T]) -> T:
         except StopIteration as done:
             return done.value
         await asyncio.sleep(STEP_PAUSE)
-
-
-def _store_error(error: BaseException) -> CollabError:
-    """A failed commit as callers are told it: the store's CollabError as it is,
-    anything else as StoreUnavailable (a passing condition: they retry)."""
-    return error if isinstance(error, CollabError) else StoreUnavailable(
-        f"could not commit: {error}")
 
 
 def _settle_replies(message: Committed) -> None:

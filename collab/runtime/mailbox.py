@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collab.errors import CollabError, ShuttingDown
+from collab.errors import CollabError, ShuttingDown, store_error
 from collab.runtime.lifecycle import ActorState, check_transition
 from collab.runtime.ownership import OwnedElsewhere, OwnerRequest
 from collab.runtime.writes import WriteChain
@@ -179,16 +179,26 @@ class ActorBase:
                 log.info("%s %r not loaded: %s", self.kind, self.key, exc.message)
             else:
                 log.exception("%s %r failed to load", self.kind, self.key)
+            # What the waiting requests are told. A load is reads of the store above
+            # all, and what fails there (a connection lost or refused, a lock, an I/O
+            # error) passes: StoreUnavailable (503, close 1013), so clients retry; the
+            # raw exception went out as `internal`, which a /ws client takes as final
+            # (the document never synced). Decoding what was read, or an application
+            # actor's on_create/on_wake, may fail for good, and is told the same:
+            # telling those apart would take a list of every driver's exceptions, one
+            # missing from it would leave clients stuck, while a bug told as passing
+            # costs retries with backoff, each logged with its traceback above.
+            error = store_error(exc, f"{self.kind} {self.key!r} could not be loaded")
             if self.fence_token is not None:
                 await ownership.release(self)
             self._move(ActorState.STOPPED)
             self.system.forget(self)
             while self._mailbox:
                 message = self._mailbox.popleft()
-                if isinstance(exc, OwnedElsewhere) and ownership.redirect(
-                        exc.node, type(self), self.key, message):
+                if isinstance(error, OwnedElsewhere) and ownership.redirect(
+                        error.node, type(self), self.key, message):
                     continue  # the owner handles it
-                self._reject(message, exc)
+                self._reject(message, error)
             self.system.reap(self)
             return
         self._move(ActorState.LIVE)
