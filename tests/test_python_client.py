@@ -10,6 +10,7 @@ events, queues and errors carry the server's codes; tokens go in the auth messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import random
@@ -137,26 +138,43 @@ async def test_content_made_before_joining_is_pushed_and_the_servers_is_pulled(s
         assert await server_text(session, server.http_url, "py/merge") == str(body(doc))
 
 
-@bounded
-async def test_saved_waits_for_the_commit(server_factory, session):
-    srv = server_factory("saved")
-    lock_taken, release = threading.Event(), threading.Event()
+@contextlib.asynccontextmanager
+async def write_lock_held(srv):
+    """Another process's exclusive lock on the server's SQLite file, held inside."""
+    taken, release = threading.Event(), threading.Event()
 
-    def hold_the_write_lock() -> None:
-        # Shorter than the server's 5 s busy timeout in practice: the commit waits
-        # for the lock rather than fails.
+    def hold() -> None:
         db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
         db.execute("BEGIN EXCLUSIVE")
-        lock_taken.set()
-        release.wait(TIMEOUT)
+        taken.set()
+        release.wait(TIMEOUT * 2)
         db.execute("ROLLBACK")
         db.close()
 
+    holder = asyncio.create_task(asyncio.to_thread(hold))
+    try:
+        await until(taken.is_set)
+        yield
+    finally:
+        release.set()
+        await holder
+
+
+async def text_after_kill(server_factory, session, srv, name: str, doc: str) -> str:
+    """SIGKILL `srv` (only what was committed survives) and read `doc` after a restart."""
+    srv.kill()
+    restarted = server_factory(name)
+    return await server_text(session, restarted.http_url, doc)
+
+
+@bounded
+async def test_saved_waits_for_the_commit(server_factory, session):
+    srv = server_factory("saved")
     async with client_for(srv) as writer, client_for(srv) as watcher:
         doc, seen = await writer.doc("py/saved"), await watcher.doc("py/saved")
-        holder = asyncio.create_task(asyncio.to_thread(hold_the_write_lock))
-        try:
-            await until(lock_taken.is_set)
+        # Released before the server's 5 s busy timeout in practice: the commit waits
+        # for the lock rather than fails.
+        async with write_lock_held(srv):
             body(doc).insert(0, "durable")
             assert doc.unsynced_changes == 1
             saving = asyncio.create_task(doc.saved())
@@ -165,15 +183,9 @@ async def test_saved_waits_for_the_commit(server_factory, session):
             await until(lambda: str(body(seen)) == "durable")
             assert not saving.done(), "saved() resolved while the commit could not happen"
             assert doc.unsynced_changes == 1
-        finally:
-            release.set()
-            await holder
         await asyncio.wait_for(saving, TIMEOUT)
         assert doc.unsynced_changes == 0
-
-    srv.kill()  # SIGKILL: only what was committed survives
-    restarted = server_factory("saved")
-    assert await server_text(session, restarted.http_url, "py/saved") == "durable"
+    assert await text_after_kill(server_factory, session, srv, "saved", "py/saved") == "durable"
 
 
 @bounded
@@ -183,23 +195,11 @@ async def test_saved_waits_for_a_failed_commit_to_be_written_again(server_factor
     the change in memory, but saying so in the subscribe answer would make the client
     count it saved: the answer waits for those rows, and kill -9 then loses nothing."""
     srv = server_factory("saved-again")
-    lock_taken, release = threading.Event(), threading.Event()
-
-    def hold_the_write_lock() -> None:
-        db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
-        db.execute("BEGIN EXCLUSIVE")
-        lock_taken.set()
-        release.wait(TIMEOUT * 2)
-        db.execute("ROLLBACK")
-        db.close()
-
     async with client_for(srv) as writer:
         doc = await writer.doc("py/saved-again")
         errors: list[Exception] = []
         doc.on("error", errors.append)
-        holder = asyncio.create_task(asyncio.to_thread(hold_the_write_lock))
-        try:
-            await until(lock_taken.is_set)
+        async with write_lock_held(srv):
             body(doc).insert(0, "durable")
             saving = asyncio.ensure_future(doc.saved())
             await until(lambda: bool(errors))  # the commit failed (after 5 s)
@@ -208,15 +208,10 @@ async def test_saved_waits_for_a_failed_commit_to_be_written_again(server_factor
             done, _ = await asyncio.wait([saving], timeout=2.0)
             assert not done, "saved() resolved while the change was not committed"
             assert doc.unsynced_changes >= 1
-        finally:
-            release.set()
-            await holder
         await asyncio.wait_for(saving, TIMEOUT)
         assert doc.unsynced_changes == 0
-
-    srv.kill()  # SIGKILL: only what was committed survives
-    restarted = server_factory("saved-again")
-    assert await server_text(session, restarted.http_url, "py/saved-again") == "durable"
+    assert await text_after_kill(server_factory, session, srv, "saved-again",
+                                 "py/saved-again") == "durable"
 
 
 @bounded
