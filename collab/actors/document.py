@@ -547,18 +547,15 @@ class Document(Actor):
         if peer.closed:
             fail(message.reply, ShuttingDown("connection closed"))
             return
-        pending = None if durable else self._durable()
-        if pending is not None:
-            # The answer tells the client what we hold, and it counts its own changes
-            # found there as saved: held is not enough, they must be committed (a
-            # commit may have failed, its rows waiting to be written again). Held
-            # once, not again: what arrives meanwhile is others' and acked to them.
-            def ready(done: asyncio.Future[None]) -> None:
-                error = done.exception() if not done.cancelled() else ShuttingDown("stopping")
-                if not self.post(SubscribeDurable(message, error)):
-                    fail(message.reply, ShuttingDown("the document is stopping"))
+        # The answer tells the client what we hold, and it counts its own changes
+        # found there as saved: held is not enough, they must be committed (a commit
+        # may have failed, its rows waiting to be written again). Held once, not
+        # again: what arrives meanwhile is others' and acked to them.
+        def ready(error: BaseException | None) -> None:
+            if not self.post(SubscribeDurable(message, error)):
+                fail(message.reply, ShuttingDown("the document is stopping"))
 
-            pending.add_done_callback(ready)
+        if not durable and self._when_durable(ready):
             return
         unloaded = self.unloaded
         if unloaded is not None:  # it holds what we hold (`_quiet`)
@@ -590,34 +587,33 @@ class Document(Actor):
         else:
             self._outbox.replies.append((message.reply, seq))
 
-    def _durable(self) -> asyncio.Future[Any] | None:
-        """None if everything this document holds is committed; else a future that
-        resolves once it is, or fails with the error of the commit that carried it."""
+    def _when_durable(self, then: Callable[[BaseException | None], None]) -> bool:
+        """False if everything this document holds is committed; else True, and
+        `then(error)` runs once it is (error None) or once the commit that carried it
+        failed (its error)."""
         if self._outbox.writes:  # this drain's rows, submitted after it
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._outbox.replies.append((future, 0))
-            return future
-        if self.writes.busy:  # in flight, or kept after a failed commit
-            return self.writes.barrier()
-        return None
+            pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._outbox.replies.append((pending, 0))
+        elif self.writes.busy:  # in flight, or kept after a failed commit
+            pending = self.writes.barrier()
+        else:
+            return False
+        pending.add_done_callback(lambda done: then(
+            done.exception() if not done.cancelled() else ShuttingDown("stopping")))
+        return True
 
     def _answer_once_durable(self, reply: asyncio.Future[Any], value: Any) -> None:
         """Answer `value` once everything held now is committed: an update that adds
         nothing new is acknowledged as saved, and what it carried may be held here
         only, in rows a failed commit keeps to write again."""
-        pending = self._durable()
-        if pending is None:
-            answer(reply, value)
-            return
-
-        def settle(done: asyncio.Future[Any]) -> None:
-            error = done.exception() if not done.cancelled() else ShuttingDown("stopping")
+        def settle(error: BaseException | None) -> None:
             if error is None:
                 answer(reply, value)
             else:
                 fail(reply, store_error(error, "could not commit"))
 
-        pending.add_done_callback(settle)
+        if not self._when_durable(settle):
+            answer(reply, value)
 
     def _peer_awareness(self, message: PeerAwareness) -> None:
         if message.peer not in self.peers:
