@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Allocations between two collections of the youngest generation (CPython: 700).
 #: Every connection and document allocates thousands of small containers: at 700,
-#: collections took 28% of the server's CPU while 2,000 sockets connected, 8% at
-#: this (the shared harness's many-documents load, bench/README.md).
+#: collections took 28% of the server's CPU while 2,000 sockets connected, 10-15%
+#: at this (the shared harness's many-documents load, docs/operations.md).
 GC_YOUNG_THRESHOLD = 7000
 
 
