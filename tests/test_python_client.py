@@ -215,6 +215,33 @@ async def test_saved_waits_for_a_failed_commit_to_be_written_again(server_factor
 
 
 @bounded
+async def test_an_http_update_adding_nothing_is_acknowledged_only_once_all_is_committed(
+        server_factory, session):
+    """An HTTP POST whose commit failed (the write lock held past the server's 5 s
+    busy timeout) leaves its rows to be written again. An update that adds nothing
+    is then answered "committed, seq N": not before seq N really is, or kill -9
+    loses what the answer vouched for."""
+    srv = server_factory("http-again")
+    edit = Doc()
+    edit["body"] = Text("durable")
+    url = f"{srv.http_url}/api/docs/py/http-again/update"
+
+    async def post(update: bytes) -> tuple[int, dict]:
+        async with session.post(url, data=update) as response:
+            return response.status, await response.json()
+
+    async with write_lock_held(srv):
+        assert (await post(edit.get_update()))[0] == 503
+        status, reply = await post(Doc().get_update())  # adds nothing
+        assert (status, reply.get("error", {}).get("code")) == (503, "store_unavailable"), \
+            f"answered while seq {reply.get('seq')} was not committed: {status} {reply}"
+    status, reply = await post(Doc().get_update())
+    assert (status, reply["seq"]) == (200, 1), reply
+    assert await text_after_kill(server_factory, session, srv, "http-again",
+                                 "py/http-again") == "durable"
+
+
+@bounded
 async def test_a_python_client_and_a_node_y_websocket_client_converge(server, session):
     node = require_node()
     proc = await asyncio.create_subprocess_exec(
