@@ -17,7 +17,6 @@ import contextlib
 import re
 import resource
 import secrets
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import pytest
 
 from collab.protocol.ywire import SyncStep1, SyncStep2, SyncUpdate
 from tests.conftest import TEST_DATABASE_URL
+from tests.faults import write_lock_held
 from tests.nclient import NativeError, NClient
 from tests.serverproc import ServerProcess
 from tests.waits import TIMEOUT
@@ -207,14 +207,8 @@ async def surviving(session, srv: ServerProcess) -> dict[str, set[int]]:
 
 
 async def hold_sqlite_lock(srv: ServerProcess, _: str) -> None:
-    def hold() -> None:
-        db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
-        db.execute("BEGIN EXCLUSIVE")
-        time.sleep(LOCK_HELD)
-        db.execute("ROLLBACK")
-        db.close()
-
-    await asyncio.to_thread(hold)
+    async with write_lock_held(srv):
+        await asyncio.sleep(LOCK_HELD)
 
 
 async def fill_the_disk(srv: ServerProcess, _: str) -> None:

@@ -7,11 +7,11 @@ closes, keep-alive, bad input closing only its sender)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +26,7 @@ from collab.errors import CloseCode
 from collab.protocol import hocuspocus as hp
 from collab.protocol import ywire
 from collab.protocol.hocuspocus import Frame
+from tests.faults import write_lock_held
 from tests.serverproc import ServerProcess
 from tests.test_interop_node import JS_DIR, NODE, SCRIPT_TIMEOUT_MS, SUBPROCESS_TIMEOUT, run_node
 from tests.waits import TIMEOUT
@@ -263,30 +264,44 @@ async def test_sync_status_comes_only_after_the_commit(session, server_factory):
     srv = server_factory("hp-commit")
     a, b = await HP.connect(session, srv), await HP.connect(session, srv)
     await a.open("hp-saved"), await b.open("hp-saved")
-    lock_taken, release = threading.Event(), threading.Event()
-
-    def hold_the_write_lock() -> None:
-        db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
-        db.execute("BEGIN EXCLUSIVE")
-        lock_taken.set()
-        release.wait(TIMEOUT)
-        db.execute("ROLLBACK")
-        db.close()
-
-    holder = asyncio.ensure_future(asyncio.to_thread(hold_the_write_lock))
-    await asyncio.to_thread(lock_taken.wait, TIMEOUT)
-    await a.send("hp-saved", ywire.SyncUpdate(Editor().type("durable")))
-    got = await b.recv_until(of(ywire.SyncUpdate))  # broadcast at once, before the commit
-    assert text(got.message.update) == "durable"
-    with pytest.raises(TimeoutError):  # the store cannot commit: no SyncStatus yet
-        await a.recv_until(of(hp.SyncStatus), within=1.0)
-    release.set()
-    await holder
+    async with write_lock_held(srv):
+        await a.send("hp-saved", ywire.SyncUpdate(Editor().type("durable")))
+        got = await b.recv_until(of(ywire.SyncUpdate))  # broadcast at once, before the commit
+        assert text(got.message.update) == "durable"
+        with pytest.raises(TimeoutError):  # the store cannot commit: no SyncStatus yet
+            await a.recv_until(of(hp.SyncStatus), within=1.0)
     status = await a.recv_until(of(hp.SyncStatus))
     assert status.message == hp.SyncStatus(True)
     with sqlite3.connect(srv.db_path) as db:
         assert db.execute("SELECT count(*) FROM doc_updates WHERE doc = 'hp-saved'"
                           ).fetchone()[0] >= 1
+
+
+async def test_a_step_2_adding_nothing_waits_for_a_failed_commit_to_be_written_again(
+        session, server_factory):
+    """A provider's update fails to commit (the write lock held past the server's 5 s
+    busy timeout); it reconnects and, holding nothing the server lacks, answers the
+    sync with an empty step 2. SyncStatus true then would bring its unsyncedChanges
+    to 0 while the change is held in memory only, and kill -9 would lose it."""
+    srv = server_factory("hp-kept")
+    first = await HP.connect(session, srv)
+    await first.open("hp-kept")
+    async with write_lock_held(srv):
+        await first.send("hp-kept", ywire.SyncUpdate(Editor().type("durable")))
+        assert await first.closed_with() == CloseCode.TRY_AGAIN_LATER  # the commit failed
+        again = await HP.connect(session, srv)
+        await again.open("hp-kept")
+        await again.send("hp-kept", ywire.SyncStep2(ywire.EMPTY_UPDATE))
+        with contextlib.suppress(ConnectionError):  # the socket closed: retry later
+            answer = await again.recv_until(of(hp.SyncStatus))
+            assert answer.message != hp.SyncStatus(True), "saved while not committed"
+        assert await again.closed_with() == CloseCode.TRY_AGAIN_LATER
+    last = await HP.connect(session, srv)
+    await last.open("hp-kept")
+    await last.send("hp-kept", ywire.SyncStep2(ywire.EMPTY_UPDATE))
+    assert (await last.recv_until(of(hp.SyncStatus))).message == hp.SyncStatus(True)
+    srv.kill()
+    assert text_of(server_factory("hp-kept"), "hp-kept") == "durable"
 
 
 def text(update: bytes) -> str:

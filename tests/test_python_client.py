@@ -10,12 +10,9 @@ events, queues and errors carry the server's codes; tokens go in the auth messag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import random
-import sqlite3
-import threading
 import time
 
 import jwt
@@ -23,6 +20,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from collab.client import CollabClient, CollabError, Event, Room, SyncedDoc
+from tests.faults import write_lock_held
 from tests.tcpproxy import TcpProxy
 from tests.test_interop_node import JS_DIR, SCRIPT_TIMEOUT_MS, SUBPROCESS_TIMEOUT, require_node
 from tests.test_interop_pycrdt import boundaries, has_word
@@ -136,28 +134,6 @@ async def test_content_made_before_joining_is_pushed_and_the_servers_is_pulled(s
             "server", "local"}
         await doc.saved()
         assert await server_text(session, server.http_url, "py/merge") == str(body(doc))
-
-
-@contextlib.asynccontextmanager
-async def write_lock_held(srv):
-    """Another process's exclusive lock on the server's SQLite file, held inside."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=TIMEOUT)
-        db.execute("BEGIN EXCLUSIVE")
-        taken.set()
-        release.wait(TIMEOUT * 2)
-        db.execute("ROLLBACK")
-        db.close()
-
-    holder = asyncio.create_task(asyncio.to_thread(hold))
-    try:
-        await until(taken.is_set)
-        yield
-    finally:
-        release.set()
-        await holder
 
 
 async def text_after_kill(server_factory, session, srv, name: str, doc: str) -> str:
