@@ -4,8 +4,8 @@ tests start and stop it the same way."""
 
 from __future__ import annotations
 
-from collab.cluster import client as redis_client
-from collab.cluster.membership import Cluster
+from typing import TYPE_CHECKING
+
 from collab.config import Settings
 from collab.runtime.budget import MemoryBudget
 from collab.runtime.registry import Registry
@@ -13,6 +13,9 @@ from collab.runtime.system import ActorSystem
 from collab.storage import open_store
 from collab.storage.base import Store
 from collab.storage.commit import CommitObserver, GroupCommitter
+
+if TYPE_CHECKING:
+    from collab.cluster.membership import Cluster
 
 
 class Runtime:
@@ -37,6 +40,10 @@ class Runtime:
         self.committer.start()
         self.system = ActorSystem(self.settings, self.store, self.committer, self.registry)
         if self.settings.redis_url:  # one of several processes sharing the store
+            # Imported only here: the Redis client is 7 MiB of a process that runs alone.
+            from collab.cluster import client as redis_client
+            from collab.cluster.membership import Cluster
+
             redis = redis_client.connect(self.settings.redis_url,
                                          verify_tls=self.settings.redis_verify_tls)
             namespace = redis_client.namespace(self.settings.redis_url,

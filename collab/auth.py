@@ -3,6 +3,9 @@
 Pure code over strings: no sockets, no aiohttp. The gateway finds the token in a
 request and asks a `Verifier` for the `Principal`; the principal answers
 `can_read` / `can_write` for a document, a room or an application actor.
+
+PyJWT and cryptography are imported where tokens are first read or made: together
+they are 10 MiB of a process's memory, which a server without tokens never needs.
 """
 
 from __future__ import annotations
@@ -16,10 +19,6 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from collab.protocol.text import is_text
 
@@ -175,6 +174,8 @@ class Verifier:
         if secret:
             self._keys[HMAC_ALGORITHM] = secret
         if public_key:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
             key = load_public_key(public_key)
             algorithm = RSA_ALGORITHM if isinstance(key, rsa.RSAPublicKey) else EC_ALGORITHM
             self._keys[algorithm] = key
@@ -188,6 +189,8 @@ class Verifier:
     def verify(self, token: str, now: float | None = None) -> Principal:
         """The principal `token` speaks for. Raises AuthError naming why it is refused
         (malformed, algorithm not accepted, bad signature, expired, missing claim)."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -241,6 +244,9 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
 def load_public_key(value: str) -> Any:
     """A public key from PEM text or from the path of a PEM file; RSA or EC only.
     Raises ValueError saying what is wrong."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     text = value
     if not value.lstrip().startswith(PEM_PREFIX):
         try:
@@ -268,6 +274,8 @@ def issue_token(secret: str, user: str, *, docs: Iterable[str] = (), rooms: Iter
                               "rooms": {pattern: level for pattern in rooms}}
     if admin:
         claims["admin"] = True
+    import jwt
+
     return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
 
 

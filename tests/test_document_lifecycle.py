@@ -6,8 +6,18 @@ import asyncio
 import socket
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
-from collab.protocol.ywire import SyncStep1, SyncUpdate, decode_state_vector
+from collab.config import Settings
+from collab.gateway.app import build_app
+from collab.protocol.ywire import (
+    AwarenessMessage,
+    SyncStep1,
+    SyncUpdate,
+    decode_state_vector,
+    encode_awareness,
+    serialize,
+)
 from tests.serverproc import TIMEOUT, ServerProcess
 from tests.waits import until
 from tests.yclient import Editor, YClient
@@ -42,22 +52,58 @@ async def test_concurrent_first_connections_share_one_load(tmp_path):
 
 
 async def test_silent_peer_is_dropped_by_keepalive(tmp_path):
+    """One sweep for all sockets (gateway/keepalive.py): a socket silent for a round
+    is pinged, and dropped if it stays silent; an answered ping, or any other frame,
+    keeps a socket."""
     srv = ServerProcess(tmp_path / "ka.db", env={"COLLAB_PING_INTERVAL": "0.4"}).start()
     try:
         async with aiohttp.ClientSession() as session:
-            # autoping=False: this client never answers the server's pings.
+            # autoping=False: these clients never answer the server's pings.
             silent = await session.ws_connect(f"{srv.http_url}/yjs/ka", autoping=False)
+            talker = await session.ws_connect(f"{srv.http_url}/yjs/ka", autoping=False)
             polite = await session.ws_connect(f"{srv.http_url}/yjs/ka")
+            talking = asyncio.ensure_future(talk(talker))
+            seen = []
             async with asyncio.timeout(TIMEOUT):
                 while True:
                     msg = await silent.receive()
+                    seen.append(msg.type)
                     if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                         break
+            assert aiohttp.WSMsgType.PING in seen, "dropped without a ping first"
             assert not polite.closed  # an answering peer stays connected
             await asyncio.sleep(1.0)  # two more ping rounds
-            assert not polite.closed
+            assert not polite.closed and not talker.closed
+            talking.cancel()
     finally:
         srv.stop()
+
+
+async def test_without_collab_s_listener_a_socket_keeps_aiohttp_s_heartbeat(tmp_path):
+    """An application serving the app with its own aiohttp runner has no Guard to note
+    what arrives: its sockets keep aiohttp's heartbeat, and a silent one is dropped."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/hb.db", ping_interval=0.4)
+    server = TestServer(build_app(settings))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            silent = await session.ws_connect(server.make_url("/yjs/hb"), autoping=False)
+            polite = await session.ws_connect(server.make_url("/yjs/hb"))
+            async with asyncio.timeout(TIMEOUT):
+                while (await silent.receive()).type not in (aiohttp.WSMsgType.CLOSE,
+                                                             aiohttp.WSMsgType.CLOSED):
+                    pass
+            assert not polite.closed
+            await polite.close()
+    finally:
+        await server.close()
+
+
+async def talk(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Send an (empty) awareness message every 0.1 s, reading nothing."""
+    while True:
+        await ws.send_bytes(serialize(AwarenessMessage(encode_awareness([]))))
+        await asyncio.sleep(0.1)
 
 
 async def test_updates_in_one_turn_reach_everyone_and_converge(tmp_path):

@@ -41,6 +41,7 @@ from collab.gateway.app_keys import (
 )
 from collab.gateway.drain import close_connections
 from collab.gateway.hocuspocus_endpoint import hocuspocus_socket, upgrade_or
+from collab.gateway.keepalive import KeepAlive
 from collab.gateway.metrics import METRICS, Metrics, metrics
 from collab.gateway.middleware import gateway
 from collab.gateway.preauth import PendingAuth
@@ -139,6 +140,14 @@ async def user_rules_context(app: web.Application) -> AsyncIterator[None]:
         await rules.stop()
 
 
+async def keepalive_context(app: web.Application) -> AsyncIterator[None]:
+    """One timer pings the quiet WebSockets and drops the silent (gateway/keepalive.py)."""
+    keepalive = KeepAlive(app[CONNECTIONS], app[SETTINGS].ping_interval)
+    keepalive.start()
+    yield
+    keepalive.stop()
+
+
 def build_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     """The server for `settings`, running the built-in actors and those of `registry`."""
     app = web.Application(middlewares=[gateway],
@@ -154,6 +163,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(runtime_context)
     app.cleanup_ctx.append(user_rules_context)
+    app.cleanup_ctx.append(keepalive_context)
     app.on_shutdown.append(close_connections)
     demo.add_routes(app, upgrade_or)  # a WebSocket upgrade at `/` speaks Hocuspocus
     app.router.add_get("/healthz", healthz)

@@ -21,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -31,9 +32,15 @@ from collab.errors import CloseCode
 from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import Outgoing, YjsOut
 
+if TYPE_CHECKING:
+    from collab.gateway.sockets import Guard
+
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+
+#: A WebSocket ping, as a server sends it: FIN and opcode 9, unmasked, no payload.
+PING_FRAME = b"\x89\x00"
 
 
 def sync_allowance(max_document_bytes: int) -> int:
@@ -54,8 +61,9 @@ class SocketPeer:
     echo_ack = True
 
     __slots__ = ("_asked", "_asked_bytes", "_close_task", "_closing", "_expiry", "_sent",
-                 "_transport", "_written", "admitted_at", "asked_allowance", "closed_with", "id",
-                 "max_outbound_bytes", "may_keep", "principal", "remote", "traffic", "ws")
+                 "_transport", "_written", "admitted_at", "asked_allowance", "closed_with",
+                 "guard", "id", "max_outbound_bytes", "may_keep", "principal", "remote",
+                 "traffic", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
@@ -89,6 +97,9 @@ class SocketPeer:
         #: The close code this server sent, if it closed the socket (aiohttp's
         #: `ws.close_code` is then the peer's answer to it).
         self.closed_with: int | None = None
+        #: Its connection's Guard, whose `heard` the keep-alive reads (None: not served
+        #: by collab's Listener, and aiohttp's heartbeat keeps it instead).
+        self.guard: Guard | None = None
 
     def __repr__(self) -> str:
         return f"<SocketPeer {self.id} {self.remote}>"
@@ -161,9 +172,20 @@ class SocketPeer:
         if unsent - self._unread_asked(unsent) <= self.max_outbound_bytes:
             return
         log.warning("%s: slow consumer (%d bytes unsent), dropping", self.id, unsent)
+        self.drop()  # no close frame: it would queue behind the rest
+
+    def drop(self) -> None:
+        """End the connection without a close frame (the peer is too slow or gone)."""
         self._closing = True
-        self.closed_with = CloseCode.ABNORMAL_CLOSURE  # no close frame: it would queue
-        transport.abort()
+        self.closed_with = CloseCode.ABNORMAL_CLOSURE
+        if self._transport is not None:
+            self._transport.abort()
+
+    def ping(self) -> None:
+        """Write a ping frame; the client's pong (or anything) is its sign of life."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(PING_FRAME)
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)])

@@ -158,7 +158,8 @@ class Guard(Tracked):
     """An accepted connection served by aiohttp's request handler (`inner`): holds it to
     its first head's deadline and size, and tells `Sockets` when it is idle."""
 
-    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_requests", "_tail", "inner")
+    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_requests", "_tail", "heard",
+                 "inner", "pinged")
 
     served = True
 
@@ -170,6 +171,10 @@ class Guard(Tracked):
         self._reading_head = True
         self._deadline: asyncio.TimerHandle | None = None
         self._requests = 0  # in progress (one at a time on HTTP/1.1)
+        #: Bytes came since the keep-alive's last round; it pinged and awaits them
+        #: (gateway/keepalive.py).
+        self.heard = True
+        self.pinged = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -180,6 +185,7 @@ class Guard(Tracked):
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        self.heard = True
         if self._reading_head and not self._count_head(data):
             return
         self.inner.data_received(data)
@@ -298,12 +304,18 @@ def canned_response(status: HTTPStatus, code: str, message: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+def guard_of(request: web.Request) -> Guard | None:
+    """The Guard of the connection `request` came on, if a Listener accepted it."""
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    return guard if isinstance(guard, Guard) else None
+
+
 def request_started(request: web.Request) -> None:
     """Tell the connection's Guard (when a Listener accepted it) that a request is in
     progress until the current task ends."""
-    transport = request.transport
-    guard = transport.get_protocol() if transport is not None else None
-    if isinstance(guard, Guard):
+    guard = guard_of(request)
+    if guard is not None:
         guard.request_started(asyncio.current_task())
 
 

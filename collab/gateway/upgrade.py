@@ -33,8 +33,10 @@ from collab.gateway.app_keys import (
     SETTINGS,
     SYSTEM,
 )
+from collab.gateway.keepalive import heartbeat_for
 from collab.gateway.preauth import PREAUTH_READER_LIMIT, Unauthenticated
 from collab.gateway.socket_peer import SocketPeer
+from collab.gateway.sockets import guard_of
 from collab.gateway.traffic import EndpointTraffic
 from collab.logs import Throttled
 
@@ -160,16 +162,18 @@ async def _upgrade(request: web.Request,
     settings = request.app[SETTINGS]
     # Until it authenticates, a socket's messages are held to the auth message's size.
     limit = settings.max_message_bytes if admission is not None else PREAUTH_READER_LIMIT
+    guard = guard_of(request)
     ws = web.WebSocketResponse(
         # Echo the token's subprotocol: a browser fails a handshake that answers none.
         protocols=(admission.subprotocol,) if admission and admission.subprotocol else (),
         max_msg_size=limit,
-        heartbeat=settings.ping_interval,
+        heartbeat=heartbeat_for(guard, settings.ping_interval),  # else gateway/keepalive.py
         timeout=CLOSE_HANDSHAKE_TIMEOUT,
         compress=False,  # frames are pre-encoded once and shared by every peer
     )
     await ws.prepare(request)
     conn = make(ws, request, settings.max_outbound_bytes, traffic)
+    conn.guard = guard
     if authorize is not None:  # what it needed to get in, it needs to stay
         conn.may_keep = partial(_passes, authorize)
     unauthenticated = None
