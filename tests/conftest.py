@@ -52,7 +52,7 @@ KINDS = {
         test_native_fuzz test_preauth test_protocol_doc test_python_client test_ratelimit
         test_readme_yjs_clients test_readyz test_reconnect_storm test_revocations
         test_room_limits test_rooms_live test_room_watches test_server_edits test_sockets
-        test_webhooks test_workers test_yjs_endpoint""",
+        test_webhooks test_websocket test_workers test_yjs_endpoint""",
     "fault": """test_cluster test_durability test_fault_first_load test_fault_holes
         test_fault_postgres test_fault_reload test_postgres_server""",
     "browser": "test_demo test_demo_agent test_demo_tiptap",

@@ -79,9 +79,9 @@ async def test_silent_peer_is_dropped_by_keepalive(tmp_path):
         srv.stop()
 
 
-async def test_without_collab_s_listener_a_socket_keeps_aiohttp_s_heartbeat(tmp_path):
-    """An application serving the app with its own aiohttp runner has no Guard to note
-    what arrives: its sockets keep aiohttp's heartbeat, and a silent one is dropped."""
+async def test_served_by_an_application_s_own_runner_a_silent_socket_is_dropped(tmp_path):
+    """Without collab's Listener (an application's own aiohttp runner), the keep-alive
+    sweep covers the sockets all the same."""
     settings = Settings(database_url=f"sqlite:///{tmp_path}/hb.db", ping_interval=0.4)
     server = TestServer(build_app(settings))
     await server.start_server()

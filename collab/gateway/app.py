@@ -35,6 +35,7 @@ from collab.gateway.app_keys import (
     PENDING_AUTH,
     REGISTRY,
     RUNTIME,
+    SESSIONS,
     SETTINGS,
     SYSTEM,
     TRAFFIC,
@@ -159,6 +160,7 @@ def build_app(settings: Settings, registry: Registry | None = None) -> web.Appli
     app[LOADS] = loads_per_address(settings)
     app[REGISTRY] = BUILTIN_ACTORS.merged(registry or Registry())
     app[CONNECTIONS] = set()
+    app[SESSIONS] = set()
     app[TRAFFIC] = Traffic(tuple(OPS))
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(runtime_context)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from collab.assembly import Runtime
@@ -21,6 +23,8 @@ SYSTEM = web.AppKey("system", ActorSystem)
 RUNTIME = web.AppKey("runtime", Runtime)
 REGISTRY = web.AppKey("registry", Registry)
 CONNECTIONS = web.AppKey("connections", set[SocketPeer])
+#: The tasks serving open sockets (gateway/upgrade.py): shutdown waits for them.
+SESSIONS = web.AppKey("sessions", set[asyncio.Task[None]])
 TRAFFIC = web.AppKey("traffic", Traffic)
 GATEKEEPER = web.AppKey("gatekeeper", Gatekeeper)
 ADDRESSES = web.AppKey("addresses", ConnectionsPerAddress)

@@ -28,23 +28,29 @@ import time
 from aiohttp import web
 
 from collab.errors import CloseCode
-from collab.gateway.app_keys import CONNECTIONS, SYSTEM
+from collab.gateway.app_keys import CONNECTIONS, SESSIONS, SYSTEM
 
 log = logging.getLogger(__name__)
 
 #: Exit status when the shutdown missed its deadline (writes may be lost).
 EXIT_SHUTDOWN_TIMEOUT = 1
+#: Seconds to wait, after the sockets are closed, for the tasks that served them.
+SESSIONS_ENDING = 5.0
 
 
 async def close_connections(app: web.Application) -> None:
     """Close every open WebSocket with 1012 and wait (bounded by the close
-    handshake timeout) for the peers to answer."""
+    handshake timeout) for the peers to answer, then for the tasks serving them
+    to finish (each tells its actors that its socket left)."""
     connections = list(app[CONNECTIONS])
     if connections:
         log.info("closing %d connections (1012 service restart)", len(connections))
         await asyncio.gather(
             *(conn.aclose(CloseCode.SERVICE_RESTART, "server restarting") for conn in connections),
             return_exceptions=True)
+    sessions = list(app[SESSIONS])
+    if sessions:
+        await asyncio.wait(sessions, timeout=SESSIONS_ENDING)
 
 
 async def drain(app: web.Application, runner: web.AppRunner, limit: float) -> int:

@@ -19,6 +19,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, hdrs, web
@@ -50,8 +51,9 @@ from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import HOCUSPOCUS_KINDS, INVALID, YJS_KINDS
-from collab.gateway.upgrade import Upgrade
+from collab.gateway.upgrade import serve_socket
 from collab.gateway.user_rules import CLOSED
+from collab.gateway.websocket import WebSocket
 from collab.protocol import hocuspocus as hp
 from collab.protocol import ywire
 from collab.protocol.native import Outgoing, YjsOut
@@ -89,7 +91,7 @@ class HocuspocusSocket(SocketPeer):
 
     __slots__ = ("last_sent",)
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, ws: WebSocket, request: web.Request,
                  max_outbound_bytes: int, traffic: Any) -> None:
         super().__init__(ws, request, max_outbound_bytes, traffic)
         self.last_sent = time.monotonic()
@@ -468,27 +470,32 @@ class Session:
 
 
 async def hocuspocus_socket(request: web.Request) -> web.StreamResponse:
-    async with Upgrade(request, HocuspocusSocket, "hocuspocus",
-                         request.app[TRAFFIC].hocuspocus, in_band_auth=True
-                         ) as (conn, unauthenticated):
-        limit = RateLimit(request.app[SETTINGS])
-        session = Session(conn, request, unauthenticated, limit)
-        try:
-            async for msg in conn.ws:
-                if msg.type is WSMsgType.BINARY:
-                    if await refused(limit, conn, len(msg.data)):
-                        break
-                    await session.receive(msg.data)
-                elif msg.type is WSMsgType.TEXT:
-                    await session.refuse(UnsupportedMessage(
-                        "text frames are not part of the Hocuspocus protocol"), len(msg.data))
-                if conn.closed:
+    return await serve_socket(request, HocuspocusSocket, "hocuspocus",
+                              request.app[TRAFFIC].hocuspocus, partial(_serve, request),
+                              in_band_auth=True)
+
+
+async def _serve(request: web.Request, conn: HocuspocusSocket,
+                 unauthenticated: Unauthenticated | None) -> None:
+    """One Hocuspocus socket, to its end. The request stays: each document it opens
+    authenticates apart, and an auth hook may read the request's headers."""
+    limit = RateLimit(request.app[SETTINGS])
+    session = Session(conn, request, unauthenticated, limit)
+    try:
+        async for msg in conn.ws:
+            if msg.type is WSMsgType.BINARY:
+                if await refused(limit, conn, len(msg.data)):
                     break
-                if unauthenticated is not None and unauthenticated.waiting:
-                    unauthenticated.read_one_more()  # no document yet: the next message
-        finally:
-            session.close()
-    return conn.ws
+                await session.receive(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                await session.refuse(UnsupportedMessage(
+                    "text frames are not part of the Hocuspocus protocol"), len(msg.data))
+            if conn.closed:
+                break
+            if unauthenticated is not None and unauthenticated.waiting:
+                unauthenticated.read_one_more()  # no document yet: the next message
+    finally:
+        session.close()
 
 
 def upgrade_or(page: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:

@@ -3,16 +3,12 @@ those that stop answering are dropped.
 
 aiohttp's own heartbeat keeps two timer handles per socket and starts a task per
 ping: about 1 KiB per socket at 10,000 quiet ones (bench/idle_bench.py). Here one
-sweep every half `COLLAB_PING_INTERVAL` serves them all. A socket's Guard
-(gateway/sockets.py) notes that bytes arrived (`heard`); the sweep pings a socket
+sweep every half `COLLAB_PING_INTERVAL` serves them all. A socket
+(gateway/websocket.py) notes that bytes arrived (`heard`); the sweep pings a socket
 that was silent for a whole round, and drops it (no close frame: nobody would read
 it) if the next round finds it silent still. So a silent peer is pinged after half
 to one interval of silence and dropped half an interval after that ping; any frame
 it sends meanwhile, a pong or anything else, keeps it.
-
-A socket without a Guard (served by an aiohttp runner of the application's own
-rather than collab's Listener, as in-process tests do) keeps aiohttp's heartbeat
-instead: see `heartbeat_for`.
 """
 
 from __future__ import annotations
@@ -22,14 +18,8 @@ import logging
 from collections.abc import Collection
 
 from collab.gateway.socket_peer import SocketPeer
-from collab.gateway.sockets import Guard
 
 log = logging.getLogger(__name__)
-
-
-def heartbeat_for(guard: Guard | None, interval: float) -> float | None:
-    """The heartbeat aiohttp should run for a socket: none when the sweep covers it."""
-    return interval if guard is None and interval > 0 else None
 
 
 class KeepAlive:
@@ -60,14 +50,14 @@ class KeepAlive:
         # A copy: a socket whose connection is lost meanwhile leaves the set, though
         # never within this loop (aborting one only schedules its connection_lost).
         for conn in tuple(self._connections):
-            guard = conn.guard
-            if guard is None or conn.closed:
+            ws = conn.ws
+            if conn.closed:
                 continue
-            if guard.heard:
-                guard.heard = guard.pinged = False
-            elif not guard.pinged:
-                guard.pinged = True
-                conn.ping()
+            if ws.heard:
+                ws.heard = ws.pinged = False
+            elif not ws.pinged:
+                ws.pinged = True
+                ws.ping()
                 self.pinged += 1
             else:
                 log.debug("%s: no answer to a ping within %g s, dropping", conn.id, self._round)

@@ -27,9 +27,6 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from aiohttp import web
-from aiohttp.http import WebSocketReader
-
 from collab.config import MAX_PREAUTH_MESSAGE_BYTES
 from collab.errors import CloseCode
 from collab.gateway.socket_peer import SocketPeer
@@ -116,8 +113,8 @@ class PendingAuth:
 
 
 class HeldReader:
-    """The payload parser of a socket that has not authenticated, in aiohttp's place:
-    passes its bytes to aiohttp's own reader (built with PREAUTH_READER_LIMIT) up to
+    """The parser of a socket that has not authenticated (its WebSocket's `parser`):
+    passes its bytes to aiohttp's reader (built with PREAUTH_READER_LIMIT) up to
     the end of the first message, and holds what follows with reading paused; counts
     what it passed and holds in `pending`."""
 
@@ -149,7 +146,7 @@ class HeldReader:
         self._reader.feed_eof()
 
     def _hold(self, data: bytes) -> None:
-        # The transport, not aiohttp's flow control, is paused: reading the auth
+        # The transport, not the queue's flow control, is paused: reading the auth
         # message resumes the latter, and that must not let more bytes in here.
         self._held.append(data)
         self._transport.pause_reading()
@@ -171,26 +168,21 @@ class HeldReader:
 
 
 class Unauthenticated:
-    """A `/ws` socket upgraded without credentials, until `admitted` or `close`: its
-    reader is held to the first message and it waits in `pending`."""
+    """A socket upgraded without credentials, until `admitted` or `close`: its reader
+    is held to the first message and it waits in `pending`."""
 
-    __slots__ = ("_conn", "_held", "_pending", "_request")
+    __slots__ = ("_conn", "_held", "_pending")
 
-    def __init__(self, conn: SocketPeer, request: web.Request, pending: PendingAuth) -> None:
-        """Call right after `ws.prepare`, with a WebSocketResponse made with
-        max_msg_size=PREAUTH_READER_LIMIT."""
+    def __init__(self, conn: SocketPeer, pending: PendingAuth) -> None:
+        """Call right after the upgrade, the socket's reader made with
+        PREAUTH_READER_LIMIT."""
         self._conn = conn
-        self._request = request
         self._pending = pending
         pending.enter(conn, lambda: conn.close(CloseCode.TRY_AGAIN_LATER,
                                                "too many sockets waiting to authenticate"))
-        protocol = request.protocol
-        # aiohttp (as of 3.14) has no public way to change a socket's reader: its
-        # prepare() sets the reader as the protocol's payload parser, and this puts
-        # HeldReader in front of it.
-        self._held: HeldReader | None = HeldReader(protocol._payload_parser, request.transport,
-                                                   pending, conn)
-        protocol._payload_parser = self._held
+        ws = conn.ws
+        self._held: HeldReader | None = HeldReader(ws.parser, ws.transport, pending, conn)
+        ws.parser = self._held
 
     @property
     def waiting(self) -> bool:
@@ -203,17 +195,14 @@ class Unauthenticated:
         self._pending.leave(self._conn)
         if self._held is None:
             return
-        ws, protocol = self._conn.ws, self._request.protocol
-        # A reader of aiohttp's own, set up as WebSocketResponse.prepare sets one up
-        # (collab never negotiates compression); it takes over at the first byte
-        # after the auth message, where HeldReader stopped.
-        reader = WebSocketReader(ws._reader, max_message_bytes, compress=False, decode_text=True)
+        ws = self._conn.ws
+        # It takes over at the first byte after the auth message, where HeldReader stopped.
+        reader = ws.new_reader(max_message_bytes)
         held, self._held = self._held.release(), None
-        protocol._payload_parser = ws._parser = reader
+        ws.parser = reader
         for data in held:
             eof, _ = reader.feed_data(data)
-            if eof:  # aiohttp's protocol does the same when its reader gives up
-                protocol.close()
+            if eof:  # it gave up (bad input, or a close): the socket reads that next
                 return
 
     def read_one_more(self) -> None:
@@ -226,8 +215,7 @@ class Unauthenticated:
         held_reader = self._held
         for data in held_reader.next_message():
             eof, _ = held_reader.feed_data(data)
-            if eof:  # aiohttp's protocol does the same when its reader gives up
-                self._request.protocol.close()
+            if eof:  # it gave up (bad input, or a close): the socket reads that next
                 return
 
     def close(self) -> None:

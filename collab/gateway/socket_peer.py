@@ -33,14 +33,11 @@ from collab.gateway.traffic import YJS_KINDS, EndpointTraffic
 from collab.protocol.native import Outgoing, YjsOut
 
 if TYPE_CHECKING:
-    from collab.gateway.sockets import Guard
+    from collab.gateway.websocket import WebSocket
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-
-#: A WebSocket ping, as a server sends it: FIN and opcode 9, unmasked, no payload.
-PING_FRAME = b"\x89\x00"
 
 
 def sync_allowance(max_document_bytes: int) -> int:
@@ -62,17 +59,16 @@ class SocketPeer:
 
     __slots__ = ("_asked", "_asked_bytes", "_close_task", "_closing", "_expiry", "_sent",
                  "_transport", "_written", "admitted_at", "asked_allowance", "closed_with",
-                 "guard", "id", "max_outbound_bytes", "may_keep", "principal", "remote",
-                 "traffic", "ws")
+                 "id", "max_outbound_bytes", "may_keep", "principal", "remote", "traffic", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, ws: WebSocket, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
         self.ws = ws
         self.traffic = traffic
         self._sent = traffic.sent
         self.id = f"c{next(_ids)}"
         self.remote = request.remote or "?"
-        self._transport = request.transport
+        self._transport: asyncio.Transport | None = ws.transport
         self.max_outbound_bytes = max_outbound_bytes
         #: Bytes of asked-for frames (`send_sync`) that may wait unread without counting
         #: as slow consumption; the endpoint sets it (`sync_allowance`).
@@ -97,9 +93,6 @@ class SocketPeer:
         #: The close code this server sent, if it closed the socket (aiohttp's
         #: `ws.close_code` is then the peer's answer to it).
         self.closed_with: int | None = None
-        #: Its connection's Guard, whose `heard` the keep-alive reads (None: not served
-        #: by collab's Listener, and aiohttp's heartbeat keeps it instead).
-        self.guard: Guard | None = None
 
     def __repr__(self) -> str:
         return f"<SocketPeer {self.id} {self.remote}>"
@@ -178,14 +171,7 @@ class SocketPeer:
         """End the connection without a close frame (the peer is too slow or gone)."""
         self._closing = True
         self.closed_with = CloseCode.ABNORMAL_CLOSURE
-        if self._transport is not None:
-            self._transport.abort()
-
-    def ping(self) -> None:
-        """Write a ping frame; the client's pong (or anything) is its sign of life."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(PING_FRAME)
+        self.ws.abort()
 
     def send_yjs(self, out: YjsOut) -> None:
         self.send_frame(out.raw_frame(), YJS_KINDS[type(out.message)])

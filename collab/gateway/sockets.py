@@ -158,8 +158,7 @@ class Guard(Tracked):
     """An accepted connection served by aiohttp's request handler (`inner`): holds it to
     its first head's deadline and size, and tells `Sockets` when it is idle."""
 
-    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_requests", "_tail", "heard",
-                 "inner", "pinged")
+    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_requests", "_tail", "inner")
 
     served = True
 
@@ -171,10 +170,6 @@ class Guard(Tracked):
         self._reading_head = True
         self._deadline: asyncio.TimerHandle | None = None
         self._requests = 0  # in progress (one at a time on HTTP/1.1)
-        #: Bytes came since the keep-alive's last round; it pinged and awaits them
-        #: (gateway/keepalive.py).
-        self.heard = True
-        self.pinged = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -185,7 +180,6 @@ class Guard(Tracked):
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        self.heard = True
         if self._reading_head and not self._count_head(data):
             return
         self.inner.data_received(data)
@@ -203,6 +197,12 @@ class Guard(Tracked):
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
+
+    def upgraded(self, websocket: asyncio.Protocol) -> None:
+        """The connection is a WebSocket now, served by `websocket` (gateway/websocket.py)
+        instead of aiohttp: it gets the bytes, and the connection is busy to its end."""
+        self.inner = websocket
+        self._requests += 1  # never done: a WebSocket is never idle to evict
 
     def request_started(self, task: asyncio.Task) -> None:
         """A request is in progress until `task` (aiohttp's for it, which writes the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -27,10 +28,12 @@ from collab.gateway.access import require
 from collab.gateway.app_keys import LOADS, SETTINGS, SYSTEM, TRAFFIC
 from collab.gateway.inband_auth import AUTH_OP, authenticate_in_band
 from collab.gateway.names import parse_key
+from collab.gateway.preauth import Unauthenticated
 from collab.gateway.ratelimit import Loads, RateLimit, Throttle, refused
 from collab.gateway.socket_peer import SocketPeer, sync_allowance
 from collab.gateway.traffic import ERROR, INVALID, OTHER, RESPONSE, EndpointTraffic
-from collab.gateway.upgrade import Upgrade
+from collab.gateway.upgrade import serve_socket
+from collab.gateway.websocket import WebSocket
 from collab.protocol import native
 from collab.protocol.native import Outgoing, YjsOut
 from collab.runtime.actions import CallAction, RateLimited, bound, check_depth
@@ -56,7 +59,7 @@ class NativeSocketPeer(SocketPeer):
 
     __slots__ = ("binary",)
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, ws: WebSocket, request: web.Request,
                  max_outbound_bytes: int, traffic: EndpointTraffic) -> None:
         super().__init__(ws, request, max_outbound_bytes, traffic)
         #: Events go out as msgpack (True) or JSON (False): the client's first frame decides.
@@ -440,21 +443,27 @@ OPS: dict[str, Callable[[Session, dict[str, Any], Reply], None]] = {
 
 
 async def native_socket(request: web.Request) -> web.StreamResponse:
-    async with Upgrade(request, NativeSocketPeer, "/ws", request.app[TRAFFIC].native,
-                         in_band_auth=True) as (conn, unauthenticated):
-        limit = RateLimit(request.app[SETTINGS])
-        if unauthenticated is not None and \
-                not await authenticate_in_band(conn, unauthenticated, request, limit):
-            return conn.ws
-        loads = Loads(request.app[SETTINGS], request.app[LOADS], conn.remote)
-        session = Session(conn, request.app[SYSTEM], limit, loads,
-                          first_frame=unauthenticated is None)
-        try:
-            async for msg in conn.ws:
-                if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:
-                    if await refused(limit, conn, len(msg.data)):
-                        break
-                    session.receive(msg.data)
-        finally:
-            session.close()
-    return conn.ws
+    return await serve_socket(request, NativeSocketPeer, "/ws", request.app[TRAFFIC].native,
+                              partial(_serve_native, request), in_band_auth=True)
+
+
+async def _serve_native(request: web.Request, conn: NativeSocketPeer,
+                        unauthenticated: Unauthenticated | None) -> None:
+    """One `/ws` socket, from its auth message (when it upgraded without credentials)
+    to its end."""
+    app = request.app
+    limit = RateLimit(app[SETTINGS])
+    if unauthenticated is not None and \
+            not await authenticate_in_band(conn, unauthenticated, request, limit):
+        return
+    del request  # only its auth needed the request's head: not kept for the socket's life
+    loads = Loads(app[SETTINGS], app[LOADS], conn.remote)
+    session = Session(conn, app[SYSTEM], limit, loads, first_frame=unauthenticated is None)
+    try:
+        async for msg in conn.ws:
+            if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:
+                if await refused(limit, conn, len(msg.data)):
+                    break
+                session.receive(msg.data)
+    finally:
+        session.close()

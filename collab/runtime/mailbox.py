@@ -254,6 +254,9 @@ class ActorBase:
                 log.exception("%s %r: flush after drain failed", self.kind, self.key)
             if mailbox:
                 continue
+            # Not kept while it waits: a Leave would keep its closed socket, an update
+            # its bytes, as long as the actor is idle.
+            message = None
             self._wakeup = loop.create_future()
             await self._wakeup
             self._wakeup = None
