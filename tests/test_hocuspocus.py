@@ -459,6 +459,23 @@ async def test_a_token_in_the_url_covers_documents_sent_without_one(auth_srv, se
     assert (await client.open("url/doc")).message == hp.Authenticated(hp.READ_WRITE)
 
 
+async def test_an_auth_hook_reads_the_socket_s_cookie_for_every_document(server_factory):
+    """With an auth hook, each document a socket opens is checked with the upgrade
+    request's cookies (the request is kept for the hook: without one it is not)."""
+    srv = server_factory("hp-hook",
+                         env={"COLLAB_AUTH_HOOK": "tests.apps.session_auth:authenticate"})
+    # An API key alone is read-only (the hook's rule); with ann's session cookie, the
+    # cookie wins, for the first document and for one opened later.
+    async with aiohttp.ClientSession() as plain:
+        bob = await HP.connect(plain, srv)
+        assert (await bob.open("hook/a", "key-bob")).message == hp.Authenticated(hp.READ_ONLY)
+    async with aiohttp.ClientSession(cookies={"session": "s-ann"}) as browser:
+        ann = await HP.connect(browser, srv)
+        assert (await ann.open("hook/a", "key-bob")).message == hp.Authenticated(hp.READ_WRITE)
+        await asyncio.sleep(0.5)
+        assert (await ann.open("hook/b", "key-bob")).message == hp.Authenticated(hp.READ_WRITE)
+
+
 async def test_a_socket_that_authenticates_nothing_is_closed_in_time(auth_srv, session):
     client = await HP.connect(session, auth_srv)
     await client.open("theirs/doc", token(docs={"mine/*": "rw"}))

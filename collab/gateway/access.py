@@ -91,16 +91,18 @@ class Gatekeeper:
             return Admission(development_principal(), subprotocol)
         return Admission(await self.authenticate(token, request), subprotocol)
 
-    async def authenticate(self, token: str | None, request: web.Request) -> Principal:
+    async def authenticate(self, token: str | None, request: web.Request | None) -> Principal:
         """Who `token` (None: none presented) and `request` speak for: the hook's
         answer if it gives one, else the verified token, under the limits an
-        administrator set for that user. Only call when `enabled`."""
+        administrator set for that user. Only call when `enabled`; `request` may be
+        None when there is no hook (only the hook reads it)."""
         principal = await self._identify(token, request)
         limits = self.rules.limits_of(principal.user)
         return replace(principal, limits=limits) if limits else principal
 
-    async def _identify(self, token: str | None, request: web.Request) -> Principal:
+    async def _identify(self, token: str | None, request: web.Request | None) -> Principal:
         if self.hook is not None:
+            assert request is not None, "an auth hook reads the request"
             credentials = Credentials(token, request.headers, request.cookies,
                                       client_address(request, self.forwarded_hops))
             principal = await self.hook(credentials)

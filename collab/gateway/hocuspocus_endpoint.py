@@ -187,7 +187,9 @@ class Session:
                  unauthenticated: Unauthenticated | None, limit: RateLimit) -> None:
         app = request.app
         self.conn = conn
-        self.request = request
+        #: Kept for an auth hook only, which may read its headers and cookies for each
+        #: document: without one, the request's head is not kept for the socket's life.
+        self.request = request if app[GATEKEEPER].hook is not None else None
         self.unauthenticated = unauthenticated
         self.limit = limit
         self.settings = app[SETTINGS]
@@ -477,10 +479,10 @@ async def hocuspocus_socket(request: web.Request) -> web.StreamResponse:
 
 async def _serve(request: web.Request, conn: HocuspocusSocket,
                  unauthenticated: Unauthenticated | None) -> None:
-    """One Hocuspocus socket, to its end. The request stays: each document it opens
-    authenticates apart, and an auth hook may read the request's headers."""
+    """One Hocuspocus socket, to its end."""
     limit = RateLimit(request.app[SETTINGS])
     session = Session(conn, request, unauthenticated, limit)
+    del request  # the session keeps it if an auth hook may need it
     try:
         async for msg in conn.ws:
             if msg.type is WSMsgType.BINARY:
