@@ -6,7 +6,9 @@ completes close handshakes and refuses what it refused before."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import os
 
 import aiohttp
 import pytest
@@ -83,3 +85,31 @@ async def test_a_message_over_the_limit_closes_with_1009(server):
                                                      aiohttp.WSMsgType.CLOSED):
                 pass
         assert ws.close_code == 1009
+
+
+def masked_frame(payload: bytes) -> bytes:
+    """A client's binary frame (mask key 0: the payload goes as it is), up to 125 bytes."""
+    assert len(payload) <= 125
+    return bytes((0x82, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+async def test_frames_sent_with_the_upgrade_request_are_read(server):
+    """A client may send frames right behind its upgrade request, in the same packet:
+    they reach aiohttp's reader before the socket is taken over, and are not lost."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET /yjs/ws/pipelined HTTP/1.1\r\nHost: collab\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                 + masked_frame(ywire.serialize(ywire.SyncStep1(b"\x00"))))
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101"), head
+            kinds = set()
+            while ywire.SyncStep2 not in kinds:  # the answer to the pipelined step 1
+                first, size = await reader.readexactly(2)
+                assert first == 0x82 and size < 126, (first, size)
+                kinds.add(type(ywire.parse(await reader.readexactly(size))))
+    finally:
+        writer.close()
