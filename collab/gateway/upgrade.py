@@ -38,6 +38,7 @@ from collab.gateway.app_keys import (
 )
 from collab.gateway.preauth import PREAUTH_READER_LIMIT, Unauthenticated
 from collab.gateway.socket_peer import SocketPeer
+from collab.gateway.sockets import guard_of
 from collab.gateway.traffic import EndpointTraffic
 from collab.gateway.websocket import WebSocket, detach
 from collab.logs import Throttled
@@ -175,7 +176,7 @@ async def _upgrade(request: web.Request,
         compress=False,  # frames are pre-encoded once and shared by every peer
     )
     await ws.prepare(request)
-    sock = detach(request, ws, CLOSE_HANDSHAKE_TIMEOUT)
+    sock = detach(request, ws, CLOSE_HANDSHAKE_TIMEOUT, guard_of(request))
     try:
         conn = make(sock, request, settings.max_outbound_bytes, traffic)
         if authorize is not None:  # what it needed to get in, it needs to stay

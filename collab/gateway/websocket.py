@@ -24,13 +24,11 @@ fails if one of them changes.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import EofStream, WSCloseCode, WSMessage, WSMsgType, web
 from aiohttp._websocket.reader import WebSocketReader
 from aiohttp.http import WebSocketError
-
-from collab.gateway.sockets import Guard
 
 CLOSED_MESSAGE = WSMessage(WSMsgType.CLOSED, None, None)
 CLOSING_MESSAGE = WSMessage(WSMsgType.CLOSING, None, None)
@@ -228,10 +226,19 @@ class WebSocket(asyncio.Protocol):
             return True
 
 
-def detach(request: web.Request, ws: web.WebSocketResponse, close_timeout: float) -> WebSocket:
+class Owner(Protocol):
+    """What owns a connection's protocol in front of aiohttp (gateway/sockets.py's
+    Guard, when collab's Listener accepted it): it hands the bytes on to `websocket`."""
+
+    def upgraded(self, websocket: asyncio.Protocol) -> None: ...
+
+
+def detach(request: web.Request, ws: web.WebSocketResponse, close_timeout: float,
+           owner: Owner | None) -> WebSocket:
     """Take over the connection of `request`, just upgraded by `ws.prepare`: from now
-    on its bytes go to the WebSocket returned, and aiohttp has let it go. The handler
-    then returns `ws`, which writes nothing more."""
+    on its bytes go to the WebSocket returned (through `owner`, if the connection has
+    one), and aiohttp has let it go. The handler then returns `ws`, which writes
+    nothing more."""
     transport = request.transport
     handler = request.protocol  # aiohttp's RequestHandler
     assert transport is not None and handler is not None
@@ -240,8 +247,7 @@ def detach(request: web.Request, ws: web.WebSocketResponse, close_timeout: float
     queue, parser = ws._reader, ws._parser
     sock = WebSocket(transport, queue, parser, close_timeout)
     queue._protocol = sock  # private, public in the C class: its flow control's target
-    owner = transport.get_protocol()
-    if isinstance(owner, Guard):
+    if owner is not None:
         owner.upgraded(sock)
     else:  # served by an aiohttp runner of the application's own
         transport.set_protocol(sock)
