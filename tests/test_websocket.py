@@ -19,7 +19,9 @@ from aiohttp.web_protocol import RequestHandler
 from collab.config import Settings
 from collab.gateway.app import build_app
 from collab.gateway.websocket import WebSocket
+from collab.protocol import hocuspocus as hp
 from collab.protocol import ywire
+from collab.protocol.hocuspocus import Frame
 from tests.waits import TIMEOUT, until
 from tests.yclient import Editor, YClient
 
@@ -51,9 +53,14 @@ async def test_an_open_socket_keeps_no_request_of_aiohttp(server):
         native = await session.ws_connect(f"{base}/ws")  # /ws, authenticated by none: open
         await native.send_json({"id": 1, "op": "ping"})
         assert (await native.receive_json(timeout=TIMEOUT))["id"] == 1
+        provider = await session.ws_connect(f"{base}/")  # Hocuspocus, without an auth hook
+        await provider.send_bytes(hp.serialize(Frame("ws/held", hp.Auth("", "4.8.0"))))
+        async with asyncio.timeout(TIMEOUT):
+            while not isinstance(hp.parse((await provider.receive()).data), Frame):
+                pass
         assert alive(web.Request) == 0
         assert alive(RequestHandler) == 0
-        assert alive(WebSocket) == SOCKETS + 1
+        assert alive(WebSocket) == SOCKETS + 2
         # ...and the sockets work: an edit reaches the others.
         await clients[0].send(ywire.SyncUpdate(Editor().type("held")))
         got = await clients[-1].recv_until(lambda m: isinstance(m, ywire.SyncUpdate))
@@ -61,6 +68,7 @@ async def test_an_open_socket_keeps_no_request_of_aiohttp(server):
         for client in clients:
             await client.ws.close()
         await native.close()
+        await provider.close()
     await until(lambda: alive(WebSocket) == 0)
 
 
