@@ -26,13 +26,12 @@ class KeepAlive:
     """Every `interval / 2` seconds, pings the sockets of `connections` that were
     silent for a round and drops those silent since their ping. `interval` 0: off."""
 
-    __slots__ = ("_connections", "_handle", "_round", "dropped", "pinged")
+    __slots__ = ("_connections", "_handle", "_round")
 
     def __init__(self, connections: Collection[SocketPeer], interval: float) -> None:
         self._connections = connections
         self._round = interval / 2
         self._handle: asyncio.TimerHandle | None = None
-        self.pinged = self.dropped = 0  # since start
 
     def start(self) -> None:
         if self._round > 0:
@@ -50,16 +49,14 @@ class KeepAlive:
         # A copy: a socket whose connection is lost meanwhile leaves the set, though
         # never within this loop (aborting one only schedules its connection_lost).
         for conn in tuple(self._connections):
-            ws = conn.ws
             if conn.closed:
                 continue
+            ws = conn.ws
             if ws.heard:
                 ws.heard = ws.pinged = False
             elif not ws.pinged:
                 ws.pinged = True
                 ws.ping()
-                self.pinged += 1
             else:
                 log.debug("%s: no answer to a ping within %g s, dropping", conn.id, self._round)
                 conn.drop()
-                self.dropped += 1

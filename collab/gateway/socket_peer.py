@@ -68,7 +68,7 @@ class SocketPeer:
         self._sent = traffic.sent
         self.id = f"c{next(_ids)}"
         self.remote = request.remote or "?"
-        self._transport: asyncio.Transport | None = ws.transport
+        self._transport: asyncio.Transport = ws.transport  # the socket's, for the hot path
         self.max_outbound_bytes = max_outbound_bytes
         #: Bytes of asked-for frames (`send_sync`) that may wait unread without counting
         #: as slow consumption; the endpoint sets it (`sync_allowance`).
@@ -99,8 +99,7 @@ class SocketPeer:
 
     @property
     def closed(self) -> bool:
-        return self._closing or self.ws.closed or self._transport is None \
-            or self._transport.is_closing()
+        return self._closing or self.ws.closed or self._transport.is_closing()
 
     def admit(self, principal: Principal, since: float) -> None:
         """Act for `principal`, authenticated by a check that began at `since` (Unix
@@ -124,7 +123,7 @@ class SocketPeer:
         sent kinds (gateway/traffic.py). `asked`: the client asked for it to sync,
         and it does not count as slow consumption while unread (`asked_allowance`)."""
         transport = self._transport
-        if self._closing or transport is None or transport.is_closing():
+        if self._closing or transport.is_closing():
             return
         transport.write(frame)
         counts = self._sent[kind]  # inlined EndpointTraffic.count_sent: once per peer
@@ -198,5 +197,4 @@ class SocketPeer:
         try:
             await self.ws.close(code=code, message=reason.encode()[:120])
         except Exception:  # the peer may already be gone; nothing to tell it
-            if self._transport is not None:
-                self._transport.abort()
+            self._transport.abort()
