@@ -1053,21 +1053,28 @@ class Document(Actor):
             inner_kind = type(inner)
             if inner_kind is ywire.AwarenessMessage or inner_kind is ywire.QueryAwareness:
                 return True
-            unloaded = self.unloaded
             if inner_kind is ywire.SyncStep1:
-                return unloaded is not None and inner.state_vector == unloaded.state_vector
-            return inner.update == EMPTY_UPDATE or (
-                unloaded is not None and inner.update == unloaded.up_to_date)
+                return self._holds_what_we_hold(inner.state_vector)
+            return self._adds_nothing(inner.update)
         # The same two for `/ws` and Hocuspocus clients: a subscribe, and an update
         # (a Hocuspocus provider's step 2 answering ours comes as one).
         if kind is Subscribe:
-            return self.unloaded is not None and message.state_vector == self.unloaded.state_vector
+            return self._holds_what_we_hold(message.state_vector)
         if kind is PeerUpdate:
-            return message.update == EMPTY_UPDATE or (
-                self.unloaded is not None and message.update == self.unloaded.up_to_date)
+            return self._adds_nothing(message.update)
         if kind is TimerFired:
             return message.name != COMPACT_TIMER
         return kind in _QUIET_KINDS
+
+    def _holds_what_we_hold(self, state_vector: bytes) -> bool:
+        """Whether a client's `state_vector` is the unloaded CRDT's (its sync needs none)."""
+        unloaded = self.unloaded
+        return unloaded is not None and state_vector == unloaded.state_vector
+
+    def _adds_nothing(self, update: bytes) -> bool:
+        """Whether `update` is empty, or all the unloaded CRDT holds (a client's step 2)."""
+        unloaded = self.unloaded
+        return update == EMPTY_UPDATE or (unloaded is not None and update == unloaded.up_to_date)
 
     def _maybe_unload(self, now: bool = False) -> None:
         """The quiet timer fired (or, `now`, the memory budget asks): unload the CRDT
