@@ -96,67 +96,67 @@ async def test_a_message_over_the_limit_closes_with_1009(server):
 
 
 def masked_frame(payload: bytes) -> bytes:
-    """A client's binary frame (mask key 0: the payload goes as it is), up to 125 bytes."""
-    assert len(payload) <= 125
-    return bytes((0x82, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+    """A client's binary frame of any size (mask key 0: the payload goes as it is)."""
+    size = len(payload)
+    if size <= 125:
+        length = bytes((0x80 | size,))
+    elif size < 65536:
+        length = bytes((0x80 | 126,)) + size.to_bytes(2, "big")
+    else:
+        length = bytes((0x80 | 127,)) + size.to_bytes(8, "big")
+    return b"\x82" + length + b"\0\0\0\0" + payload
+
+
+async def upgrade_with(server, path: str, frames: bytes):
+    """A raw connection sending its upgrade request to `path` and `frames` in one
+    write; returns it once the 101 has come."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: collab\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode() + frames)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def until_step_2(reader: asyncio.StreamReader) -> None:
+    """Read the server's binary frames until a sync step 2."""
+    while True:
+        first, size = await reader.readexactly(2)
+        assert first == 0x82, first
+        if size == 126:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(await reader.readexactly(8), "big")
+        if type(ywire.parse(await reader.readexactly(size))) is ywire.SyncStep2:
+            return
+
+
+STEP_1 = masked_frame(ywire.serialize(ywire.SyncStep1(b"\x00")))
 
 
 async def test_frames_sent_with_the_upgrade_request_are_read(server):
     """A client may send frames right behind its upgrade request, in the same packet:
     they reach aiohttp's reader before the socket is taken over, and are not lost."""
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(f"GET /yjs/ws/pipelined HTTP/1.1\r\nHost: collab\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
-                 + masked_frame(ywire.serialize(ywire.SyncStep1(b"\x00"))))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 101"), head
-            kinds = set()
-            while ywire.SyncStep2 not in kinds:  # the answer to the pipelined step 1
-                first, size = await reader.readexactly(2)
-                assert first == 0x82 and size < 126, (first, size)
-                kinds.add(type(ywire.parse(await reader.readexactly(size))))
-    finally:
-        writer.close()
-
-
-def masked_frame_of(payload: bytes) -> bytes:
-    """A client's binary frame of any size (mask key 0)."""
-    if len(payload) <= 125:
-        return masked_frame(payload)
-    if len(payload) < 65536:
-        return bytes((0x82, 0x80 | 126)) + len(payload).to_bytes(2, "big") + b"\0\0\0\0" + payload
-    return bytes((0x82, 0x80 | 127)) + len(payload).to_bytes(8, "big") + b"\0\0\0\0" + payload
+    async with asyncio.timeout(TIMEOUT):
+        reader, writer = await upgrade_with(server, "/yjs/ws/pipelined", STEP_1)
+        try:
+            await until_step_2(reader)  # the answer to the pipelined step 1
+        finally:
+            writer.close()
 
 
 async def test_a_flood_sent_with_the_upgrade_request_is_read_and_reading_goes_on(server):
     """More than the queue's limit (128 KiB), sent with the upgrade request, is queued
     before collab takes the socket over: all of it is read, and what comes after too."""
     editor = Editor()
-    updates = [editor.type("x" * 50_000) for _ in range(3)]
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(f"GET /yjs/ws/flood HTTP/1.1\r\nHost: collab\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
-                 + b"".join(masked_frame_of(ywire.serialize(ywire.SyncUpdate(u)))
-                            for u in updates))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 101"), head
-            writer.write(masked_frame(ywire.serialize(ywire.SyncStep1(b"\x00"))))
-            while True:  # the answer to the step 1 sent after the flood: it was read
-                first, size = await reader.readexactly(2)
-                assert first == 0x82, first
-                if size == 126:
-                    size = int.from_bytes(await reader.readexactly(2), "big")
-                elif size == 127:
-                    size = int.from_bytes(await reader.readexactly(8), "big")
-                if type(ywire.parse(await reader.readexactly(size))) is ywire.SyncStep2:
-                    break
-    finally:
-        writer.close()
+    flood = b"".join(masked_frame(ywire.serialize(ywire.SyncUpdate(editor.type("x" * 50_000))))
+                     for _ in range(3))
+    async with asyncio.timeout(TIMEOUT):
+        reader, writer = await upgrade_with(server, "/yjs/ws/flood", flood)
+        try:
+            writer.write(STEP_1)
+            await until_step_2(reader)  # the answer to the step 1 sent after the flood
+        finally:
+            writer.close()
