@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from collab import __version__, cli_actors, cli_docs, logs
+from collab import __version__, cli_actors, cli_docs, eventloop, logs
 from collab.auth import issue_token, load_hook, parse_ttl
 from collab.config import (
     ConfigError,
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from collab.gateway.workers import run_workers
 
-        return asyncio.run(run_workers(settings, workers, argv))
+        return eventloop.run(run_workers(settings, workers, argv), settings.event_loop)
     from collab.gateway.serve import serve
     from collab.runtime.registry import load_registry
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"collab: {exc}", file=sys.stderr)
             return 2
-    return asyncio.run(serve(settings, registry))
+    return eventloop.run(serve(settings, registry), settings.event_loop)
 
 
 def _token(args: argparse.Namespace) -> int:

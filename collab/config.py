@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from collab.auth import load_public_key
+from collab.eventloop import EVENT_LOOPS, uvloop_installed
 
 DEFAULT_HOST = "127.0.0.1"
 #: When PORT is set (Heroku and friends) and no host is given, listen on every interface.
@@ -185,6 +186,8 @@ class Settings:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     log_level: str = "INFO"
     log_format: str = "text"
+    #: The event loop `collab serve` runs on (collab/eventloop.py), one of EVENT_LOOPS.
+    event_loop: str = "auto"
     #: One log line per HTTP request, a WebSocket's at its upgrade (aiohttp's access log).
     access_log: bool = False
     #: Redis for actor ownership when several processes share the store; None: one process.
@@ -271,6 +274,7 @@ class Settings:
             "shutdown_timeout": _float(env, "COLLAB_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
             "log_level": env.get("COLLAB_LOG_LEVEL", "INFO").upper(),
             "log_format": env.get("COLLAB_LOG_FORMAT", "text").lower(),
+            "event_loop": (env.get("COLLAB_EVENT_LOOP") or "auto").lower(),
             "access_log": _bool(env, "COLLAB_ACCESS_LOG", False),
             "redis_url": env.get("REDIS_URL") or None,
             "lease_ttl": _float(env, "COLLAB_LEASE_TTL", DEFAULT_LEASE_TTL),
@@ -342,6 +346,12 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"COLLAB_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
                               f"got {self.log_format!r}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"COLLAB_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, "
+                              f"got {self.event_loop!r}")
+        if self.event_loop == "uvloop" and not uvloop_installed():
+            raise ConfigError("COLLAB_EVENT_LOOP is uvloop, which is not installed "
+                              "(pip install uvloop; it does not run on Windows)")
         for name in ("idle_timeout", "ping_interval", "max_message_bytes", "compact_rows",
                      "compact_bytes", "max_outbound_bytes", "shutdown_timeout", "lease_ttl",
                      "liveness_ttl",

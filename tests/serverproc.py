@@ -40,6 +40,8 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.db_path.with_suffix(".log")
+        #: The line the server printed once it listened.
+        self.ready_line = ""
 
     @property
     def http_url(self) -> str:
@@ -70,6 +72,7 @@ class ServerProcess:
             match = _READY.search(line)
             if match:
                 self.port = int(match.group(2))
+                self.ready_line = line.strip()
                 return self
         raise RuntimeError(f"server did not listen within {TIMEOUT}s; log:\n{self.log()}")
 

@@ -6,7 +6,9 @@ import sqlite3
 import subprocess
 import sys
 
+import aiohttp
 import pytest
+from pycrdt import Doc, Text
 
 from collab.config import ConfigError, Settings
 from collab.storage.schema import LATEST_VERSION
@@ -36,7 +38,7 @@ def test_settings_defaults_and_heroku_port():
     "env",
     [{"PORT": "http"}, {"COLLAB_IDLE_TIMEOUT": "-1"}, {"COLLAB_SQLITE_SYNCHRONOUS": "SOMETIMES"},
      {"COLLAB_REDIS_PREFIX": "two words"}, {"COLLAB_REDIS_PREFIX": "x" * 65},
-     {"COLLAB_DATABASE_POOL_SIZE": "0"}],
+     {"COLLAB_DATABASE_POOL_SIZE": "0"}, {"COLLAB_EVENT_LOOP": "twisted"}],
 )
 def test_bad_settings_are_named(env):
     with pytest.raises(ConfigError) as info:
@@ -54,6 +56,28 @@ def test_serve_with_port_env_binds_every_interface(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("choice, loop", [(None, "uvloop"), ("auto", "uvloop"),
+                                          ("uvloop", "uvloop"), ("asyncio", "asyncio")])
+async def test_serve_runs_on_the_event_loop_asked_for(tmp_path, choice, loop):
+    srv = ServerProcess(tmp_path / "l.db")
+    srv.env.pop("COLLAB_EVENT_LOOP", None)
+    if choice is not None:
+        srv.env["COLLAB_EVENT_LOOP"] = choice
+    srv.start()
+    try:
+        assert srv.ready_line.endswith(f"event loop: {loop})"), srv.ready_line
+        doc = Doc()
+        doc["body"] = Text("on " + loop)
+        async with aiohttp.ClientSession() as session:  # and it serves: a write, a read
+            resp = await session.post(f"{srv.http_url}/api/docs/loop/update",
+                                      data=doc.get_update())
+            assert (await resp.json())["committed"] is True
+            resp = await session.get(f"{srv.http_url}/api/docs/loop?format=json&text=body")
+            assert (await resp.json())["text"]["body"] == "on " + loop
+    finally:
+        assert srv.stop() == 0
 
 
 def test_flag_wins_over_env(tmp_path):
@@ -103,7 +127,9 @@ def _missing_database_url() -> str:
 
 @pytest.mark.parametrize(("url", "why"), [
     (None, 'database "collab_no_such_database" does not exist'),
-    ("postgresql://postgres@127.0.0.1:1/db", "Connect call failed"),  # nothing listens there
+    # Nothing listens there: ECONNREFUSED (asyncio says "Connect call failed", uvloop
+    # "Connection refused").
+    ("postgresql://postgres@127.0.0.1:1/db", "[Errno 111]"),
 ])
 def test_serve_without_its_postgres_says_why_in_one_line(url, why):
     result = run_collab("serve", "--port", "0", "--database-url", url or _missing_database_url(),

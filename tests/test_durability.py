@@ -74,6 +74,8 @@ async def stream_until_killed(srv: ServerProcess, doc: str, editor: Editor, star
         # Compaction after every few rows, with no delay: kills land mid-compaction.
         pytest.param({"COLLAB_COMPACT_ROWS": "5", "COLLAB_COMPACT_DELAY": "0"},
                      id="during-compaction"),
+        # Servers run on uvloop unless told otherwise (collab/eventloop.py).
+        pytest.param({"COLLAB_EVENT_LOOP": "asyncio"}, id="asyncio-loop"),
     ],
 )
 async def test_sigkill_loses_no_acknowledged_update(tmp_path, env):

@@ -16,6 +16,7 @@ import signal
 from aiohttp import web
 
 from collab.config import Settings, redact_url
+from collab.eventloop import running_loop_name
 from collab.gateway.addresses import ConnectionsPerAddress
 from collab.gateway.app import build_app
 from collab.gateway.app_keys import PENDING_AUTH
@@ -69,7 +70,8 @@ async def serve(settings: Settings, registry: Registry | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     announce(f"collab serving on http://{settings.host}:{site.port} "
-             f"(store: {redact_url(settings.database_url)})", settings.log_format)
+             f"(store: {redact_url(settings.database_url)}; event loop: {running_loop_name()})",
+             settings.log_format)
     await stop.wait()
     return await drain(app, runner, settings.shutdown_timeout)
 
