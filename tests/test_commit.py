@@ -144,3 +144,64 @@ async def test_a_store_that_cannot_write_fails_everyone_without_splitting():
             await future
     assert len(store.batches) == 1 and committer.stats.isolations == 0
     await committer.close()
+
+
+class TurnMarkingStore(RecordingStore):
+    """Schedules a callback as each write ends: it runs at the next turn of the loop."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(fail)
+        self.next_turn_ran: list[bool] = []
+
+    async def write(self, ops):
+        marker = self.next_turn_ran
+        asyncio.get_running_loop().call_soon(marker.append, True)
+        await super().write(ops)
+        asyncio.get_running_loop().call_soon(marker.append, True)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_submit_then_is_told_in_the_turn_the_commit_ends(fail):
+    store = TurnMarkingStore(fail=fail)
+    committer = GroupCommitter(store)
+    committer.start()
+    told = []
+    committer.submit_then([AppendUpdate("a", 1, b"x")],
+                          lambda error: told.append((error, len(store.next_turn_ran))))
+    await committer.close()
+    # The write's own sleep let the first marker run; the second, scheduled as the
+    # write ended, had not run yet when `then` was called: the same turn.
+    [(error, markers)] = told
+    assert markers == 1
+    assert isinstance(error, OSError) if fail else error is None
+
+
+async def test_a_waiter_that_raises_does_not_keep_the_others_untold(caplog):
+    committer = GroupCommitter(RecordingStore())
+    committer.start()
+    told = []
+
+    def broken(error):
+        raise ValueError("bug in a waiter")
+
+    committer.submit_then([AppendUpdate("a", 1, b"x")], broken)
+    committer.submit_then([AppendUpdate("a", 2, b"x")], told.append)
+    future = committer.submit([AppendUpdate("a", 3, b"x")])
+    await future
+    assert told == [None]
+    assert "a commit's waiter failed" in caplog.text
+    await committer.close()
+
+
+async def test_flush_waits_for_submissions_told_by_function():
+    store = RecordingStore()
+    committer = GroupCommitter(store)
+    committer.start()
+    told = []
+    for i in range(3):
+        committer.submit_then([AppendUpdate("a", i, b"x")], told.append)
+    await committer.flush()
+    assert told == [None] * 3 and len(store.batches) == 1
+    await committer.flush()  # nothing pending: at once, and no empty transaction
+    assert len(store.batches) == 1
+    await committer.close()

@@ -131,3 +131,40 @@ async def test_flush_waits_for_the_queue_and_never_raises(store, committer):
     writes.close()  # no retry after close
     await asyncio.sleep(0.3)
     assert store.seqs() == []
+
+
+async def test_send_queued_hands_this_turns_writes_over_at_once(store, committer):
+    writes = chain(committer)
+    first = writes.submit([row(1)])
+    second = writes.submit([row(2)])
+    assert committer.pending == 0  # queued for the next turn
+    writes.send_queued()
+    assert committer.pending == 2  # in group commit now, as one submission
+    writes.send_queued()  # nothing more queued: nothing more sent
+    assert committer.pending == 2
+    await asyncio.gather(first, second)
+    assert store.batches == [[row(1), row(2)]]
+
+
+async def test_submit_then_is_told_of_failure_and_the_ops_are_kept(store, committer):
+    writes = chain(committer)
+    store.failures = 1
+    told = []
+    writes.submit_then([row(1)], told.append)
+    await until(lambda: len(told) == 1)
+    assert isinstance(told[0], StoreUnavailable)
+    assert writes.kept == 1 and writes.busy
+    writes.submit_then([row(2)], told.append)
+    await until(lambda: len(told) == 2)
+    assert told[1] is None and store.seqs() == [1, 2] and not writes.busy
+
+
+async def test_flush_waits_for_submit_then_writes(store, committer):
+    writes = chain(committer)
+    told = []
+    writes.submit_then([row(1)], told.append)
+    await writes.flush()
+    assert told == [None] and not writes.busy
+    writes.close()
+    writes.submit_then([row(2)], told.append)
+    await writes.flush()  # closed: returns rather than waiting for a send that never comes

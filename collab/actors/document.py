@@ -592,7 +592,7 @@ class Document(Actor):
         `then(error)` runs once it is (error None) or once the commit that carried it
         failed (its error)."""
         if self._outbox.writes:  # this drain's rows, submitted after it
-            pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            pending: asyncio.Future[Any] = self._loop.create_future()
             self._outbox.replies.append((pending, 0))
         elif self.writes.busy:  # in flight, or kept after a failed commit
             pending = self.writes.barrier()
@@ -715,7 +715,7 @@ class Document(Actor):
         self._outbox.broadcast.append((sender, update))
         self._outbox.writes.append(AppendUpdate(self.key, self.seq, update, self.epoch))
         if self._edited_at is None:
-            self._edited_at = asyncio.get_running_loop().time()
+            self._edited_at = self._loop.time()
         return self.seq
 
     def _check_quota(self, update: bytes) -> None:
@@ -951,7 +951,7 @@ class Document(Actor):
         if seq is None:  # it already was as the version says (once that is committed)
             self._answer_once_durable(reply, {"seq": self.seq, "saved_as": before.id})
             return
-        committed = asyncio.get_running_loop().create_future()
+        committed = self._loop.create_future()
         self._outbox.replies.append((committed, seq))
 
         def done(fut: asyncio.Future[int]) -> None:
@@ -987,19 +987,18 @@ class Document(Actor):
         writes: list[Any] = list(outbox.writes)
         if self.watches:
             writes.append(self._watch_timer())
-        future = self.submit(writes)
         self._in_flight += 1
         rows = len(outbox.writes)
         size = sum(len(op.data) for op in outbox.writes)
         replies = outbox.replies
 
-        def done(fut: asyncio.Future[None]) -> None:
-            message = Committed(out, senders, replies, rows, size, fut.exception())
+        def done(error: BaseException | None) -> None:
+            message = Committed(out, senders, replies, rows, size, error)
             if not self.post(message):
                 # Draining: the mailbox is closed, but HTTP callers still wait.
                 _settle_replies(message)
 
-        future.add_done_callback(done)
+        self.submit_then(writes, done)
 
     def _committed(self, message: Committed) -> None:
         self._in_flight -= 1
@@ -1027,7 +1026,7 @@ class Document(Actor):
         self._maybe_schedule_compaction()
         every = self.system.settings.auto_version_seconds
         if every and self._edited_at is not None and not self._auto_pending and \
-                asyncio.get_running_loop().time() - self._edited_at >= every:
+                self._loop.time() - self._edited_at >= every:
             self._auto_pending = True  # one AutoVersion at a time
             self.post(AutoVersion())
         self.maybe_arm_idle()

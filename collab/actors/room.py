@@ -9,7 +9,6 @@ helpers above `Room` are plain data code, testable without an event loop.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import json
 import logging
@@ -520,7 +519,7 @@ class Room(Actor):
             self.broadcast("typing", {"user": user, "active": False})
 
     def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._loop.time()
 
     def _caller(self, user: Any) -> str:
         """The user an action acts for: the connection's, or `user=` without one."""

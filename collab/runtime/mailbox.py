@@ -23,6 +23,7 @@ from collab.runtime.lifecycle import ActorState, check_transition
 from collab.runtime.ownership import OwnedElsewhere, OwnerRequest
 from collab.runtime.writes import WriteChain
 from collab.storage.base import Fence, WriteOp
+from collab.storage.commit import Then
 
 if TYPE_CHECKING:
     from collab.runtime.system import ActorSystem
@@ -69,7 +70,9 @@ class ActorBase:
         self._mailbox: deque[Any] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._last_active = asyncio.get_running_loop().time()  # of the last message handled
+        # Kept: on Python 3.11, each asyncio.get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
+        self._last_active = self._loop.time()  # of the last message handled
         self._shedding = False  # a budget Stop is in the mailbox
         #: This instance's estimate as the memory budget last counted it (budget.py).
         self.accounted_bytes = 0
@@ -79,7 +82,7 @@ class ActorBase:
         #: Every write of this actor goes through here, in order, with no holes.
         self.writes = WriteChain(system.committer, self._fence,
                                  lambda: self.post(WritesRecovered()), self._ownership_lost)
-        self._task = asyncio.create_task(self._run(), name=f"{self.kind}:{key}")
+        self._task = self._loop.create_task(self._run(), name=f"{self.kind}:{key}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} {self.lifecycle.value}>"
@@ -203,7 +206,7 @@ class ActorBase:
             return
         self._move(ActorState.LIVE)
         self.maybe_arm_idle()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         mailbox = self._mailbox
         budget = self.system.budget
         if budget is not None:
@@ -252,6 +255,7 @@ class ActorBase:
                 self._after_drain()
             except Exception:
                 log.exception("%s %r: flush after drain failed", self.kind, self.key)
+            self.writes.send_queued()  # this drain's writes: to group commit in this turn
             if mailbox:
                 continue
             # Not kept while it waits: a Leave would keep its closed socket, an update
@@ -306,6 +310,11 @@ class ActorBase:
         (runtime/writes.py); the future resolves once they are committed."""
         return self.writes.submit(ops)
 
+    def submit_then(self, ops: list[Any], then: Then) -> None:
+        """`submit`, with `then(error)` called as soon as the commit is settled (None:
+        committed), in the same turn of the event loop."""
+        self.writes.submit_then(ops, then)
+
     def _fence(self) -> list[WriteOp]:
         """What leads each of our submissions: our lease token, if we hold one."""
         if self.fence_token is None:
@@ -317,8 +326,7 @@ class ActorBase:
     def set_timer(self, name: str, delay: float) -> None:
         """(Re)arm timer `name`: after `delay` seconds a TimerFired(name) is posted."""
         self.cancel_timer(name)
-        self._timers[name] = asyncio.get_running_loop().call_later(
-            delay, self._fire_timer, name)
+        self._timers[name] = self._loop.call_later(delay, self._fire_timer, name)
 
     def cancel_timer(self, name: str) -> None:
         handle = self._timers.pop(name, None)

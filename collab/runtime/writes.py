@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from collab.storage.base import StaleOwner, WriteOp
-from collab.storage.commit import GroupCommitter, settle
+from collab.storage.commit import GroupCommitter, Then, Waiter, settle
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class WriteChain:
     committed (the actor may now announce what it held back).
     """
 
-    __slots__ = ("_closed", "_committer", "_failures", "_fence", "_in_flight", "_kept", "_queued",
-                 "_recovered", "_retry", "_send_soon", "_stale", "_waiters")
+    __slots__ = ("_closed", "_committer", "_failures", "_fence", "_in_flight", "_kept", "_landed",
+                 "_loop", "_queued", "_recovered", "_retry", "_send_soon", "_stale", "_waiters")
 
     def __init__(self, committer: GroupCommitter, fence: Callable[[], list[WriteOp]],
                  recovered: Callable[[], None],
@@ -52,10 +52,14 @@ class WriteChain:
         self._fence = fence
         self._recovered = recovered
         self._stale = stale
+        # Kept: on Python 3.11, each asyncio.get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         self._queued: list[WriteOp] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[Waiter] = []
         self._kept: list[WriteOp] = []  # ops of failed commits, oldest first
-        self._in_flight: asyncio.Future[None] | None = None
+        self._in_flight = False  # a submission of ours is in group commit
+        #: Resolved when the submission in flight is settled, for `flush` (made on demand).
+        self._landed: asyncio.Future[None] | None = None
         self._send_soon: asyncio.Handle | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._failures = 0  # consecutive failed commits, for the backoff
@@ -78,14 +82,29 @@ class WriteChain:
         error of the commit that carried them (the ops are then kept and written
         again). An empty `ops` is a barrier: it resolves once everything before
         it is committed (at once if nothing is pending)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         if not ops and not self.busy:
             future.set_result(None)
             return future
-        self._queued.extend(ops)
-        self._waiters.append(future)
-        self._schedule_send()
+        self._queue(ops, future)
         return future
+
+    def submit_then(self, ops: Sequence[WriteOp], then: Then) -> None:
+        """`submit`, but `then(error)` is called as soon as the commit is settled, in
+        the same turn of the event loop (None: committed). For a caller that acts on
+        the commit right away: a future would tell it a turn later."""
+        self._queue(ops, then)
+
+    def _queue(self, ops: Sequence[WriteOp], waiter: Waiter) -> None:
+        self._queued.extend(ops)
+        self._waiters.append(waiter)
+        self._schedule_send()
+
+    def send_queued(self) -> None:
+        """Hand what was submitted in this turn to group commit now, rather than at the
+        start of the next turn (the actor's drain is over: nothing more comes with it)."""
+        if self._send_soon is not None:
+            self._send()
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once every op submitted so far is committed."""
@@ -94,11 +113,15 @@ class WriteChain:
     async def flush(self) -> None:
         """Wait until nothing is in flight or queued (kept ops may remain: ask
         `kept`). Never raises: failures belong to the submitters' futures."""
-        while self._in_flight is not None or self._waiters:
-            if self._in_flight is None:
+        while self._in_flight or self._waiters:
+            if not self._in_flight:
                 self._send()
-            assert self._in_flight is not None
-            await asyncio.wait([self._in_flight])
+                if not self._in_flight:  # nothing to carry, or the chain is closed
+                    return
+                continue
+            if self._landed is None:
+                self._landed = self._loop.create_future()
+            await self._landed
 
     def close(self) -> None:
         """Stop retrying (the actor is gone); kept ops are dropped."""
@@ -114,14 +137,14 @@ class WriteChain:
     def _schedule_send(self) -> None:
         # In the next loop turn, so everything the actor submits in this one goes
         # as one submission.
-        if self._in_flight is None and self._send_soon is None and not self._closed:
-            self._send_soon = asyncio.get_running_loop().call_soon(self._send)
+        if not self._in_flight and self._send_soon is None and not self._closed:
+            self._send_soon = self._loop.call_soon(self._send)
 
     def _send(self) -> None:
         if self._send_soon is not None:  # called directly (flush): no second send
             self._send_soon.cancel()
             self._send_soon = None
-        if self._in_flight is not None or self._closed:
+        if self._in_flight or self._closed:
             return
         if self._retry is not None:
             self._retry.cancel()
@@ -133,19 +156,21 @@ class WriteChain:
         if not carried:
             settle(waiters, None)
             return
+        self._in_flight = True
         try:
-            commit = self._committer.submit([*self._fence(), *carried])
+            self._committer.submit_then([*self._fence(), *carried],
+                                        lambda error: self._done(error, carried, waiters, retried))
         except RuntimeError as exc:  # the committer is closed: the server is stopping
+            self._in_flight = False
             self._kept = carried
             settle(waiters, exc)
-            return
-        self._in_flight = commit
-        commit.add_done_callback(lambda fut: self._done(fut, carried, waiters, retried))
 
-    def _done(self, commit: asyncio.Future[None], carried: list[WriteOp],
-              waiters: list[asyncio.Future[None]], retried: bool) -> None:
-        self._in_flight = None
-        error = commit.exception()
+    def _done(self, error: BaseException | None, carried: list[WriteOp], waiters: list[Waiter],
+              retried: bool) -> None:
+        self._in_flight = False
+        landed, self._landed = self._landed, None
+        if landed is not None and not landed.done():
+            landed.set_result(None)
         if error is None:
             self._failures = 0
             settle(waiters, None)
@@ -170,4 +195,4 @@ class WriteChain:
             return
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1))
         delay *= random.uniform(0.5, 1.0)  # processes that failed together retry apart
-        self._retry = asyncio.get_running_loop().call_later(delay, self._send)
+        self._retry = self._loop.call_later(delay, self._send)

@@ -17,6 +17,11 @@ runtime/writes.py), so committing them apart keeps every actor's order.
 `on_commit`, if given, hears of every committed batch (its duration and size):
 the way a caller above storage measures persist latency without storage knowing
 how it is reported.
+
+A submission is told of its commit by a future (`submit`) or by a function called
+right after the commit, in the same turn of the event loop (`submit_then`): a
+future's callbacks run a turn later, and the chain from a commit to a client's
+acknowledgement would pay one turn per link (runtime/writes.py uses `submit_then`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,11 @@ from collab.storage.base import (
 
 log = logging.getLogger(__name__)
 
-Submission = tuple[Sequence[WriteOp], asyncio.Future[None]]
+#: Told of a commit: None once it committed, else the error it failed with.
+Then = Callable[[BaseException | None], None]
+#: Whoever waits on a submission: a future, or a function called when it is settled.
+Waiter = asyncio.Future[None] | Then
+Submission = tuple[Sequence[WriteOp], Waiter]
 #: Called after each committed batch with (seconds the transaction took, ops in it).
 CommitObserver = Callable[[float, int], None]
 
@@ -63,22 +72,39 @@ class GroupCommitter:
         self.stats = CommitStats()
         self._on_commit = on_commit
         self._pending: list[Submission] = []
-        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the committer task awaits while nothing is pending.
+        self._idle: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="group-commit")
+        # Kept: on Python 3.11, each asyncio.get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="group-commit")
 
     def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[None]:
         """Queue `ops` for the next transaction; the future resolves after it commits
         (or raises the store's error). Ops from one call are never split."""
+        future: asyncio.Future[None] = (self._loop or asyncio.get_running_loop()).create_future()
+        self._queue(ops, future)
+        return future
+
+    def submit_then(self, ops: Sequence[WriteOp], then: Then) -> None:
+        """`submit`, but `then(error)` is called as soon as the commit is over: None if
+        it committed, else the store's error. It must not raise (it is logged if it does)."""
+        self._queue(ops, then)
+
+    def _queue(self, ops: Sequence[WriteOp], waiter: Waiter) -> None:
         if self._closing:
             raise RuntimeError("committer is closed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((ops, future))
-        self._wakeup.set()
-        return future
+        self._pending.append((ops, waiter))
+        self._wake()
+
+    def _wake(self) -> None:
+        idle = self._idle
+        if idle is not None and not idle.done():
+            idle.set_result(None)
 
     @property
     def pending(self) -> int:
@@ -87,28 +113,32 @@ class GroupCommitter:
     async def flush(self) -> None:
         """Wait until everything submitted so far has committed (or failed)."""
         if self._pending:
-            await asyncio.gather(*(future for _, future in self._pending),
-                                 return_exceptions=True)
+            # Batches are settled in order: an empty submission queued last is settled
+            # after every one before it, and writes nothing itself.
+            try:
+                await self.submit(())
+            except Exception:  # that error is its batch's submitters' to hear
+                pass
 
     async def close(self) -> None:
         """Commit what is pending, then stop."""
         self._closing = True
-        self._wakeup.set()
+        self._wake()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
             if not self._pending:
                 if self._closing:
                     return
+                self._idle = loop.create_future()
+                await self._idle
+                self._idle = None
                 continue
             batch, self._pending = self._pending, []
             await self._commit(batch)
-            if self._pending or self._closing:
-                self._wakeup.set()
 
     async def _commit(self, batch: list[Submission]) -> None:
         error = await self._attempt(batch)
@@ -119,6 +149,9 @@ class GroupCommitter:
         """Write `batch` in one transaction; settle it if that commits, else return
         the error (nothing of the batch was written)."""
         ops = [op for sub_ops, _ in batch for op in sub_ops]
+        if not ops:  # only flush() markers
+            self._settle(batch, None)
+            return None
         started = time.perf_counter()
         try:
             await self.store.write(ops)
@@ -176,20 +209,26 @@ class GroupCommitter:
                 await self._isolate(half, half_error)
 
     def _settle(self, batch: list[Submission], error: BaseException | None) -> None:
-        settle((future for _, future in batch), error)
+        settle((waiter for _, waiter in batch), error)
 
 
-def settle(futures: Iterable[asyncio.Future[None]], error: BaseException | None) -> None:
-    """Resolve the pending ones of `futures` (a commit's waiters): with None, or with
-    the commit's error."""
-    for future in futures:
-        if future.done():
+def settle(waiters: Iterable[Waiter], error: BaseException | None) -> None:
+    """Tell a commit's `waiters` how it went: resolve the pending futures with None,
+    or with the commit's error; call the functions with None or the error."""
+    for waiter in waiters:
+        if not isinstance(waiter, asyncio.Future):
+            try:
+                waiter(error)
+            except Exception:  # one waiter's bug must not keep the others untold
+                log.exception("a commit's waiter failed")
+            continue
+        if waiter.done():
             continue
         if error is None:
-            future.set_result(None)
+            waiter.set_result(None)
         else:
-            future.set_exception(error)
-            future.exception()  # waiters may be gone; avoid "never retrieved"
+            waiter.set_exception(error)
+            waiter.exception()  # waiters may be gone; avoid "never retrieved"
 
 
 def _fenced_out(ops: Sequence[WriteOp], stale: StaleOwner) -> bool:
