@@ -4,7 +4,7 @@ platform but Windows), else asyncio's own; COLLAB_EVENT_LOOP picks one.
 uvloop does the loop's own work in C: reading and writing sockets, timers, the
 queue of ready callbacks. collab's hot path is mostly that work (a document update
 is one read, a write per peer, and a few hops between tasks), so on uvloop the
-server spends about 10% less CPU per delivered update (bench/README.md). Nothing in
+server spends about 8% less CPU per delivered update (bench/README.md). Nothing in
 collab depends on which loop runs it: the test suite serves on both (the servers it
 starts as processes on uvloop, those inside the test process on asyncio).
 """
