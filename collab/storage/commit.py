@@ -139,6 +139,9 @@ class GroupCommitter:
                 continue
             batch, self._pending = self._pending, []
             await self._commit(batch)
+            # Not kept while idle: its waiters hold what they will act on (a document's
+            # acknowledgement holds its senders' sockets).
+            del batch
 
     async def _commit(self, batch: list[Submission]) -> None:
         error = await self._attempt(batch)
