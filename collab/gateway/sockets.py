@@ -158,7 +158,8 @@ class Guard(Tracked):
     """An accepted connection served by aiohttp's request handler (`inner`): holds it to
     its first head's deadline and size, and tells `Sockets` when it is idle."""
 
-    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_requests", "_tail", "inner")
+    __slots__ = ("_deadline", "_head_bytes", "_reading_head", "_refused", "_requests", "_tail",
+                 "inner")
 
     served = True
 
@@ -170,6 +171,7 @@ class Guard(Tracked):
         self._reading_head = True
         self._deadline: asyncio.TimerHandle | None = None
         self._requests = 0  # in progress (one at a time on HTTP/1.1)
+        self._refused = False  # answered 431: what it sends meanwhile is read and dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -180,7 +182,7 @@ class Guard(Tracked):
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_head and not self._count_head(data):
+        if self._refused or (self._reading_head and not self._count_head(data)):
             return
         self.inner.data_received(data)
 
@@ -238,7 +240,13 @@ class Guard(Tracked):
             self.transport.write(canned_response(
                 HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
                 f"a request head is at most {self.sockets.max_header_bytes} bytes"))
-            self.transport.close()
+            # A lingering close: the answer, then our end of the stream, while what the
+            # client still sends is read and dropped for a moment. Closing at once with
+            # its bytes unread would reset the connection, and the reset can reach the
+            # client before the answer does.
+            self._refused = True
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(REFUSAL_LINGER, self.transport.close)
             return False
         if end >= 0:
             self._head_read()
