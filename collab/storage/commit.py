@@ -128,7 +128,8 @@ class GroupCommitter:
             await self._task
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # start()'s
+        assert loop is not None
         while True:
             if not self._pending:
                 if self._closing:
