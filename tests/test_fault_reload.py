@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import re
 import secrets
-import sqlite3
 from collections import Counter
 
 import aiohttp
@@ -29,8 +28,9 @@ import pytest
 from collab.client import CollabClient, CollabError
 from collab.errors import CloseCode
 from collab.protocol import ywire
+from tests.faults import write_lock_held
 from tests.serverproc import ServerProcess
-from tests.test_fault_holes import hold_sqlite_lock, tagged
+from tests.test_fault_holes import tagged
 from tests.test_hibernation import counts, text_of
 from tests.test_python_client import body, native_url
 from tests.waits import TIMEOUT, until
@@ -125,19 +125,6 @@ class Provider:
             self.acked |= {m for m in MARKER.findall(text) if m.startswith(f"{self.name}:")}
 
 
-def sqlite_locked(srv: ServerProcess) -> bool:
-    """True while another process holds the SQLite file's write lock."""
-    db = sqlite3.connect(srv.db_path, isolation_level=None, timeout=0)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("ROLLBACK")
-        return False
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        db.close()
-
-
 @contextlib.asynccontextmanager
 async def reads_terminated(url: str, tag: str, tables: str = "doc_snapshots"):
     """While inside: a lock on `tables` (doc_snapshots: the server's loads of a
@@ -217,14 +204,15 @@ async def test_a_fault_while_reloading_loses_and_doubles_nothing(
         await until(unloaded)
 
         if backend == "sqlite":
-            holder = asyncio.ensure_future(hold_sqlite_lock(srv, tag))
-            await until(lambda: sqlite_locked(srv))
-            await writer.edit()
-            body(doc).insert(len(body(doc)), "<p:2>")
-            # The load reads past the lock (WAL); the edit's commit fails: 1013. The
-            # native client's update goes in the next commit, which may wait it out.
-            await until(lambda: CloseCode.TRY_AGAIN_LATER in writer.closes)
-            await holder  # the lock is released
+            # Held until the writer is told: its commit may wait one busy timeout behind
+            # the other document's (which fails first), so a fixed hold could end
+            # while it waits, and the commit would then go through.
+            async with write_lock_held(srv):
+                await writer.edit()
+                body(doc).insert(len(body(doc)), "<p:2>")
+                # The load reads past the lock (WAL); the edit's commit fails: 1013. The
+                # native client's update goes in the next commit, which may wait it out.
+                await until(lambda: CloseCode.TRY_AGAIN_LATER in writer.closes)
         else:
             async with reads_terminated(admin_url, tag) as killed:
                 await writer.edit()
