@@ -487,6 +487,7 @@ async def test_load_during_compaction_sees_snapshot_and_the_rows_after_it(store)
             if doc.snapshot is not None:
                 assert doc.snapshot == b"s%d" % doc.snapshot_seq
             loads += 1
+            await asyncio.sleep(0)  # SQLite loads small documents on the loop, without yielding
 
     await asyncio.gather(writer(), reader(), reader())
     assert loads > 0
@@ -819,3 +820,31 @@ async def test_list_actors_pages_through_everything_once_in_order(store):
     assert [a.key for a in await store.list_actors("k", ("j", "zzz"), 2)] == k_keys[:2]
     assert await store.list_actors("nothing", None, 10) == []
     assert await store.list_actors(None, ("l", "a"), 10) == []
+
+
+async def test_sqlite_loads_small_documents_on_the_loop_and_large_ones_off_it(tmp_path):
+    """A document of at most POINT_LOAD_BYTES (or none at all) is read on the loop's
+    point-read connection; a larger one on the aiosqlite thread. Both read the same."""
+    from collab.storage import sqlite as sqlite_store
+
+    store = open_store(Settings(database_url=f"sqlite:///{tmp_path}/loads.db"))
+    await store.open()
+    big = bytes(range(256)) * (sqlite_store.POINT_LOAD_BYTES // 256 + 1)
+    await store.write([AppendUpdate("small", 1, b"s1"), AppendUpdate("small", 2, b"s2"),
+                       AppendUpdate("big", 1, big), AppendUpdate("big", 2, b"b2")])
+    await store.write([ReplaceSnapshot("small", 1, b"snap")])
+    threaded: list[str] = []
+    rows = store._rows
+
+    async def counted(sql, params=()):
+        threaded.append(params[0])
+        return await rows(sql, params)
+
+    store._rows = counted
+    small = await store.load_document("small")
+    assert small == StoredDocument(b"snap", 1, [(2, b"s2")])
+    assert await store.load_document("never-written") == StoredDocument()
+    assert threaded == []
+    assert (await store.load_document("big")).updates == [(1, big), (2, b"b2")]
+    assert threaded == ["big"]
+    await store.close()

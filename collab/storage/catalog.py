@@ -56,6 +56,9 @@ LIST_SQL = (
 #: The incarnation the store holds for one document (doc).
 EPOCH_SQL = "SELECT epoch FROM documents WHERE doc = ?"
 
+#: A document's stored size, for choosing how to load it (doc).
+SIZE_SQL = "SELECT bytes FROM documents WHERE doc = ?"
+
 #: Versions: store one (doc, id, kind, name, author, created_at, epoch, bytes, data),
 #: delete one (doc, id), delete all of a deleted document's (doc), list (doc), read (doc, id).
 PUT_VERSION_SQL = (

@@ -5,14 +5,15 @@ With `synchronous` OFF or NORMAL a WAL commit is a write() into the page cache
 and no fsync, so it runs right on the event loop: 42 µs of CPU per commit,
 measured, against 123 µs when each batch is handed to a thread (aiosqlite or
 an executor: the cross-thread wake-ups cost more than SQLite's work). FULL and
-EXTRA fsync on every commit, so they run on a dedicated writer thread. Loads
-use an aiosqlite reader connection (WAL lets readers and one writer run side
-by side); small indexed point reads (an actor's state, its timers, a chat
-message by client id) run on the loop on a connection of their own: about
-10 µs instead of a 250 µs round trip to the aiosqlite thread, which matters
-because an actor waits for them. The writer's auto-checkpoint is off when commits run inline; a
-checkpoint runs on the writer thread every CHECKPOINT_EVERY_COMMITS commits,
-so no fsync-ing checkpoint ever runs on the loop.
+EXTRA fsync on every commit, so they run on a dedicated writer thread. Large
+reads use an aiosqlite reader connection (WAL lets readers and one writer run
+side by side); small indexed point reads (an actor's state, its timers, a chat
+message by client id, a document of at most POINT_LOAD_BYTES) run on the loop
+on a connection of their own: about 10 µs instead of a 250 µs round trip to
+the aiosqlite thread, which matters because an actor waits for them. The
+writer's auto-checkpoint is off when commits run inline; a checkpoint runs on
+the writer thread every CHECKPOINT_EVERY_COMMITS commits, so no fsync-ing
+checkpoint ever runs on the loop.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ INLINE_SYNCHRONOUS = ("OFF", "NORMAL")
 #: writer's auto-checkpoint is off then). SQLite's own default is every 1000
 #: pages; a commit here is at least one page.
 CHECKPOINT_EVERY_COMMITS = 1000
+#: Stored bytes up to which a document loads on the event loop (a point read):
+#: a new or small document, the common case when clients connect, costs a few
+#: tens of µs there. Through the aiosqlite thread it costs a round trip, and a
+#: wait for the GIL while the loop is busy: connection setup was 6% slower.
+POINT_LOAD_BYTES = 64 * 1024
 
 
 def sqlite_path(url: str) -> str:
@@ -198,8 +204,11 @@ class SQLiteStore(Store):
     async def load_document(self, doc: str) -> StoredDocument:
         # One statement is one consistent read: the snapshot and the log rows
         # after it come from the same moment, with no transaction to interleave.
-        rows = await self._rows(_LOAD_DOCUMENT, (doc, doc, doc, doc))
-        return catalog.stored_document(rows)
+        params = (doc, doc, doc, doc)
+        size = await self._point_rows(catalog.SIZE_SQL, (doc,))
+        if not size or size[0][0] <= POINT_LOAD_BYTES:
+            return catalog.stored_document(await self._point_rows(_LOAD_DOCUMENT, params))
+        return catalog.stored_document(await self._rows(_LOAD_DOCUMENT, params))
 
     async def list_documents(self, prefix: str, after: str | None, limit: int
                              ) -> list[DocumentInfo]:
