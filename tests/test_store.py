@@ -46,7 +46,7 @@ from collab.storage.base import (
 )
 from collab.storage.postgres import PostgresStore, net_effect
 from collab.storage.schema import LATEST_VERSION, MIGRATIONS
-from collab.storage.sqlite import SQLiteStore
+from collab.storage.sqlite import POINT_LOAD_BYTES, SQLiteStore
 from tests.tcpproxy import TcpProxy
 from tests.waits import until
 
@@ -825,11 +825,9 @@ async def test_list_actors_pages_through_everything_once_in_order(store):
 async def test_sqlite_loads_small_documents_on_the_loop_and_large_ones_off_it(tmp_path):
     """A document of at most POINT_LOAD_BYTES (or none at all) is read on the loop's
     point-read connection; a larger one on the aiosqlite thread. Both read the same."""
-    from collab.storage import sqlite as sqlite_store
-
     store = open_store(Settings(database_url=f"sqlite:///{tmp_path}/loads.db"))
     await store.open()
-    big = bytes(range(256)) * (sqlite_store.POINT_LOAD_BYTES // 256 + 1)
+    big = bytes(range(256)) * (POINT_LOAD_BYTES // 256 + 1)
     await store.write([AppendUpdate("small", 1, b"s1"), AppendUpdate("small", 2, b"s2"),
                        AppendUpdate("big", 1, big), AppendUpdate("big", 2, b"b2")])
     await store.write([ReplaceSnapshot("small", 1, b"snap")])
